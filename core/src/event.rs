@@ -1,0 +1,26 @@
+//! The interaction event as every stage sees it after ingest.
+
+use serde::{Deserialize, Serialize};
+
+/// Dense user index (0-based, assigned at ingest).
+pub type UserId = u32;
+/// Dense item index (0-based, assigned at ingest).
+pub type ItemId = u32;
+
+/// One user-item interaction on the global timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub user: UserId,
+    pub item: ItemId,
+    /// Unix seconds, UTC.
+    pub timestamp: i64,
+    /// Explicit rating or event value; 1.0 for implicit events.
+    pub value: f32,
+}
+
+impl Interaction {
+    /// Relevance as defined by the evaluation protocol: an explicit rating of 4 or more.
+    pub fn is_relevant(&self) -> bool {
+        self.value >= 4.0
+    }
+}

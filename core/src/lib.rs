@@ -1,0 +1,14 @@
+//! Pure domain logic shared by the operator and the data plane.
+//!
+//! Nothing here performs I/O or links native code: the event schema, the global-timeline
+//! split, popularity baselines and the offline metrics of `shared/EVALUATION.md`.
+
+pub mod baseline;
+pub mod bootstrap;
+pub mod event;
+pub mod metrics;
+pub mod ranking;
+pub mod split;
+
+pub use event::{Interaction, ItemId, UserId};
+pub use split::{SplitWindows, TimeSplit};

@@ -1,0 +1,243 @@
+//! Approximate nearest-neighbour search over item embeddings with FAISS (inner product on
+//! L2-normalised vectors = cosine). The index stores positions; `item_ids` maps them back.
+
+use crate::error::ModelError;
+use faiss::index::{IndexImpl, NativeIndex};
+use faiss::{index_factory, Index, MetricType};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Index families we build, with their search-time knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum IndexKind {
+    /// Exact search: right for small catalogs and as the recall reference.
+    Flat,
+    /// Graph index: `m` links per node, `ef_search` candidates explored per query.
+    Hnsw { m: u32, ef_search: u32 },
+    /// Inverted lists: `nlist` clusters, `nprobe` visited per query.
+    Ivf { nlist: u32, nprobe: u32 },
+}
+
+impl IndexKind {
+    /// A sensible default for a catalog of `n` items: exact below 50k items, HNSW above.
+    pub fn for_catalog(n: usize) -> Self {
+        if n < 50_000 {
+            Self::Flat
+        } else {
+            Self::Hnsw { m: 32, ef_search: 256 }
+        }
+    }
+
+    fn factory_string(&self) -> String {
+        match self {
+            Self::Flat => "Flat".into(),
+            Self::Hnsw { m, .. } => format!("HNSW{m},Flat"),
+            Self::Ivf { nlist, .. } => format!("IVF{nlist},Flat"),
+        }
+    }
+}
+
+/// A searchable index plus the item id of every stored vector.
+pub struct AnnIndex {
+    index: IndexImpl,
+    kind: IndexKind,
+    item_ids: Vec<u32>,
+    dim: usize,
+}
+
+impl std::fmt::Debug for AnnIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnIndex").field("kind", &self.kind).field("items", &self.item_ids.len()).finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexMeta {
+    kind: IndexKind,
+    dim: usize,
+    item_ids: Vec<u32>,
+}
+
+impl AnnIndex {
+    /// Builds an inner-product index over `vectors` (row-major, `item_ids.len() × dim`).
+    pub fn build(kind: IndexKind, dim: usize, vectors: &[f32], item_ids: Vec<u32>) -> Result<Self, ModelError> {
+        if dim == 0 || vectors.len() != item_ids.len() * dim {
+            return Err(ModelError::Invalid(format!(
+                "{} values are not {} vectors of dim {dim}",
+                vectors.len(),
+                item_ids.len()
+            )));
+        }
+        let mut index = index_factory(dim as u32, kind.factory_string(), MetricType::InnerProduct)?;
+        if !index.is_trained() {
+            index.train(vectors)?;
+        }
+        index.add(vectors)?;
+        let ann = Self { index, kind, item_ids, dim };
+        ann.apply_search_params()?;
+        Ok(ann)
+    }
+
+    fn apply_search_params(&self) -> Result<(), ModelError> {
+        let space = faiss::index::autotune::ParameterSpace::new()?;
+        match self.kind {
+            IndexKind::Flat => {}
+            IndexKind::Hnsw { ef_search, .. } => space.set_index_parameter(&self.index, "efSearch", ef_search)?,
+            IndexKind::Ivf { nprobe, .. } => space.set_index_parameter(&self.index, "nprobe", nprobe)?,
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.item_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.item_ids.is_empty()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn kind(&self) -> IndexKind {
+        self.kind
+    }
+
+    /// Top `k` items for one query vector, best first, as (item id, inner product).
+    /// Takes `&self`: FAISS searches are read-only, so one index serves every worker thread.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u32, f32)>, ModelError> {
+        if query.len() != self.dim {
+            return Err(ModelError::Invalid(format!("query has dim {}, index has {}", query.len(), self.dim)));
+        }
+        let k = k.min(self.item_ids.len());
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut distances = vec![0f32; k];
+        let mut labels = vec![-1i64; k];
+        // SAFETY: `faiss_Index_search` is a const method in FAISS and thread-safe for the CPU
+        // index types built here; the buffers hold exactly `k` results for one query.
+        let code = unsafe {
+            faiss_sys::faiss_Index_search(
+                self.index.inner_ptr(),
+                1,
+                query.as_ptr(),
+                k as i64,
+                distances.as_mut_ptr(),
+                labels.as_mut_ptr(),
+            )
+        };
+        if code != 0 {
+            return Err(ModelError::Invalid(format!("faiss search failed with code {code}")));
+        }
+        Ok(labels
+            .into_iter()
+            .zip(distances)
+            .filter(|(label, _)| *label >= 0)
+            .filter_map(|(label, d)| self.item_ids.get(label as usize).map(|&id| (id, d)))
+            .collect())
+    }
+
+    /// Writes `ann.faiss` and `ann.json` (kind, dim, id map) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let index_path = dir.join("ann.faiss");
+        faiss::write_index(&self.index, index_path.to_string_lossy().as_ref())?;
+        let meta = IndexMeta { kind: self.kind, dim: self.dim, item_ids: self.item_ids.clone() };
+        let meta_path = dir.join("ann.json");
+        let json = serde_json::to_vec(&meta).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        std::fs::write(&meta_path, json).map_err(|e| ModelError::io(&meta_path, e))
+    }
+
+    /// Loads an index saved by [`AnnIndex::save`], refusing one whose vector count or dimension
+    /// disagrees with its id map.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let meta_path = dir.join("ann.json");
+        let json = std::fs::read(&meta_path).map_err(|e| ModelError::io(&meta_path, e))?;
+        let meta: IndexMeta =
+            serde_json::from_slice(&json).map_err(|e| ModelError::Invalid(format!("{}: {e}", meta_path.display())))?;
+        let index_path = dir.join("ann.faiss");
+        if !index_path.is_file() {
+            return Err(ModelError::io(&index_path, std::io::ErrorKind::NotFound.into()));
+        }
+        let index = faiss::read_index(index_path.to_string_lossy().as_ref())?;
+        if index.ntotal() as usize != meta.item_ids.len() || index.d() as usize != meta.dim {
+            return Err(ModelError::Invalid(format!(
+                "{}: {} vectors of dim {} but the id map has {} items of dim {}",
+                index_path.display(),
+                index.ntotal(),
+                index.d(),
+                meta.item_ids.len(),
+                meta.dim
+            )));
+        }
+        let ann = Self { index, kind: meta.kind, item_ids: meta.item_ids, dim: meta.dim };
+        ann.apply_search_params()?;
+        Ok(ann)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit_vectors(n: usize, dim: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n * dim).map(|i| (((i * 7919) % 1000) as f32 / 1000.0) - 0.5).collect();
+        for row in v.chunks_mut(dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+
+    #[test]
+    fn flat_search_returns_the_vector_itself_first() {
+        let dim = 16;
+        let vectors = unit_vectors(200, dim);
+        let ids: Vec<u32> = (0..200).map(|i| i * 10).collect();
+        let ann = AnnIndex::build(IndexKind::Flat, dim, &vectors, ids).unwrap();
+        let hits = ann.search(&vectors[37 * dim..38 * dim], 5).unwrap();
+        assert_eq!(hits.len(), 5);
+        assert_eq!(hits[0].0, 370);
+        assert!((hits[0].1 - 1.0).abs() < 1e-4);
+        assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+
+    #[test]
+    fn hnsw_agrees_with_exact_search_on_a_small_set() {
+        let dim = 16;
+        let vectors = unit_vectors(500, dim);
+        let ids: Vec<u32> = (0..500).collect();
+        let exact = AnnIndex::build(IndexKind::Flat, dim, &vectors, ids.clone()).unwrap();
+        let hnsw = AnnIndex::build(IndexKind::Hnsw { m: 16, ef_search: 128 }, dim, &vectors, ids).unwrap();
+        let q = &vectors[3 * dim..4 * dim];
+        let a: Vec<u32> = exact.search(q, 10).unwrap().into_iter().map(|h| h.0).collect();
+        let b: Vec<u32> = hnsw.search(q, 10).unwrap().into_iter().map(|h| h.0).collect();
+        let overlap = a.iter().filter(|x| b.contains(x)).count();
+        assert!(overlap >= 9, "overlap {overlap}");
+    }
+
+    #[test]
+    fn save_load_round_trip_and_truncated_index_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ann-{}", std::process::id()));
+        let dim = 8;
+        let vectors = unit_vectors(50, dim);
+        let ann = AnnIndex::build(IndexKind::Flat, dim, &vectors, (0..50).collect()).unwrap();
+        ann.save(&dir).unwrap();
+        let loaded = AnnIndex::load(&dir).unwrap();
+        assert_eq!(ann.search(&vectors[..dim], 3).unwrap(), loaded.search(&vectors[..dim], 3).unwrap());
+
+        let bytes = std::fs::read(dir.join("ann.faiss")).unwrap();
+        std::fs::write(dir.join("ann.faiss"), &bytes[..bytes.len() / 2]).unwrap();
+        assert!(AnnIndex::load(&dir).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn wrong_query_dimension_is_an_error() {
+        let ann = AnnIndex::build(IndexKind::Flat, 4, &unit_vectors(3, 4), vec![0, 1, 2]).unwrap();
+        assert!(ann.search(&[1.0, 0.0], 2).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! The native half of the data plane: everything that links FAISS, libtorch or LightGBM lives
+//! here and nowhere else, so the operator and the pure domain crate stay small.
+
+pub mod ann;
+pub mod error;
+pub mod ranker;
+pub mod two_tower;
+
+pub use ann::{AnnIndex, IndexKind};
+pub use error::ModelError;
+pub use ranker::{Ranker, RankerParams};
+pub use two_tower::{TowerInputs, TwoTower, TwoTowerConfig, TrainReport};
+
+/// Limits libtorch's intra-op threads; call once at start-up. Pods get few cores, and
+/// oversubscribing them costs more than it gains.
+pub fn set_torch_threads(threads: i32) {
+    tch::set_num_threads(threads.max(1));
+}

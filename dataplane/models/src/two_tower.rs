@@ -1,0 +1,414 @@
+//! Two-tower retrieval model in libtorch: a user tower and an item tower map ids and features to
+//! L2-normalised 128-d vectors, so a dot product is a cosine similarity an ANN index can search.
+//!
+//! Each tower is the seed's `Dense 256 → ReLU → BatchNorm → Dense 128 → ReLU → Dense 128 → L2`,
+//! fed with a learned id embedding concatenated with dense features. Training uses in-batch
+//! negatives (sampled softmax) with a log-q correction so popular items are not over-penalised
+//! for appearing as negatives more often, and early stopping on a validation score.
+
+use crate::error::ModelError;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::{nn, nn::Module, nn::ModuleT, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// Hyper-parameters and input shapes; saved beside the weights so a loader rebuilds the same
+/// graph.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TwoTowerConfig {
+    /// Size of the user id vocabulary; id 0 is reserved for unknown users.
+    pub user_vocab: i64,
+    /// Size of the item id vocabulary; id 0 is reserved for unknown items.
+    pub item_vocab: i64,
+    pub user_feature_dim: i64,
+    pub item_feature_dim: i64,
+    pub id_embedding_dim: i64,
+    pub hidden_dim: i64,
+    pub output_dim: i64,
+    /// Softmax temperature on cosine similarities.
+    pub temperature: f64,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    /// Epochs without validation improvement before stopping.
+    pub patience: usize,
+    /// Probability of replacing an id by the unknown id during training, which teaches the
+    /// towers to serve cold users and items from their features alone.
+    pub id_dropout: f64,
+    pub seed: u64,
+}
+
+impl TwoTowerConfig {
+    pub fn new(user_vocab: i64, item_vocab: i64, user_feature_dim: i64, item_feature_dim: i64) -> Self {
+        Self {
+            user_vocab,
+            item_vocab,
+            user_feature_dim,
+            item_feature_dim,
+            id_embedding_dim: 32,
+            hidden_dim: 256,
+            output_dim: 128,
+            temperature: 0.1,
+            learning_rate: 2e-3,
+            weight_decay: 1e-5,
+            batch_size: 512,
+            max_epochs: 30,
+            patience: 3,
+            id_dropout: 0.1,
+            seed: 7,
+        }
+    }
+}
+
+/// Row-major tower inputs: one id (0 = unknown) and `feature_dim` dense features per row.
+#[derive(Debug, Clone, Default)]
+pub struct TowerInputs {
+    pub ids: Vec<i64>,
+    pub features: Vec<f32>,
+    pub feature_dim: usize,
+}
+
+impl TowerInputs {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn validate(&self, expected_dim: i64, what: &str) -> Result<(), ModelError> {
+        if self.feature_dim as i64 != expected_dim || self.features.len() != self.ids.len() * self.feature_dim {
+            return Err(ModelError::Invalid(format!(
+                "{what} inputs: {} ids, {} features with dim {} (model expects dim {expected_dim})",
+                self.ids.len(),
+                self.features.len(),
+                self.feature_dim
+            )));
+        }
+        Ok(())
+    }
+
+    fn gather(&self, rows: &[usize]) -> (Tensor, Tensor) {
+        let ids: Vec<i64> = rows.iter().map(|&r| self.ids[r]).collect();
+        let mut features = Vec::with_capacity(rows.len() * self.feature_dim);
+        for &r in rows {
+            features.extend_from_slice(&self.features[r * self.feature_dim..(r + 1) * self.feature_dim]);
+        }
+        (
+            Tensor::from_slice(&ids),
+            Tensor::from_slice(&features).view([rows.len() as i64, self.feature_dim as i64]),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Tower {
+    id_embedding: nn::Embedding,
+    dense1: nn::Linear,
+    norm: nn::BatchNorm,
+    dense2: nn::Linear,
+    dense3: nn::Linear,
+}
+
+impl Tower {
+    fn new(path: nn::Path, vocab: i64, feature_dim: i64, config: &TwoTowerConfig) -> Self {
+        let input = config.id_embedding_dim + feature_dim;
+        Self {
+            id_embedding: nn::embedding(&path / "id", vocab, config.id_embedding_dim, Default::default()),
+            dense1: nn::linear(&path / "dense1", input, config.hidden_dim, Default::default()),
+            norm: nn::batch_norm1d(&path / "norm", config.hidden_dim, Default::default()),
+            dense2: nn::linear(&path / "dense2", config.hidden_dim, config.output_dim, Default::default()),
+            dense3: nn::linear(&path / "dense3", config.output_dim, config.output_dim, Default::default()),
+        }
+    }
+
+    fn forward_t(&self, ids: &Tensor, features: &Tensor, train: bool) -> Tensor {
+        let x = Tensor::cat(&[self.id_embedding.forward(ids), features.shallow_clone()], 1);
+        let x = self.dense1.forward(&x).relu().apply_t(&self.norm, train);
+        let x = self.dense2.forward(&x).relu();
+        let x = self.dense3.forward(&x);
+        let norm = x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+        x / norm
+    }
+}
+
+/// A trained (or freshly initialised) two-tower model.
+#[derive(Debug)]
+pub struct TwoTower {
+    config: TwoTowerConfig,
+    vs: nn::VarStore,
+    user_tower: Tower,
+    item_tower: Tower,
+}
+
+/// What training did: epochs run, the best validation score and the epoch it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub best_validation: f64,
+    pub final_train_loss: f64,
+    pub validation_history: Vec<f64>,
+}
+
+impl TwoTower {
+    pub fn new(config: TwoTowerConfig) -> Self {
+        tch::manual_seed(config.seed as i64);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let user_tower = Tower::new(vs.root() / "user", config.user_vocab, config.user_feature_dim, &config);
+        let item_tower = Tower::new(vs.root() / "item", config.item_vocab, config.item_feature_dim, &config);
+        Self { config, vs, user_tower, item_tower }
+    }
+
+    pub fn config(&self) -> &TwoTowerConfig {
+        &self.config
+    }
+
+    /// One optimisation step on a batch of (user row, item row) positives; returns the loss.
+    pub fn train_step(
+        &self,
+        optimizer: &mut nn::Optimizer,
+        users: &TowerInputs,
+        items: &TowerInputs,
+        batch: &[(usize, usize)],
+        item_log_q: &[f32],
+    ) -> f64 {
+        let user_rows: Vec<usize> = batch.iter().map(|p| p.0).collect();
+        let item_rows: Vec<usize> = batch.iter().map(|p| p.1).collect();
+        let (user_ids, user_features) = users.gather(&user_rows);
+        let (item_ids, item_features) = items.gather(&item_rows);
+        let user_ids = self.drop_ids(&user_ids);
+        let item_ids = self.drop_ids(&item_ids);
+
+        let u = self.user_tower.forward_t(&user_ids, &user_features, true);
+        let v = self.item_tower.forward_t(&item_ids, &item_features, true);
+        let log_q: Vec<f32> = item_rows.iter().map(|&r| item_log_q.get(r).copied().unwrap_or(0.0)).collect();
+        let log_q = Tensor::from_slice(&log_q);
+
+        let n = batch.len() as i64;
+        let logits = u.matmul(&v.tr()) / self.config.temperature - log_q.unsqueeze(0);
+        // The same item twice in a batch is not a negative for either row.
+        let rows = Tensor::from_slice(&item_rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
+        let same_item = rows.unsqueeze(0).eq_tensor(&rows.unsqueeze(1));
+        let off_diagonal = Tensor::eye(n, (Kind::Bool, Device::Cpu)).logical_not();
+        let logits = logits.masked_fill(&same_item.logical_and(&off_diagonal), -1e9);
+        let targets = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+        let loss = logits.cross_entropy_for_logits(&targets);
+        optimizer.backward_step(&loss);
+        loss.double_value(&[])
+    }
+
+    fn drop_ids(&self, ids: &Tensor) -> Tensor {
+        if self.config.id_dropout <= 0.0 {
+            return ids.shallow_clone();
+        }
+        let drop = Tensor::rand([ids.size()[0]], (Kind::Float, Device::Cpu)).lt(self.config.id_dropout);
+        ids.masked_fill(&drop, 0)
+    }
+
+    /// Trains on `positives` (user row, item row). With `validate` (higher is better) it stops
+    /// early and keeps the best epoch's weights; without, it runs `max_epochs` and keeps the last.
+    pub fn fit(
+        config: TwoTowerConfig,
+        users: &TowerInputs,
+        items: &TowerInputs,
+        positives: &[(usize, usize)],
+        item_log_q: &[f32],
+        mut validate: Option<&mut dyn FnMut(&TwoTower) -> Result<f64, ModelError>>,
+    ) -> Result<(Self, TrainReport), ModelError> {
+        users.validate(config.user_feature_dim, "user")?;
+        items.validate(config.item_feature_dim, "item")?;
+        if positives.is_empty() {
+            return Err(ModelError::Invalid("no training interactions".into()));
+        }
+        if let Some(&(u, i)) = positives.iter().find(|&&(u, i)| u >= users.len() || i >= items.len()) {
+            return Err(ModelError::Invalid(format!("pair ({u}, {i}) is outside the tower inputs")));
+        }
+        let model = Self::new(config.clone());
+        let mut optimizer = nn::Adam { wd: config.weight_decay, ..Default::default() }.build(&model.vs, config.learning_rate)?;
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut order: Vec<(usize, usize)> = positives.to_vec();
+        let mut report = TrainReport {
+            epochs_run: 0,
+            best_epoch: 0,
+            best_validation: f64::NEG_INFINITY,
+            final_train_loss: f64::NAN,
+            validation_history: Vec::new(),
+        };
+        let mut best_weights: Option<Vec<(String, Tensor)>> = None;
+        let steps_per_epoch = order.len().div_ceil(config.batch_size);
+        let bar = ProgressBar::new((config.max_epochs * steps_per_epoch) as u64).with_style(
+            ProgressStyle::with_template("two-tower {bar:30} epoch {msg} [{elapsed}<{eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+
+        for epoch in 1..=config.max_epochs {
+            order.shuffle(&mut rng);
+            let mut loss_sum = 0.0;
+            let mut batches = 0usize;
+            // A batch of one has no negatives; skip the tail in that case.
+            for batch in order.chunks(config.batch_size).filter(|b| b.len() > 1) {
+                loss_sum += model.train_step(&mut optimizer, users, items, batch, item_log_q);
+                batches += 1;
+                bar.inc(1);
+            }
+            report.final_train_loss = loss_sum / batches.max(1) as f64;
+            report.epochs_run = epoch;
+            let Some(validate) = validate.as_mut() else {
+                bar.set_message(format!("{epoch} loss {:.3}", report.final_train_loss));
+                report.best_epoch = epoch;
+                continue;
+            };
+            let score = validate(&model)?;
+            report.validation_history.push(score);
+            bar.set_message(format!("{epoch} loss {:.3} val {score:.4}", report.final_train_loss));
+            if score > report.best_validation {
+                report.best_validation = score;
+                report.best_epoch = epoch;
+                best_weights = Some(model.snapshot());
+            } else if epoch - report.best_epoch >= config.patience {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        if let Some(weights) = best_weights {
+            model.restore(&weights);
+        }
+        Ok((model, report))
+    }
+
+    fn snapshot(&self) -> Vec<(String, Tensor)> {
+        tch::no_grad(|| self.vs.variables().into_iter().map(|(name, t)| (name, t.copy())).collect())
+    }
+
+    fn restore(&self, weights: &[(String, Tensor)]) {
+        let mut live = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, saved) in weights {
+                if let Some(t) = live.get_mut(name) {
+                    t.copy_(saved);
+                }
+            }
+        });
+    }
+
+    /// User embeddings, `inputs.len() × output_dim`, row-major.
+    pub fn embed_users(&self, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
+        inputs.validate(self.config.user_feature_dim, "user")?;
+        self.embed(&self.user_tower, inputs)
+    }
+
+    /// Item embeddings, `inputs.len() × output_dim`, row-major.
+    pub fn embed_items(&self, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
+        inputs.validate(self.config.item_feature_dim, "item")?;
+        self.embed(&self.item_tower, inputs)
+    }
+
+    fn embed(&self, tower: &Tower, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
+        let mut out = Vec::with_capacity(inputs.len() * self.config.output_dim as usize);
+        let rows: Vec<usize> = (0..inputs.len()).collect();
+        tch::no_grad(|| -> Result<(), ModelError> {
+            for chunk in rows.chunks(4096) {
+                let (ids, features) = inputs.gather(chunk);
+                let vectors = tower.forward_t(&ids, &features, false).contiguous();
+                out.extend(Vec::<f32>::try_from(vectors.view([-1]))?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Writes the weights (safetensors) and the config (JSON) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let config_path = dir.join("two_tower.json");
+        let json = serde_json::to_vec_pretty(&self.config).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        std::fs::write(&config_path, json).map_err(|e| ModelError::io(&config_path, e))?;
+        self.vs.save(dir.join("two_tower.safetensors"))?;
+        Ok(())
+    }
+
+    /// Loads a model saved by [`TwoTower::save`]; a missing, truncated or mismatched weight file
+    /// is an error, never a half-initialised model.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let config_path = dir.join("two_tower.json");
+        let json = std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
+        let config: TwoTowerConfig = serde_json::from_slice(&json)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", config_path.display())))?;
+        let mut model = Self::new(config);
+        model.vs.load(dir.join("two_tower.safetensors"))?;
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(n: usize, dim: usize) -> TowerInputs {
+        TowerInputs {
+            ids: (1..=n as i64).collect(),
+            features: (0..n * dim).map(|i| ((i % 7) as f32) / 7.0).collect(),
+            feature_dim: dim,
+        }
+    }
+
+    fn tiny_config() -> TwoTowerConfig {
+        TwoTowerConfig { batch_size: 16, max_epochs: 3, ..TwoTowerConfig::new(21, 31, 3, 2) }
+    }
+
+    #[test]
+    fn embeddings_are_unit_vectors_of_the_configured_width() {
+        let model = TwoTower::new(tiny_config());
+        let users = inputs(5, 3);
+        let e = model.embed_users(&users).unwrap();
+        assert_eq!(e.len(), 5 * 128);
+        for row in e.chunks(128) {
+            let norm: f32 = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+        }
+    }
+
+    #[test]
+    fn an_optimizer_step_changes_the_weights_and_lowers_the_loss() {
+        let model = TwoTower::new(tiny_config());
+        let users = inputs(20, 3);
+        let items = inputs(30, 2);
+        let mut opt = nn::Adam::default().build(&model.vs, 1e-2).unwrap();
+        let batch: Vec<(usize, usize)> = (0..16).map(|i| (i, (i * 7) % 30)).collect();
+        let log_q = vec![0.0; 30];
+        let before = model.embed_items(&items).unwrap();
+        let first = model.train_step(&mut opt, &users, &items, &batch, &log_q);
+        let mut last = first;
+        for _ in 0..30 {
+            last = model.train_step(&mut opt, &users, &items, &batch, &log_q);
+        }
+        let after = model.embed_items(&items).unwrap();
+        assert_ne!(before, after);
+        assert!(last < first, "loss went from {first} to {last}");
+    }
+
+    #[test]
+    fn wrong_feature_width_is_refused() {
+        let model = TwoTower::new(tiny_config());
+        let err = model.embed_users(&inputs(2, 4)).unwrap_err();
+        assert!(err.to_string().contains("expects dim 3"), "{err}");
+    }
+
+    #[test]
+    fn save_and_load_round_trip_and_corrupt_weights_are_refused() {
+        let dir = std::env::temp_dir().join(format!("two-tower-{}", std::process::id()));
+        let model = TwoTower::new(tiny_config());
+        model.save(&dir).unwrap();
+        let loaded = TwoTower::load(&dir).unwrap();
+        let users = inputs(4, 3);
+        assert_eq!(model.embed_users(&users).unwrap(), loaded.embed_users(&users).unwrap());
+
+        std::fs::write(dir.join("two_tower.safetensors"), b"not a tensor file").unwrap();
+        assert!(TwoTower::load(&dir).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,60 @@
+//! Loading interaction data and the catalog into dense ids.
+
+pub mod locate;
+pub mod movielens;
+
+use recsys_core::Interaction;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Demographics of one user, as far as they are known.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UserProfile {
+    pub external_id: String,
+    pub age: Option<u32>,
+    pub gender: Option<String>,
+    pub occupation: Option<String>,
+    pub zip: Option<String>,
+}
+
+/// Display and content metadata of one item.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ItemMeta {
+    pub external_id: String,
+    pub title: String,
+    pub year: Option<i32>,
+    pub genres: Vec<String>,
+}
+
+/// Users, items and interactions with dense ids: `users[u]`, `items[i]`.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub users: Vec<UserProfile>,
+    pub items: Vec<ItemMeta>,
+    pub interactions: Vec<Interaction>,
+}
+
+impl Dataset {
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.interactions.iter().map(|r| r.timestamp).max()
+    }
+
+    pub fn user_index(&self) -> std::collections::HashMap<String, u32> {
+        self.users.iter().enumerate().map(|(i, u)| (u.external_id.clone(), i as u32)).collect()
+    }
+}
+
+/// A data file that could not be read, with the exact place it went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Malformed { path: PathBuf, line: usize, message: String },
+    #[error("no ml-100k data found; looked in: {0}. Run scripts/fetch-data.sh or set RECSYS_DATA_DIR")]
+    NotFound(String),
+}

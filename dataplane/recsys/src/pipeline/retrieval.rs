@@ -1,0 +1,104 @@
+//! First stage: train the two-tower model on a history window and index its item vectors.
+
+use crate::features::{tower, FeatureSnapshot};
+use crate::pipeline::labels::relevant_by_user;
+use recsys_core::{metrics, ranking, Interaction};
+use recsys_models::{AnnIndex, IndexKind, ModelError, TrainReport, TwoTower, TwoTowerConfig};
+
+/// A trained retrieval stage: model, precomputed vectors and the ANN index over items.
+pub struct Retrieval {
+    pub model: TwoTower,
+    pub user_vectors: Vec<f32>,
+    pub item_vectors: Vec<f32>,
+    pub ann: AnnIndex,
+    pub report: TrainReport,
+}
+
+impl Retrieval {
+    pub fn dim(&self) -> usize {
+        self.model.config().output_dim as usize
+    }
+
+    pub fn user_vector(&self, user: u32) -> &[f32] {
+        let d = self.dim();
+        &self.user_vectors[user as usize * d..(user as usize + 1) * d]
+    }
+
+    /// Top `k` unseen items for `user` from the ANN index, best first.
+    pub fn retrieve(&self, snapshot: &FeatureSnapshot, user: u32, k: usize) -> Result<Vec<(u32, f32)>, ModelError> {
+        retrieve_unseen(&self.ann, snapshot, user, self.user_vector(user), k)
+    }
+}
+
+/// ANN search that skips items the user has already seen, asking for enough extra results.
+pub fn retrieve_unseen(
+    ann: &AnnIndex,
+    snapshot: &FeatureSnapshot,
+    user: u32,
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<(u32, f32)>, ModelError> {
+    let seen = snapshot.users.get(user as usize).map_or(0, |u| u.seen.len());
+    let mut hits = ann.search(query, k + seen)?;
+    hits.retain(|(item, _)| !snapshot.has_seen(user, *item));
+    // FAISS does not promise the protocol's tie-break; re-sort equal scores by item id.
+    hits.sort_by(ranking::compare_scored);
+    hits.truncate(k);
+    Ok(hits)
+}
+
+/// Trains on every interaction in `history` (as of `snapshot`). With `validation` rows, stops
+/// early on their Recall@50; otherwise runs `epochs` epochs.
+pub fn train(
+    snapshot: &FeatureSnapshot,
+    history: &[Interaction],
+    validation: Option<&[Interaction]>,
+    epochs: usize,
+) -> Result<Retrieval, ModelError> {
+    let users = tower::all_users(snapshot);
+    let items = tower::all_items(snapshot);
+    let config = TwoTowerConfig {
+        max_epochs: epochs,
+        ..TwoTowerConfig::new(
+            snapshot.users.len() as i64 + 1,
+            snapshot.items.len() as i64 + 1,
+            users.feature_dim as i64,
+            items.feature_dim as i64,
+        )
+    };
+    let positives: Vec<(usize, usize)> =
+        history.iter().filter(|r| r.timestamp < snapshot.cutoff).map(|r| (r.user as usize, r.item as usize)).collect();
+    let counts = snapshot.item_counts();
+    let total = counts.iter().sum::<u64>().max(1) as f32;
+    let log_q: Vec<f32> = counts.iter().map(|&c| (c.max(1) as f32 / total).ln()).collect();
+
+    let labels = validation.map(relevant_by_user);
+    let mut validate = |model: &TwoTower| -> Result<f64, ModelError> {
+        let labels = labels.as_ref().expect("validator only exists with labels");
+        let user_vectors = model.embed_users(&users)?;
+        let item_vectors = model.embed_items(&items)?;
+        let d = model.config().output_dim as usize;
+        let mut sum = 0.0;
+        for (&user, relevant) in labels {
+            let q = &user_vectors[user as usize * d..(user as usize + 1) * d];
+            let scores: Vec<f32> = item_vectors.chunks(d).map(|v| dot(q, v)).collect();
+            let top = ranking::top_k_dense(&scores, 50, |i| snapshot.has_seen(user, i));
+            sum += metrics::recall_at_k(&top, relevant, 50);
+        }
+        Ok(sum / labels.len().max(1) as f64)
+    };
+    let validator: Option<&mut dyn FnMut(&TwoTower) -> Result<f64, ModelError>> =
+        if labels.is_some() { Some(&mut validate) } else { None };
+    let (model, report) = TwoTower::fit(config, &users, &items, &positives, &log_q, validator)?;
+
+    let user_vectors = model.embed_users(&users)?;
+    let item_vectors = model.embed_items(&items)?;
+    let dim = model.config().output_dim as usize;
+    let ids: Vec<u32> = (0..snapshot.items.len() as u32).collect();
+    let ann = AnnIndex::build(IndexKind::for_catalog(ids.len()), dim, &item_vectors, ids)?;
+    Ok(Retrieval { model, user_vectors, item_vectors, ann, report })
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

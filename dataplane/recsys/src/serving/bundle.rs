@@ -1,0 +1,59 @@
+//! Writing a servable model version: the files the engine loads, sealed with a manifest.
+
+use crate::artifacts::{self, DataWindow, Manifest};
+use crate::data::{Dataset, ItemMeta};
+use crate::features::FeatureSnapshot;
+use crate::pipeline::retrieval::Retrieval;
+use recsys_models::Ranker;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Display metadata and external ids, by dense id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    pub user_ids: Vec<String>,
+    pub items: Vec<ItemMeta>,
+}
+
+impl Catalog {
+    pub fn from_dataset(data: &Dataset) -> Self {
+        Self { user_ids: data.users.iter().map(|u| u.external_id.clone()).collect(), items: data.items.clone() }
+    }
+}
+
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+pub const CATALOG_FILE: &str = "catalog.json";
+pub const RANKER_FILE: &str = "ranker.txt";
+
+/// Everything needed to write one version directory.
+pub struct BundleParts<'a> {
+    pub version: &'a str,
+    pub retrieval: &'a Retrieval,
+    pub ranker: &'a Ranker,
+    pub snapshot: &'a FeatureSnapshot,
+    pub catalog: &'a Catalog,
+    pub data_window: DataWindow,
+    pub hyper_parameters: serde_json::Value,
+    pub metrics: serde_json::Value,
+}
+
+/// Writes the version into `dir` (created) and seals it.
+pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
+    std::fs::create_dir_all(dir)?;
+    parts.retrieval.model.save(dir)?;
+    parts.retrieval.ann.save(dir)?;
+    parts.ranker.save(&dir.join(RANKER_FILE))?;
+    std::fs::write(dir.join(SNAPSHOT_FILE), serde_json::to_vec(parts.snapshot)?)?;
+    std::fs::write(dir.join(CATALOG_FILE), serde_json::to_vec(parts.catalog)?)?;
+    let manifest = Manifest {
+        format_version: 0,
+        model_version: parts.version.to_owned(),
+        created_at: chrono::Utc::now().to_rfc3339(),
+        data_window: parts.data_window,
+        feature_schema_hash: artifacts::feature_schema_hash(parts.snapshot),
+        hyper_parameters: parts.hyper_parameters,
+        metrics: parts.metrics,
+        files: Default::default(),
+    };
+    Ok(artifacts::seal(dir, manifest)?)
+}

@@ -1,0 +1,119 @@
+use super::common::{CommonStatus, Placement, ResourceSpec};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A served recommender: data-plane Deployments (stable and optional canary) behind a router.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "recsys.dev",
+    version = "v1alpha1",
+    kind = "RecModel",
+    namespaced,
+    status = "RecModelStatus",
+    shortname = "rm",
+    category = "recsys",
+    doc = "A served recommender: stable and canary model versions behind a sticky router.",
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.stableVersion"),
+    printcolumn(name = "Canary", type_ = "string", json_path = ".status.canaryVersion"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".spec.canary.weight"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RecModelSpec {
+    /// Versioned artifact directory of the stable model (local path, s3:// or gs://).
+    #[x_kube(validation = Rule::new("self.matches('^(/|s3://|gs://|file://).+')").message("modelUri must be an absolute path or an s3://, gs:// or file:// URI"))]
+    pub model_uri: String,
+    /// Name of the ItemIndex (same namespace) whose index this model serves.
+    pub item_index_ref: String,
+    /// Container image of the data plane.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Serving replicas when autoscaling is off.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    #[serde(default)]
+    pub resources: ResourceSpec,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub serving: ServingConfig,
+    /// A second model version receiving `weight` percent of users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+}
+
+fn default_image() -> String {
+    "ghcr.io/recsys/dataplane:0.1.0".into()
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscaling {
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Target average CPU utilisation, percent.
+    #[serde(default = "default_cpu_target")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_percent: i32,
+}
+
+fn default_cpu_target() -> i32 {
+    70
+}
+
+/// Request-path settings passed to the data plane.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingConfig {
+    /// Candidates retrieved from the ANN index before ranking.
+    #[schemars(range(min = 10, max = 5000))]
+    pub candidates: u32,
+    /// Default list length when a request does not say.
+    #[schemars(range(min = 1, max = 100))]
+    pub num_items: u32,
+    /// At most this many items of one category in the top 10.
+    #[schemars(range(min = 1, max = 10))]
+    pub max_per_category: u32,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        Self { candidates: 500, num_items: 10, max_per_category: 3 }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// Artifact directory of the candidate model.
+    pub model_uri: String,
+    /// Percent of users (by sticky bucket) routed to the canary.
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecModelStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_version: Option<String>,
+    #[serde(default)]
+    pub stable_ready_replicas: i32,
+    #[serde(default)]
+    pub canary_ready_replicas: i32,
+}

@@ -1,0 +1,4 @@
+//! The recsys operator: custom resource types (group `recsys.dev`) and, in later modules, the
+//! controllers that reconcile them. This crate links no native ML library.
+
+pub mod crd;

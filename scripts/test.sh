@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole suite: unit and integration tests against the real native libraries, then format,
+# lint and generated-file drift checks. Assumes scripts/setup.sh and fetch-data.sh have run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "== cargo test (release profile, shared with the demo build)"
+cargo test --release --workspace
+echo "== rustfmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --release --workspace --all-targets -- -D warnings
+echo "== operator dependency boundary"
+if cargo tree -p recsys-operator --prefix none -e normal,build | grep -E '^(faiss|faiss-sys|tch|torch-sys|lightgbm3|lightgbm3-sys) '; then
+  echo "the operator crate must not depend on native ML libraries" >&2
+  exit 1
+fi
+echo "== generated CRDs"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+cargo run --release -q -p recsys-operator --bin crdgen -- "$tmp" >/dev/null
+diff -ru crds "$tmp"
+echo "all checks passed"
