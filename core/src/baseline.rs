@@ -20,7 +20,12 @@ pub fn item_counts_since(rows: &[Interaction], num_items: usize, since: i64) -> 
 
 /// Counts of the last `days` days before `cutoff` as scores; all-time counts break ties so that
 /// items absent from the window still rank by long-run popularity.
-pub fn recent_popularity_scores(rows: &[Interaction], num_items: usize, cutoff: i64, days: i64) -> Vec<f32> {
+pub fn recent_popularity_scores(
+    rows: &[Interaction],
+    num_items: usize,
+    cutoff: i64,
+    days: i64,
+) -> Vec<f32> {
     let recent = item_counts_since(rows, num_items, cutoff - days * 86_400);
     let all = item_counts(rows, num_items);
     let total = all.iter().sum::<u64>().max(1) as f32;
@@ -36,13 +41,24 @@ mod tests {
     use super::*;
 
     fn row(item: u32, ts: i64) -> Interaction {
-        Interaction { user: 0, item, timestamp: ts, value: 1.0 }
+        Interaction {
+            user: 0,
+            item,
+            timestamp: ts,
+            value: 1.0,
+        }
     }
 
     #[test]
     fn recent_window_outranks_all_time() {
         let day = 86_400;
-        let rows = vec![row(0, 0), row(0, 1), row(0, 2), row(1, 9 * day), row(2, 9 * day)];
+        let rows = vec![
+            row(0, 0),
+            row(0, 1),
+            row(0, 2),
+            row(1, 9 * day),
+            row(2, 9 * day),
+        ];
         assert_eq!(item_counts(&rows, 3), vec![3, 1, 1]);
         let s = recent_popularity_scores(&rows, 3, 10 * day, 3);
         assert!(s[1] > s[0] && s[2] > s[0]);

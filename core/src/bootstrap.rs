@@ -14,9 +14,17 @@ pub struct Interval {
 /// percentiles of the mean. Pass per-user differences to get a paired interval.
 pub fn bootstrap_mean(values: &[f64], resamples: usize, seed: u64) -> Interval {
     let n = values.len();
-    let mean = if n == 0 { 0.0 } else { values.iter().sum::<f64>() / n as f64 };
+    let mean = if n == 0 {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / n as f64
+    };
     if n == 0 || resamples == 0 {
-        return Interval { mean, low: mean, high: mean };
+        return Interval {
+            mean,
+            low: mean,
+            high: mean,
+        };
     }
     let mut rng = SplitMix64(seed);
     let mut means: Vec<f64> = (0..resamples)
@@ -24,7 +32,11 @@ pub fn bootstrap_mean(values: &[f64], resamples: usize, seed: u64) -> Interval {
         .collect();
     means.sort_unstable_by(f64::total_cmp);
     let at = |q: f64| means[((q * resamples as f64) as usize).min(resamples - 1)];
-    Interval { mean, low: at(0.025), high: at(0.975) }
+    Interval {
+        mean,
+        low: at(0.025),
+        high: at(0.975),
+    }
 }
 
 /// A tiny deterministic generator; statistical quality is ample for resampling indices.

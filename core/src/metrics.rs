@@ -50,11 +50,18 @@ pub fn average_precision_at_k(ranked: &[ItemId], relevant: &HashSet<ItemId>, k: 
 }
 
 /// Distinct recommended items over all lists (each cut at K) / catalog size.
-pub fn coverage_at_k<'a>(lists: impl IntoIterator<Item = &'a [ItemId]>, k: usize, catalog: usize) -> f64 {
+pub fn coverage_at_k<'a>(
+    lists: impl IntoIterator<Item = &'a [ItemId]>,
+    k: usize,
+    catalog: usize,
+) -> f64 {
     if catalog == 0 {
         return 0.0;
     }
-    let distinct: HashSet<ItemId> = lists.into_iter().flat_map(|l| l.iter().take(k).copied()).collect();
+    let distinct: HashSet<ItemId> = lists
+        .into_iter()
+        .flat_map(|l| l.iter().take(k).copied())
+        .collect();
     distinct.len() as f64 / catalog as f64
 }
 
@@ -112,7 +119,11 @@ pub fn auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
 
 /// Mean binary cross-entropy of probabilities, clipped away from 0 and 1.
 pub fn log_loss(probabilities: &[f32], labels: &[bool]) -> f64 {
-    assert_eq!(probabilities.len(), labels.len(), "one label per probability");
+    assert_eq!(
+        probabilities.len(),
+        labels.len(),
+        "one label per probability"
+    );
     if probabilities.is_empty() {
         return 0.0;
     }
@@ -133,7 +144,11 @@ pub fn log_loss(probabilities: &[f32], labels: &[bool]) -> f64 {
 }
 
 fn hits(ranked: &[ItemId], relevant: &HashSet<ItemId>, k: usize) -> usize {
-    ranked.iter().take(k).filter(|i| relevant.contains(i)).count()
+    ranked
+        .iter()
+        .take(k)
+        .filter(|i| relevant.contains(i))
+        .count()
 }
 
 fn discount(position: usize) -> f64 {
@@ -179,7 +194,10 @@ mod tests {
     fn average_precision_by_hand() {
         // Hits at ranks 2 and 4: (1/2 + 2/4) / min(3, 10) = 1/3.
         let ranked = [5, 1, 9, 2];
-        assert!(close(average_precision_at_k(&ranked, &set(&[1, 2, 7]), 10), 1.0 / 3.0));
+        assert!(close(
+            average_precision_at_k(&ranked, &set(&[1, 2, 7]), 10),
+            1.0 / 3.0
+        ));
         // Denominator is capped at K: 12 relevant, K = 2, both top-2 relevant → 1.
         let many: Vec<ItemId> = (0..12).collect();
         assert!(close(average_precision_at_k(&[0, 1], &set(&many), 2), 1.0));
@@ -193,7 +211,8 @@ mod tests {
         assert!(close(coverage_at_k(lists, 2, 10), 0.3));
         // counts: item0 = 2, item1 = 6, item2 = 0 (counts as 1); total = 8.
         let counts = [2, 6, 0];
-        let expected = (-(2.0f64 / 8.0).log2() - 2.0 * (6.0f64 / 8.0).log2() - (1.0f64 / 8.0).log2()) / 4.0;
+        let expected =
+            (-(2.0f64 / 8.0).log2() - 2.0 * (6.0f64 / 8.0).log2() - (1.0f64 / 8.0).log2()) / 4.0;
         assert!(close(novelty_at_k(lists, 2, &counts), expected));
     }
 

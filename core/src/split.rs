@@ -79,7 +79,12 @@ mod tests {
     use super::*;
 
     fn row(ts: i64) -> Interaction {
-        Interaction { user: 0, item: 0, timestamp: ts, value: 5.0 }
+        Interaction {
+            user: 0,
+            item: 0,
+            timestamp: ts,
+            value: 5.0,
+        }
     }
 
     #[test]
@@ -101,12 +106,18 @@ mod tests {
             .iter()
             .all(|r| (w.validation_start..w.test_start).contains(&r.timestamp)));
         assert!(split.test.iter().all(|r| r.timestamp >= w.test_start));
-        assert_eq!(split.train.len() + split.validation.len() + split.test.len(), rows.len());
+        assert_eq!(
+            split.train.len() + split.validation.len() + split.test.len(),
+            rows.len()
+        );
     }
 
     #[test]
     fn fraction_cutoffs_put_ties_in_the_later_part() {
-        let rows: Vec<_> = [1, 2, 3, 4, 5, 6, 7, 8, 8, 8].iter().map(|&t| row(t)).collect();
+        let rows: Vec<_> = [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
+            .iter()
+            .map(|&t| row(t))
+            .collect();
         let w = SplitWindows::by_fraction(&rows, 0.8, 0.1).unwrap();
         assert_eq!(w.validation_start, 8);
         let split = TimeSplit::new(&rows, w);

@@ -9,7 +9,10 @@ fn committed_crds_match_the_types() {
     for (file, crd) in recsys_operator::crd::all() {
         let rendered = recsys_operator::crd::render(&crd).unwrap();
         let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        assert!(committed == rendered, "crds/{file} is stale: run `make crds`");
+        assert!(
+            committed == rendered,
+            "crds/{file} is stale: run `make crds`"
+        );
     }
 }
 
@@ -17,11 +20,28 @@ fn committed_crds_match_the_types() {
 fn every_kind_has_status_columns_and_the_recsys_category() {
     for (file, crd) in recsys_operator::crd::all() {
         assert_eq!(crd.spec.group, "recsys.dev", "{file}");
-        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["recsys".to_owned()][..]), "{file}");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["recsys".to_owned()][..]),
+            "{file}"
+        );
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{file} has no status");
-        assert!(version.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 4), "{file}");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{file} has no status"
+        );
+        assert!(
+            version
+                .additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| c.len() >= 4),
+            "{file}"
+        );
     }
 }
 

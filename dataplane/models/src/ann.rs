@@ -2,7 +2,7 @@
 //! L2-normalised vectors = cosine). The index stores positions; `item_ids` maps them back.
 
 use crate::error::ModelError;
-use faiss::index::{IndexImpl, NativeIndex};
+use faiss::index::IndexImpl;
 use faiss::{index_factory, Index, MetricType};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -25,7 +25,10 @@ impl IndexKind {
         if n < 50_000 {
             Self::Flat
         } else {
-            Self::Hnsw { m: 32, ef_search: 256 }
+            Self::Hnsw {
+                m: 32,
+                ef_search: 256,
+            }
         }
     }
 
@@ -48,7 +51,10 @@ pub struct AnnIndex {
 
 impl std::fmt::Debug for AnnIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnnIndex").field("kind", &self.kind).field("items", &self.item_ids.len()).finish()
+        f.debug_struct("AnnIndex")
+            .field("kind", &self.kind)
+            .field("items", &self.item_ids.len())
+            .finish()
     }
 }
 
@@ -61,7 +67,12 @@ struct IndexMeta {
 
 impl AnnIndex {
     /// Builds an inner-product index over `vectors` (row-major, `item_ids.len() × dim`).
-    pub fn build(kind: IndexKind, dim: usize, vectors: &[f32], item_ids: Vec<u32>) -> Result<Self, ModelError> {
+    pub fn build(
+        kind: IndexKind,
+        dim: usize,
+        vectors: &[f32],
+        item_ids: Vec<u32>,
+    ) -> Result<Self, ModelError> {
         if dim == 0 || vectors.len() != item_ids.len() * dim {
             return Err(ModelError::Invalid(format!(
                 "{} values are not {} vectors of dim {dim}",
@@ -74,7 +85,12 @@ impl AnnIndex {
             index.train(vectors)?;
         }
         index.add(vectors)?;
-        let ann = Self { index, kind, item_ids, dim };
+        let ann = Self {
+            index,
+            kind,
+            item_ids,
+            dim,
+        };
         ann.apply_search_params()?;
         Ok(ann)
     }
@@ -83,8 +99,12 @@ impl AnnIndex {
         let space = faiss::index::autotune::ParameterSpace::new()?;
         match self.kind {
             IndexKind::Flat => {}
-            IndexKind::Hnsw { ef_search, .. } => space.set_index_parameter(&self.index, "efSearch", ef_search)?,
-            IndexKind::Ivf { nprobe, .. } => space.set_index_parameter(&self.index, "nprobe", nprobe)?,
+            IndexKind::Hnsw { ef_search, .. } => {
+                space.set_index_parameter(&self.index, "efSearch", ef_search)?
+            }
+            IndexKind::Ivf { nprobe, .. } => {
+                space.set_index_parameter(&self.index, "nprobe", nprobe)?
+            }
         }
         Ok(())
     }
@@ -109,7 +129,11 @@ impl AnnIndex {
     /// Takes `&self`: FAISS searches are read-only, so one index serves every worker thread.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u32, f32)>, ModelError> {
         if query.len() != self.dim {
-            return Err(ModelError::Invalid(format!("query has dim {}, index has {}", query.len(), self.dim)));
+            return Err(ModelError::Invalid(format!(
+                "query has dim {}, index has {}",
+                query.len(),
+                self.dim
+            )));
         }
         let k = k.min(self.item_ids.len());
         if k == 0 {
@@ -130,7 +154,9 @@ impl AnnIndex {
             )
         };
         if code != 0 {
-            return Err(ModelError::Invalid(format!("faiss search failed with code {code}")));
+            return Err(ModelError::Invalid(format!(
+                "faiss search failed with code {code}"
+            )));
         }
         Ok(labels
             .into_iter()
@@ -145,7 +171,11 @@ impl AnnIndex {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let index_path = dir.join("ann.faiss");
         faiss::write_index(&self.index, index_path.to_string_lossy().as_ref())?;
-        let meta = IndexMeta { kind: self.kind, dim: self.dim, item_ids: self.item_ids.clone() };
+        let meta = IndexMeta {
+            kind: self.kind,
+            dim: self.dim,
+            item_ids: self.item_ids.clone(),
+        };
         let meta_path = dir.join("ann.json");
         let json = serde_json::to_vec(&meta).map_err(|e| ModelError::Invalid(e.to_string()))?;
         std::fs::write(&meta_path, json).map_err(|e| ModelError::io(&meta_path, e))
@@ -156,11 +186,14 @@ impl AnnIndex {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let meta_path = dir.join("ann.json");
         let json = std::fs::read(&meta_path).map_err(|e| ModelError::io(&meta_path, e))?;
-        let meta: IndexMeta =
-            serde_json::from_slice(&json).map_err(|e| ModelError::Invalid(format!("{}: {e}", meta_path.display())))?;
+        let meta: IndexMeta = serde_json::from_slice(&json)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", meta_path.display())))?;
         let index_path = dir.join("ann.faiss");
         if !index_path.is_file() {
-            return Err(ModelError::io(&index_path, std::io::ErrorKind::NotFound.into()));
+            return Err(ModelError::io(
+                &index_path,
+                std::io::ErrorKind::NotFound.into(),
+            ));
         }
         let index = faiss::read_index(index_path.to_string_lossy().as_ref())?;
         if index.ntotal() as usize != meta.item_ids.len() || index.d() as usize != meta.dim {
@@ -173,7 +206,12 @@ impl AnnIndex {
                 meta.dim
             )));
         }
-        let ann = Self { index, kind: meta.kind, item_ids: meta.item_ids, dim: meta.dim };
+        let ann = Self {
+            index,
+            kind: meta.kind,
+            item_ids: meta.item_ids,
+            dim: meta.dim,
+        };
         ann.apply_search_params()?;
         Ok(ann)
     }
@@ -184,7 +222,10 @@ mod tests {
     use super::*;
 
     fn unit_vectors(n: usize, dim: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..n * dim).map(|i| (((i * 7919) % 1000) as f32 / 1000.0) - 0.5).collect();
+        // A hash of the index, so no two rows repeat.
+        let mut v: Vec<f32> = (0..n * dim)
+            .map(|i| ((i as f32 * 12.9898).sin() * 43_758.547).fract() - 0.5)
+            .collect();
         for row in v.chunks_mut(dim) {
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
             row.iter_mut().for_each(|x| *x /= norm);
@@ -211,10 +252,29 @@ mod tests {
         let vectors = unit_vectors(500, dim);
         let ids: Vec<u32> = (0..500).collect();
         let exact = AnnIndex::build(IndexKind::Flat, dim, &vectors, ids.clone()).unwrap();
-        let hnsw = AnnIndex::build(IndexKind::Hnsw { m: 16, ef_search: 128 }, dim, &vectors, ids).unwrap();
+        let hnsw = AnnIndex::build(
+            IndexKind::Hnsw {
+                m: 16,
+                ef_search: 128,
+            },
+            dim,
+            &vectors,
+            ids,
+        )
+        .unwrap();
         let q = &vectors[3 * dim..4 * dim];
-        let a: Vec<u32> = exact.search(q, 10).unwrap().into_iter().map(|h| h.0).collect();
-        let b: Vec<u32> = hnsw.search(q, 10).unwrap().into_iter().map(|h| h.0).collect();
+        let a: Vec<u32> = exact
+            .search(q, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        let b: Vec<u32> = hnsw
+            .search(q, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
         let overlap = a.iter().filter(|x| b.contains(x)).count();
         assert!(overlap >= 9, "overlap {overlap}");
     }
@@ -227,7 +287,10 @@ mod tests {
         let ann = AnnIndex::build(IndexKind::Flat, dim, &vectors, (0..50).collect()).unwrap();
         ann.save(&dir).unwrap();
         let loaded = AnnIndex::load(&dir).unwrap();
-        assert_eq!(ann.search(&vectors[..dim], 3).unwrap(), loaded.search(&vectors[..dim], 3).unwrap());
+        assert_eq!(
+            ann.search(&vectors[..dim], 3).unwrap(),
+            loaded.search(&vectors[..dim], 3).unwrap()
+        );
 
         let bytes = std::fs::read(dir.join("ann.faiss")).unwrap();
         std::fs::write(dir.join("ann.faiss"), &bytes[..bytes.len() / 2]).unwrap();

@@ -9,7 +9,7 @@ pub mod two_tower;
 pub use ann::{AnnIndex, IndexKind};
 pub use error::ModelError;
 pub use ranker::{Ranker, RankerParams};
-pub use two_tower::{TowerInputs, TwoTower, TwoTowerConfig, TrainReport};
+pub use two_tower::{TowerInputs, TrainReport, TwoTower, TwoTowerConfig};
 
 /// Limits libtorch's intra-op threads; call once at start-up. Pods get few cores, and
 /// oversubscribing them costs more than it gains.

@@ -60,7 +60,9 @@ pub struct Ranker {
 
 impl std::fmt::Debug for Ranker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ranker").field("features", &self.feature_names).finish()
+        f.debug_struct("Ranker")
+            .field("features", &self.feature_names)
+            .finish()
     }
 }
 
@@ -74,12 +76,19 @@ impl Ranker {
     ) -> Result<Self, ModelError> {
         let n_features = feature_names.len();
         check_shape(train, n_features, "training")?;
-        let mut dataset = Dataset::from_slice(train.features, train.labels, n_features as i32, true)?;
+        let mut dataset =
+            Dataset::from_slice(train.features, train.labels, n_features as i32, true)?;
         dataset.set_feature_names(&feature_names)?;
         let valid_dataset = match valid {
             Some(rows) => {
                 check_shape(rows, n_features, "validation")?;
-                Some(Dataset::from_slice_with_reference(rows.features, rows.labels, n_features as i32, true, Some(&dataset))?)
+                Some(Dataset::from_slice_with_reference(
+                    rows.features,
+                    rows.labels,
+                    n_features as i32,
+                    true,
+                    Some(&dataset),
+                )?)
             }
             None => None,
         };
@@ -103,7 +112,10 @@ impl Ranker {
             config["early_stopping_rounds"] = json!(params.early_stopping_rounds);
         }
         let booster = Booster::train_with_valid(dataset, valid_dataset, &config)?;
-        Ok(Self { booster: SharedBooster(booster), feature_names })
+        Ok(Self {
+            booster: SharedBooster(booster),
+            feature_names,
+        })
     }
 
     pub fn feature_names(&self) -> &[String] {
@@ -121,9 +133,15 @@ impl Ranker {
             return Ok(Vec::new());
         }
         if features.len() % n != 0 {
-            return Err(ModelError::Invalid(format!("{} values are not rows of {n} features", features.len())));
+            return Err(ModelError::Invalid(format!(
+                "{} values are not rows of {n} features",
+                features.len()
+            )));
         }
-        Ok(self.booster.0.predict_with_params(features, n as i32, true, "num_threads=1")?)
+        Ok(self
+            .booster
+            .0
+            .predict_with_params(features, n as i32, true, "num_threads=1")?)
     }
 
     /// Gain importance per feature, largest first.
@@ -153,12 +171,18 @@ impl Ranker {
                 path.display()
             )));
         }
-        Ok(Self { booster: SharedBooster(booster), feature_names: names })
+        Ok(Self {
+            booster: SharedBooster(booster),
+            feature_names: names,
+        })
     }
 }
 
 fn check_shape(rows: LabelledRows<'_>, n_features: usize, what: &str) -> Result<(), ModelError> {
-    if n_features == 0 || rows.features.len() != rows.labels.len() * n_features || rows.labels.is_empty() {
+    if n_features == 0
+        || rows.features.len() != rows.labels.len() * n_features
+        || rows.labels.is_empty()
+    {
         return Err(ModelError::Invalid(format!(
             "{what} data: {} values for {} labels and {n_features} features",
             rows.features.len(),
@@ -194,10 +218,20 @@ mod tests {
     fn trains_predicts_and_learns_the_signal() {
         let (xt, yt) = synthetic(2000, 0);
         let (xv, yv) = synthetic(500, 5000);
-        let params = RankerParams { num_iterations: 100, min_data_in_leaf: 10, ..Default::default() };
+        let params = RankerParams {
+            num_iterations: 100,
+            min_data_in_leaf: 10,
+            ..Default::default()
+        };
         let ranker = Ranker::train(
-            LabelledRows { features: &xt, labels: &yt },
-            Some(LabelledRows { features: &xv, labels: &yv }),
+            LabelledRows {
+                features: &xt,
+                labels: &yt,
+            },
+            Some(LabelledRows {
+                features: &xv,
+                labels: &yv,
+            }),
             names(),
             &params,
         )
@@ -205,7 +239,12 @@ mod tests {
         let p = ranker.predict(&xv).unwrap();
         assert_eq!(p.len(), 500);
         assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
-        let accuracy = p.iter().zip(&yv).filter(|(p, y)| (**p > 0.5) == (**y > 0.5)).count() as f64 / 500.0;
+        let accuracy = p
+            .iter()
+            .zip(&yv)
+            .filter(|(p, y)| (**p > 0.5) == (**y > 0.5))
+            .count() as f64
+            / 500.0;
         assert!(accuracy > 0.9, "accuracy {accuracy}");
         let importance = ranker.feature_importance().unwrap();
         assert_eq!(importance.last().unwrap().0, "noise");
@@ -214,12 +253,28 @@ mod tests {
     #[test]
     fn save_load_round_trip_checks_feature_names() {
         let (xt, yt) = synthetic(500, 0);
-        let params = RankerParams { num_iterations: 20, min_data_in_leaf: 5, ..Default::default() };
-        let ranker = Ranker::train(LabelledRows { features: &xt, labels: &yt }, None, names(), &params).unwrap();
+        let params = RankerParams {
+            num_iterations: 20,
+            min_data_in_leaf: 5,
+            ..Default::default()
+        };
+        let ranker = Ranker::train(
+            LabelledRows {
+                features: &xt,
+                labels: &yt,
+            },
+            None,
+            names(),
+            &params,
+        )
+        .unwrap();
         let path = std::env::temp_dir().join(format!("ranker-{}.txt", std::process::id()));
         ranker.save(&path).unwrap();
         let loaded = Ranker::load(&path, &names()).unwrap();
-        assert_eq!(ranker.predict(&xt[..30]).unwrap(), loaded.predict(&xt[..30]).unwrap());
+        assert_eq!(
+            ranker.predict(&xt[..30]).unwrap(),
+            loaded.predict(&xt[..30]).unwrap()
+        );
 
         let wrong: Vec<String> = vec!["x1".into(), "x0".into(), "noise".into()];
         let err = Ranker::load(&path, &wrong).unwrap_err();
@@ -232,8 +287,16 @@ mod tests {
 
     #[test]
     fn ragged_input_is_refused() {
-        let err = Ranker::train(LabelledRows { features: &[1.0, 2.0], labels: &[1.0] }, None, names(), &RankerParams::default())
-            .unwrap_err();
+        let err = Ranker::train(
+            LabelledRows {
+                features: &[1.0, 2.0],
+                labels: &[1.0],
+            },
+            None,
+            names(),
+            &RankerParams::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ModelError::Invalid(_)));
     }
 }

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tch::{nn, nn::Module, nn::ModuleT, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, nn::Module, nn::OptimizerConfig, Device, Kind, Tensor};
 
 /// Hyper-parameters and input shapes; saved beside the weights so a loader rebuilds the same
 /// graph.
@@ -41,7 +41,12 @@ pub struct TwoTowerConfig {
 }
 
 impl TwoTowerConfig {
-    pub fn new(user_vocab: i64, item_vocab: i64, user_feature_dim: i64, item_feature_dim: i64) -> Self {
+    pub fn new(
+        user_vocab: i64,
+        item_vocab: i64,
+        user_feature_dim: i64,
+        item_feature_dim: i64,
+    ) -> Self {
         Self {
             user_vocab,
             item_vocab,
@@ -80,7 +85,9 @@ impl TowerInputs {
     }
 
     fn validate(&self, expected_dim: i64, what: &str) -> Result<(), ModelError> {
-        if self.feature_dim as i64 != expected_dim || self.features.len() != self.ids.len() * self.feature_dim {
+        if self.feature_dim as i64 != expected_dim
+            || self.features.len() != self.ids.len() * self.feature_dim
+        {
             return Err(ModelError::Invalid(format!(
                 "{what} inputs: {} ids, {} features with dim {} (model expects dim {expected_dim})",
                 self.ids.len(),
@@ -95,7 +102,9 @@ impl TowerInputs {
         let ids: Vec<i64> = rows.iter().map(|&r| self.ids[r]).collect();
         let mut features = Vec::with_capacity(rows.len() * self.feature_dim);
         for &r in rows {
-            features.extend_from_slice(&self.features[r * self.feature_dim..(r + 1) * self.feature_dim]);
+            features.extend_from_slice(
+                &self.features[r * self.feature_dim..(r + 1) * self.feature_dim],
+            );
         }
         (
             Tensor::from_slice(&ids),
@@ -117,16 +126,39 @@ impl Tower {
     fn new(path: nn::Path, vocab: i64, feature_dim: i64, config: &TwoTowerConfig) -> Self {
         let input = config.id_embedding_dim + feature_dim;
         Self {
-            id_embedding: nn::embedding(&path / "id", vocab, config.id_embedding_dim, Default::default()),
-            dense1: nn::linear(&path / "dense1", input, config.hidden_dim, Default::default()),
+            id_embedding: nn::embedding(
+                &path / "id",
+                vocab,
+                config.id_embedding_dim,
+                Default::default(),
+            ),
+            dense1: nn::linear(
+                &path / "dense1",
+                input,
+                config.hidden_dim,
+                Default::default(),
+            ),
             norm: nn::batch_norm1d(&path / "norm", config.hidden_dim, Default::default()),
-            dense2: nn::linear(&path / "dense2", config.hidden_dim, config.output_dim, Default::default()),
-            dense3: nn::linear(&path / "dense3", config.output_dim, config.output_dim, Default::default()),
+            dense2: nn::linear(
+                &path / "dense2",
+                config.hidden_dim,
+                config.output_dim,
+                Default::default(),
+            ),
+            dense3: nn::linear(
+                &path / "dense3",
+                config.output_dim,
+                config.output_dim,
+                Default::default(),
+            ),
         }
     }
 
     fn forward_t(&self, ids: &Tensor, features: &Tensor, train: bool) -> Tensor {
-        let x = Tensor::cat(&[self.id_embedding.forward(ids), features.shallow_clone()], 1);
+        let x = Tensor::cat(
+            &[self.id_embedding.forward(ids), features.shallow_clone()],
+            1,
+        );
         let x = self.dense1.forward(&x).relu().apply_t(&self.norm, train);
         let x = self.dense2.forward(&x).relu();
         let x = self.dense3.forward(&x);
@@ -158,9 +190,24 @@ impl TwoTower {
     pub fn new(config: TwoTowerConfig) -> Self {
         tch::manual_seed(config.seed as i64);
         let vs = nn::VarStore::new(Device::Cpu);
-        let user_tower = Tower::new(vs.root() / "user", config.user_vocab, config.user_feature_dim, &config);
-        let item_tower = Tower::new(vs.root() / "item", config.item_vocab, config.item_feature_dim, &config);
-        Self { config, vs, user_tower, item_tower }
+        let user_tower = Tower::new(
+            vs.root() / "user",
+            config.user_vocab,
+            config.user_feature_dim,
+            &config,
+        );
+        let item_tower = Tower::new(
+            vs.root() / "item",
+            config.item_vocab,
+            config.item_feature_dim,
+            &config,
+        );
+        Self {
+            config,
+            vs,
+            user_tower,
+            item_tower,
+        }
     }
 
     pub fn config(&self) -> &TwoTowerConfig {
@@ -185,7 +232,10 @@ impl TwoTower {
 
         let u = self.user_tower.forward_t(&user_ids, &user_features, true);
         let v = self.item_tower.forward_t(&item_ids, &item_features, true);
-        let log_q: Vec<f32> = item_rows.iter().map(|&r| item_log_q.get(r).copied().unwrap_or(0.0)).collect();
+        let log_q: Vec<f32> = item_rows
+            .iter()
+            .map(|&r| item_log_q.get(r).copied().unwrap_or(0.0))
+            .collect();
         let log_q = Tensor::from_slice(&log_q);
 
         let n = batch.len() as i64;
@@ -205,7 +255,8 @@ impl TwoTower {
         if self.config.id_dropout <= 0.0 {
             return ids.shallow_clone();
         }
-        let drop = Tensor::rand([ids.size()[0]], (Kind::Float, Device::Cpu)).lt(self.config.id_dropout);
+        let drop =
+            Tensor::rand([ids.size()[0]], (Kind::Float, Device::Cpu)).lt(self.config.id_dropout);
         ids.masked_fill(&drop, 0)
     }
 
@@ -224,11 +275,20 @@ impl TwoTower {
         if positives.is_empty() {
             return Err(ModelError::Invalid("no training interactions".into()));
         }
-        if let Some(&(u, i)) = positives.iter().find(|&&(u, i)| u >= users.len() || i >= items.len()) {
-            return Err(ModelError::Invalid(format!("pair ({u}, {i}) is outside the tower inputs")));
+        if let Some(&(u, i)) = positives
+            .iter()
+            .find(|&&(u, i)| u >= users.len() || i >= items.len())
+        {
+            return Err(ModelError::Invalid(format!(
+                "pair ({u}, {i}) is outside the tower inputs"
+            )));
         }
         let model = Self::new(config.clone());
-        let mut optimizer = nn::Adam { wd: config.weight_decay, ..Default::default() }.build(&model.vs, config.learning_rate)?;
+        let mut optimizer = nn::Adam {
+            wd: config.weight_decay,
+            ..Default::default()
+        }
+        .build(&model.vs, config.learning_rate)?;
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut order: Vec<(usize, usize)> = positives.to_vec();
         let mut report = TrainReport {
@@ -264,7 +324,10 @@ impl TwoTower {
             };
             let score = validate(&model)?;
             report.validation_history.push(score);
-            bar.set_message(format!("{epoch} loss {:.3} val {score:.4}", report.final_train_loss));
+            bar.set_message(format!(
+                "{epoch} loss {:.3} val {score:.4}",
+                report.final_train_loss
+            ));
             if score > report.best_validation {
                 report.best_validation = score;
                 report.best_epoch = epoch;
@@ -281,7 +344,13 @@ impl TwoTower {
     }
 
     fn snapshot(&self) -> Vec<(String, Tensor)> {
-        tch::no_grad(|| self.vs.variables().into_iter().map(|(name, t)| (name, t.copy())).collect())
+        tch::no_grad(|| {
+            self.vs
+                .variables()
+                .into_iter()
+                .map(|(name, t)| (name, t.copy()))
+                .collect()
+        })
     }
 
     fn restore(&self, weights: &[(String, Tensor)]) {
@@ -325,7 +394,8 @@ impl TwoTower {
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let config_path = dir.join("two_tower.json");
-        let json = serde_json::to_vec_pretty(&self.config).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&self.config)
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
         std::fs::write(&config_path, json).map_err(|e| ModelError::io(&config_path, e))?;
         self.vs.save(dir.join("two_tower.safetensors"))?;
         Ok(())
@@ -357,7 +427,11 @@ mod tests {
     }
 
     fn tiny_config() -> TwoTowerConfig {
-        TwoTowerConfig { batch_size: 16, max_epochs: 3, ..TwoTowerConfig::new(21, 31, 3, 2) }
+        TwoTowerConfig {
+            batch_size: 16,
+            max_epochs: 3,
+            ..TwoTowerConfig::new(21, 31, 3, 2)
+        }
     }
 
     #[test]
@@ -405,7 +479,10 @@ mod tests {
         model.save(&dir).unwrap();
         let loaded = TwoTower::load(&dir).unwrap();
         let users = inputs(4, 3);
-        assert_eq!(model.embed_users(&users).unwrap(), loaded.embed_users(&users).unwrap());
+        assert_eq!(
+            model.embed_users(&users).unwrap(),
+            loaded.embed_users(&users).unwrap()
+        );
 
         std::fs::write(dir.join("two_tower.safetensors"), b"not a tensor file").unwrap();
         assert!(TwoTower::load(&dir).is_err());

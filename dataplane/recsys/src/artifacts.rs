@@ -44,9 +44,18 @@ pub enum ArtifactError {
     #[error("artifact {dir}: manifest is not valid: {message}")]
     BadManifest { dir: PathBuf, message: String },
     #[error("artifact {dir}: {file} checksum mismatch (manifest {expected}, file {actual})")]
-    Checksum { dir: PathBuf, file: String, expected: String, actual: String },
+    Checksum {
+        dir: PathBuf,
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("artifact {dir}: feature schema {found} does not match this build's {expected}")]
-    Schema { dir: PathBuf, found: String, expected: String },
+    Schema {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
 }
 
 /// Hash of everything that defines the feature layout: ranker columns, tower vocabularies.
@@ -75,14 +84,19 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 /// Checksums every regular file in `dir` (except the manifest) and writes the manifest last,
 /// so a directory with a manifest is a complete one.
 pub fn seal(dir: &Path, mut manifest: Manifest) -> Result<Manifest, ArtifactError> {
-    let io = |source| ArtifactError::Io { dir: dir.to_path_buf(), source };
+    let io = |source| ArtifactError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
     manifest.format_version = FORMAT_VERSION;
     manifest.files.clear();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name != MANIFEST && entry.file_type().map_err(io)?.is_file() {
-            manifest.files.insert(name, sha256_file(&entry.path()).map_err(io)?);
+            manifest
+                .files
+                .insert(name, sha256_file(&entry.path()).map_err(io)?);
         }
     }
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArtifactError::BadManifest {
@@ -96,11 +110,20 @@ pub fn seal(dir: &Path, mut manifest: Manifest) -> Result<Manifest, ArtifactErro
 /// Reads the manifest and checks every listed file's checksum; `expected_schema` (when given)
 /// must equal the manifest's feature schema hash.
 pub fn verify(dir: &Path, expected_schema: Option<&str>) -> Result<Manifest, ArtifactError> {
-    let bad = |message: String| ArtifactError::BadManifest { dir: dir.to_path_buf(), message };
-    let text = std::fs::read(dir.join(MANIFEST)).map_err(|source| ArtifactError::Io { dir: dir.to_path_buf(), source })?;
+    let bad = |message: String| ArtifactError::BadManifest {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read(dir.join(MANIFEST)).map_err(|source| ArtifactError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     if manifest.format_version != FORMAT_VERSION {
-        return Err(bad(format!("format version {} (this build reads {FORMAT_VERSION})", manifest.format_version)));
+        return Err(bad(format!(
+            "format version {} (this build reads {FORMAT_VERSION})",
+            manifest.format_version
+        )));
     }
     if manifest.files.is_empty() {
         return Err(bad("lists no files".into()));
@@ -109,9 +132,17 @@ pub fn verify(dir: &Path, expected_schema: Option<&str>) -> Result<Manifest, Art
         if file.contains('/') || file.contains("..") {
             return Err(bad(format!("file name {file:?} leaves the directory")));
         }
-        let actual = sha256_file(&dir.join(file)).map_err(|source| ArtifactError::Io { dir: dir.to_path_buf(), source })?;
+        let actual = sha256_file(&dir.join(file)).map_err(|source| ArtifactError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         if &actual != expected {
-            return Err(ArtifactError::Checksum { dir: dir.to_path_buf(), file: file.clone(), expected: expected.clone(), actual });
+            return Err(ArtifactError::Checksum {
+                dir: dir.to_path_buf(),
+                file: file.clone(),
+                expected: expected.clone(),
+                actual,
+            });
         }
     }
     if let Some(expected) = expected_schema {
@@ -135,7 +166,11 @@ mod tests {
             format_version: 0,
             model_version: "v1".into(),
             created_at: "now".into(),
-            data_window: DataWindow { first_timestamp: 0, cutoff: 10, rows: 3 },
+            data_window: DataWindow {
+                first_timestamp: 0,
+                cutoff: 10,
+                rows: 3,
+            },
             feature_schema_hash: "abc".into(),
             hyper_parameters: serde_json::json!({}),
             metrics: serde_json::json!({}),
@@ -156,16 +191,25 @@ mod tests {
 
         std::fs::write(dir.path().join("model.bin"), b"weightz").unwrap();
         let err = verify(dir.path(), None).unwrap_err();
-        assert!(err.to_string().contains("model.bin checksum mismatch"), "{err}");
+        assert!(
+            err.to_string().contains("model.bin checksum mismatch"),
+            "{err}"
+        );
 
         std::fs::remove_file(dir.path().join("model.bin")).unwrap();
-        assert!(matches!(verify(dir.path(), None), Err(ArtifactError::Io { .. })));
+        assert!(matches!(
+            verify(dir.path(), None),
+            Err(ArtifactError::Io { .. })
+        ));
     }
 
     #[test]
     fn garbage_manifest_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MANIFEST), b"{not json").unwrap();
-        assert!(matches!(verify(dir.path(), None), Err(ArtifactError::BadManifest { .. })));
+        assert!(matches!(
+            verify(dir.path(), None),
+            Err(ArtifactError::BadManifest { .. })
+        ));
     }
 }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "recsys", version, about = "Recommendation data plane: train, evaluate, serve")]
+#[command(
+    name = "recsys",
+    version,
+    about = "Recommendation data plane: train, evaluate, serve"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,13 +50,25 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     recsys_models::set_torch_threads(2);
     match Cli::parse().command {
-        Command::Demo { data_dir, artifacts_dir, user, max_epochs } => {
-            demo::run(DemoOptions { data_dir, artifacts_dir, user, max_epochs }).await?;
+        Command::Demo {
+            data_dir,
+            artifacts_dir,
+            user,
+            max_epochs,
+        } => {
+            demo::run(DemoOptions {
+                data_dir,
+                artifacts_dir,
+                user,
+                max_epochs,
+            })
+            .await?;
         }
         Command::Serve { model_dir, addr } => {
             let engine = Arc::new(Engine::load(&model_dir)?);

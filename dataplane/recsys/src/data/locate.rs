@@ -25,6 +25,12 @@ pub fn find_movielens(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
         .find(|dir| REQUIRED.iter().all(|f| dir.join(f).is_file()))
         .cloned()
         .ok_or_else(|| {
-            DataError::NotFound(candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "))
+            DataError::NotFound(
+                candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
         })
 }

@@ -40,7 +40,11 @@ impl Dataset {
     }
 
     pub fn user_index(&self) -> std::collections::HashMap<String, u32> {
-        self.users.iter().enumerate().map(|(i, u)| (u.external_id.clone(), i as u32)).collect()
+        self.users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.external_id.clone(), i as u32))
+            .collect()
     }
 }
 
@@ -54,7 +58,13 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
-    Malformed { path: PathBuf, line: usize, message: String },
-    #[error("no ml-100k data found; looked in: {0}. Run scripts/fetch-data.sh or set RECSYS_DATA_DIR")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "no ml-100k data found; looked in: {0}. Run scripts/fetch-data.sh or set RECSYS_DATA_DIR"
+    )]
     NotFound(String),
 }

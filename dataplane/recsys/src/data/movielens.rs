@@ -11,14 +11,29 @@ use std::path::Path;
 pub fn load(dir: &Path) -> Result<Dataset, DataError> {
     let users = read_users(&dir.join("ml-100k.user"))?;
     let items = read_items(&dir.join("ml-100k.item"))?;
-    let user_index: HashMap<&str, u32> = users.iter().enumerate().map(|(i, u)| (u.external_id.as_str(), i as u32)).collect();
-    let item_index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, m)| (m.external_id.as_str(), i as u32)).collect();
+    let user_index: HashMap<&str, u32> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.external_id.as_str(), i as u32))
+        .collect();
+    let item_index: HashMap<&str, u32> = items
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.external_id.as_str(), i as u32))
+        .collect();
     let interactions = read_interactions(&dir.join("ml-100k.inter"), &user_index, &item_index)?;
-    Ok(Dataset { users, items, interactions })
+    Ok(Dataset {
+        users,
+        items,
+        interactions,
+    })
 }
 
 fn read_rows(path: &Path, min_columns: usize) -> Result<Vec<(usize, Vec<String>)>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -26,7 +41,14 @@ fn read_rows(path: &Path, min_columns: usize) -> Result<Vec<(usize, Vec<String>)
         }
         let fields: Vec<String> = line.split('\t').map(str::to_owned).collect();
         if fields.len() < min_columns {
-            return Err(malformed(path, n + 1, format!("expected {min_columns} tab-separated fields, got {}", fields.len())));
+            return Err(malformed(
+                path,
+                n + 1,
+                format!(
+                    "expected {min_columns} tab-separated fields, got {}",
+                    fields.len()
+                ),
+            ));
         }
         rows.push((n + 1, fields));
     }
@@ -34,7 +56,11 @@ fn read_rows(path: &Path, min_columns: usize) -> Result<Vec<(usize, Vec<String>)
 }
 
 fn malformed(path: &Path, line: usize, message: String) -> DataError {
-    DataError::Malformed { path: path.to_path_buf(), line, message }
+    DataError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 fn numeric_order(a: &str, b: &str) -> std::cmp::Ordering {
@@ -54,7 +80,10 @@ fn read_users(path: &Path) -> Result<Vec<UserProfile>, DataError> {
     for (line, f) in read_rows(path, 5)? {
         let age = match f[1].trim() {
             "" => None,
-            a => Some(a.parse().map_err(|_| malformed(path, line, format!("age {a:?} is not a number")))?),
+            a => Some(
+                a.parse()
+                    .map_err(|_| malformed(path, line, format!("age {a:?} is not a number")))?,
+            ),
         };
         users.push(UserProfile {
             external_id: f[0].trim().to_owned(),
@@ -75,7 +104,10 @@ fn read_items(path: &Path) -> Result<Vec<ItemMeta>, DataError> {
             external_id: f[0].trim().to_owned(),
             title: f[1].trim().to_owned(),
             year: f.get(2).and_then(|y| y.trim().parse().ok()),
-            genres: f.get(3).map(|g| g.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
+            genres: f
+                .get(3)
+                .map(|g| g.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
         });
     }
     items.sort_by(|a, b| numeric_order(&a.external_id, &b.external_id));
@@ -89,12 +121,26 @@ fn read_interactions(
 ) -> Result<Vec<Interaction>, DataError> {
     let mut rows = Vec::new();
     for (line, f) in read_rows(path, 4)? {
-        let user = *users.get(f[0].trim()).ok_or_else(|| malformed(path, line, format!("unknown user {:?}", f[0])))?;
-        let item = *items.get(f[1].trim()).ok_or_else(|| malformed(path, line, format!("unknown item {:?}", f[1])))?;
-        let value: f32 = f[2].trim().parse().map_err(|_| malformed(path, line, format!("rating {:?} is not a number", f[2])))?;
-        let timestamp: f64 =
-            f[3].trim().parse().map_err(|_| malformed(path, line, format!("timestamp {:?} is not a number", f[3])))?;
-        rows.push(Interaction { user, item, timestamp: timestamp as i64, value });
+        let user = *users
+            .get(f[0].trim())
+            .ok_or_else(|| malformed(path, line, format!("unknown user {:?}", f[0])))?;
+        let item = *items
+            .get(f[1].trim())
+            .ok_or_else(|| malformed(path, line, format!("unknown item {:?}", f[1])))?;
+        let value: f32 = f[2]
+            .trim()
+            .parse()
+            .map_err(|_| malformed(path, line, format!("rating {:?} is not a number", f[2])))?;
+        let timestamp: f64 = f[3]
+            .trim()
+            .parse()
+            .map_err(|_| malformed(path, line, format!("timestamp {:?} is not a number", f[3])))?;
+        rows.push(Interaction {
+            user,
+            item,
+            timestamp: timestamp as i64,
+            value,
+        });
     }
     Ok(rows)
 }
@@ -122,16 +168,33 @@ mod tests {
         assert_eq!(data.users[0].external_id, "2");
         assert_eq!(data.items[1].title, "Heat");
         assert_eq!(data.items[0].genres, vec!["Animation", "Children's"]);
-        assert_eq!(data.interactions[0], Interaction { user: 1, item: 1, timestamp: 100, value: 4.0 });
+        assert_eq!(
+            data.interactions[0],
+            Interaction {
+                user: 1,
+                item: 1,
+                timestamp: 100,
+                value: 4.0
+            }
+        );
     }
 
     #[test]
     fn malformed_rows_name_file_and_line() {
-        let dir = fixture("user_id:token\titem_id:token\trating:float\ttimestamp:float\n10\t9\tfour\t100\n");
+        let dir = fixture(
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n10\t9\tfour\t100\n",
+        );
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("ml-100k.inter:2") && err.contains("not a number"), "{err}");
+        assert!(
+            err.contains("ml-100k.inter:2") && err.contains("not a number"),
+            "{err}"
+        );
 
-        let dir = fixture("user_id:token\titem_id:token\trating:float\ttimestamp:float\n77\t9\t4\t100\n");
-        assert!(load(dir.path()).unwrap_err().to_string().contains("unknown user \"77\""));
+        let dir =
+            fixture("user_id:token\titem_id:token\trating:float\ttimestamp:float\n77\t9\t4\t100\n");
+        assert!(load(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("unknown user \"77\""));
     }
 }

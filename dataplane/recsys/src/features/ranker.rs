@@ -23,7 +23,14 @@ pub const RANKER_FEATURES: [&str; 15] = [
 ];
 
 /// Appends the features of (`user`, `item`) to `out`.
-pub fn ranker_row(s: &FeatureSnapshot, user: u32, item: u32, retrieval_score: f32, retrieval_rank: usize, out: &mut Vec<f32>) {
+pub fn ranker_row(
+    s: &FeatureSnapshot,
+    user: u32,
+    item: u32,
+    retrieval_score: f32,
+    retrieval_rank: usize,
+    out: &mut Vec<f32>,
+) {
     let u = &s.users[user as usize];
     let it = &s.items[item as usize];
     let affinity = if it.genres.is_empty() {
@@ -33,7 +40,11 @@ pub fn ranker_row(s: &FeatureSnapshot, user: u32, item: u32, retrieval_score: f3
     };
     // How old the user was when the item came out (a taste-for-era signal).
     let now_year = 1970.0 + s.cutoff as f32 / 31_557_600.0;
-    let year_gap = if u.age > 0.0 && it.year > 0.0 { (u.age - (now_year - it.year)).clamp(-50.0, 100.0) } else { 0.0 };
+    let year_gap = if u.age > 0.0 && it.year > 0.0 {
+        (u.age - (now_year - it.year)).clamp(-50.0, 100.0)
+    } else {
+        0.0
+    };
     out.extend_from_slice(&[
         retrieval_score,
         retrieval_rank as f32,

@@ -53,10 +53,20 @@ impl FeatureSnapshot {
     /// Builds the snapshot from `history`; rows at or after `cutoff` are ignored, which is what
     /// makes every feature point-in-time correct.
     pub fn compute(data: &Dataset, history: &[Interaction], cutoff: i64) -> Self {
-        let genres: Vec<String> =
-            data.items.iter().flat_map(|i| i.genres.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
-        let occupations: Vec<String> =
-            data.users.iter().filter_map(|u| u.occupation.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let genres: Vec<String> = data
+            .items
+            .iter()
+            .flat_map(|i| i.genres.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let occupations: Vec<String> = data
+            .users
+            .iter()
+            .filter_map(|u| u.occupation.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let genre_index = |g: &String| genres.binary_search(g).ok();
 
         let mut items: Vec<ItemFeatures> = data
@@ -75,8 +85,16 @@ impl FeatureSnapshot {
             .map(|p| UserFeatures {
                 age: p.age.map_or(0.0, |a| a as f32),
                 gender: p.gender.clone(),
-                occupation: p.occupation.as_ref().and_then(|o| occupations.binary_search(o).ok()),
-                region: p.zip.as_ref().and_then(|z| z.chars().next()).and_then(|c| c.to_digit(10)).map(|d| d as usize),
+                occupation: p
+                    .occupation
+                    .as_ref()
+                    .and_then(|o| occupations.binary_search(o).ok()),
+                region: p
+                    .zip
+                    .as_ref()
+                    .and_then(|z| z.chars().next())
+                    .and_then(|c| c.to_digit(10))
+                    .map(|d| d as usize),
                 genre_affinity: vec![0.0; genres.len()],
                 days_since_last: -1.0,
                 ..Default::default()
@@ -91,7 +109,9 @@ impl FeatureSnapshot {
         let mut seen: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); users.len()];
         for r in &past {
             let (u, i) = (r.user as usize, r.item as usize);
-            let (Some(item), Some(user)) = (items.get_mut(i), users.get_mut(u)) else { continue };
+            let (Some(item), Some(user)) = (items.get_mut(i), users.get_mut(u)) else {
+                continue;
+            };
             item.count_all += 1;
             let age_days = (cutoff - r.timestamp) as f32 / DAY;
             if age_days <= 7.0 {
@@ -110,10 +130,14 @@ impl FeatureSnapshot {
             }
             seen[u].insert(r.item);
         }
-        let global_mean =
-            if past.is_empty() { 3.5 } else { past.iter().map(|r| f64::from(r.value)).sum::<f64>() / past.len() as f64 };
+        let global_mean = if past.is_empty() {
+            3.5
+        } else {
+            past.iter().map(|r| f64::from(r.value)).sum::<f64>() / past.len() as f64
+        };
         for (i, item) in items.iter_mut().enumerate() {
-            item.mean_rating = ((rating_sum_item[i] + 10.0 * global_mean) / (f64::from(item.count_all) + 10.0)) as f32;
+            item.mean_rating = ((rating_sum_item[i] + 10.0 * global_mean)
+                / (f64::from(item.count_all) + 10.0)) as f32;
             if first_seen[i] != i64::MAX {
                 item.days_since_first = (cutoff - first_seen[i]) as f32 / DAY;
             }
@@ -129,12 +153,20 @@ impl FeatureSnapshot {
             }
             user.seen = std::mem::take(&mut seen[u]).into_iter().collect();
         }
-        Self { cutoff, genres, occupations, users, items }
+        Self {
+            cutoff,
+            genres,
+            occupations,
+            users,
+            items,
+        }
     }
 
     /// Whether `user` interacted with `item` before the cut-off.
     pub fn has_seen(&self, user: u32, item: u32) -> bool {
-        self.users.get(user as usize).is_some_and(|u| u.seen.binary_search(&item).is_ok())
+        self.users
+            .get(user as usize)
+            .is_some_and(|u| u.seen.binary_search(&item).is_ok())
     }
 
     /// Interaction counts per item (the popularity the log-q correction and novelty use).
@@ -150,17 +182,35 @@ mod tests {
 
     fn data() -> Dataset {
         Dataset {
-            users: vec![UserProfile { external_id: "1".into(), age: Some(30), ..Default::default() }, UserProfile::default()],
+            users: vec![
+                UserProfile {
+                    external_id: "1".into(),
+                    age: Some(30),
+                    ..Default::default()
+                },
+                UserProfile::default(),
+            ],
             items: vec![
-                ItemMeta { genres: vec!["Drama".into()], ..Default::default() },
-                ItemMeta { genres: vec!["Comedy".into(), "Drama".into()], ..Default::default() },
+                ItemMeta {
+                    genres: vec!["Drama".into()],
+                    ..Default::default()
+                },
+                ItemMeta {
+                    genres: vec!["Comedy".into(), "Drama".into()],
+                    ..Default::default()
+                },
             ],
             interactions: vec![],
         }
     }
 
     fn row(user: u32, item: u32, day: i64) -> Interaction {
-        Interaction { user, item, timestamp: day * 86_400, value: 4.0 }
+        Interaction {
+            user,
+            item,
+            timestamp: day * 86_400,
+            value: 4.0,
+        }
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub fn item_feature_dim(s: &FeatureSnapshot) -> usize {
 pub fn user_row(s: &FeatureSnapshot, user: u32, features: &mut Vec<f32>) -> i64 {
     let u = &s.users[user as usize];
     features.push(u.age / 100.0);
-    let bucket = if u.age <= 0.0 { None } else { Some(AGE_BUCKETS.iter().filter(|&&b| u.age >= b).count()) };
+    let bucket = if u.age <= 0.0 {
+        None
+    } else {
+        Some(AGE_BUCKETS.iter().filter(|&&b| u.age >= b).count())
+    };
     one_hot(features, bucket, AGE_BUCKETS.len() + 1);
     features.push(f32::from(u8::from(u.gender.as_deref() == Some("F"))));
     features.push(f32::from(u8::from(u.gender.as_deref() == Some("M"))));
@@ -43,7 +47,11 @@ pub fn item_row(s: &FeatureSnapshot, item: u32, features: &mut Vec<f32>) -> i64 
         features[start + g] = 1.0;
     }
     let known_year = it.year > 0.0;
-    features.push(if known_year { (it.year - 1900.0) / 100.0 } else { 0.0 });
+    features.push(if known_year {
+        (it.year - 1900.0) / 100.0
+    } else {
+        0.0
+    });
     features.push(f32::from(u8::from(known_year)));
     features.push((1.0 + it.count_all as f32).ln() / 8.0);
     features.push((1.0 + it.count_7d as f32).ln() / 5.0);
@@ -57,7 +65,10 @@ pub fn item_row(s: &FeatureSnapshot, item: u32, features: &mut Vec<f32>) -> i64 
 }
 
 pub fn all_users(s: &FeatureSnapshot) -> TowerInputs {
-    let mut inputs = TowerInputs { feature_dim: user_feature_dim(s), ..Default::default() };
+    let mut inputs = TowerInputs {
+        feature_dim: user_feature_dim(s),
+        ..Default::default()
+    };
     for u in 0..s.users.len() as u32 {
         let id = user_row(s, u, &mut inputs.features);
         inputs.ids.push(id);
@@ -66,7 +77,10 @@ pub fn all_users(s: &FeatureSnapshot) -> TowerInputs {
 }
 
 pub fn all_items(s: &FeatureSnapshot) -> TowerInputs {
-    let mut inputs = TowerInputs { feature_dim: item_feature_dim(s), ..Default::default() };
+    let mut inputs = TowerInputs {
+        feature_dim: item_feature_dim(s),
+        ..Default::default()
+    };
     for i in 0..s.items.len() as u32 {
         let id = item_row(s, i, &mut inputs.features);
         inputs.ids.push(id);

@@ -39,28 +39,62 @@ pub struct EvalSet<'a> {
 }
 
 /// Metrics of `lists` (each user's ranked list) for all evaluated users and the warm subset.
-pub fn evaluate(system: &str, lists: &BTreeMap<UserId, Vec<ItemId>>, set: &EvalSet<'_>) -> [MetricRow; 2] {
+pub fn evaluate(
+    system: &str,
+    lists: &BTreeMap<UserId, Vec<ItemId>>,
+    set: &EvalSet<'_>,
+) -> [MetricRow; 2] {
     let all: Vec<UserId> = set.relevant.keys().copied().collect();
-    let warm: Vec<UserId> = all.iter().copied().filter(|u| set.warm.contains(u)).collect();
-    [row(system, "all", &all, lists, set), row(system, "warm", &warm, lists, set)]
+    let warm: Vec<UserId> = all
+        .iter()
+        .copied()
+        .filter(|u| set.warm.contains(u))
+        .collect();
+    [
+        row(system, "all", &all, lists, set),
+        row(system, "warm", &warm, lists, set),
+    ]
 }
 
-fn row(system: &str, subset: &str, users: &[UserId], lists: &BTreeMap<UserId, Vec<ItemId>>, set: &EvalSet<'_>) -> MetricRow {
+fn row(
+    system: &str,
+    subset: &str,
+    users: &[UserId],
+    lists: &BTreeMap<UserId, Vec<ItemId>>,
+    set: &EvalSet<'_>,
+) -> MetricRow {
     let empty = Vec::new();
     let list_of = |u: &UserId| lists.get(u).unwrap_or(&empty);
     let per_user = |f: &dyn Fn(&[ItemId], &HashSet<ItemId>) -> f64| -> Vec<f64> {
-        users.iter().map(|u| f(list_of(u), &set.relevant[u])).collect()
+        users
+            .iter()
+            .map(|u| f(list_of(u), &set.relevant[u]))
+            .collect()
     };
-    let mean = |v: Vec<f64>| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: Vec<f64>| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     let chosen: Vec<&[ItemId]> = users.iter().map(|u| list_of(u).as_slice()).collect();
     MetricRow {
         system: system.to_owned(),
         subset: subset.to_owned(),
         users: users.len(),
         recall_at_10: mean(per_user(&|l, r| metrics::recall_at_k(l, r, 10))),
-        recall_at_50: bootstrap_mean(&per_user(&|l, r| metrics::recall_at_k(l, r, 50)), RESAMPLES, SEED),
+        recall_at_50: bootstrap_mean(
+            &per_user(&|l, r| metrics::recall_at_k(l, r, 50)),
+            RESAMPLES,
+            SEED,
+        ),
         recall_at_100: mean(per_user(&|l, r| metrics::recall_at_k(l, r, 100))),
-        ndcg_at_10: bootstrap_mean(&per_user(&|l, r| metrics::ndcg_at_k(l, r, 10)), RESAMPLES, SEED),
+        ndcg_at_10: bootstrap_mean(
+            &per_user(&|l, r| metrics::ndcg_at_k(l, r, 10)),
+            RESAMPLES,
+            SEED,
+        ),
         map_at_10: mean(per_user(&|l, r| metrics::average_precision_at_k(l, r, 10))),
         hit_rate_at_10: mean(per_user(&|l, r| metrics::hit_rate_at_k(l, r, 10))),
         coverage_at_10: metrics::coverage_at_k(chosen.iter().copied(), 10, set.catalog_size),
@@ -78,7 +112,8 @@ pub fn paired_ndcg_difference(
     let diffs: Vec<f64> = relevant
         .iter()
         .map(|(u, r)| {
-            metrics::ndcg_at_k(a.get(u).unwrap_or(&empty), r, 10) - metrics::ndcg_at_k(b.get(u).unwrap_or(&empty), r, 10)
+            metrics::ndcg_at_k(a.get(u).unwrap_or(&empty), r, 10)
+                - metrics::ndcg_at_k(b.get(u).unwrap_or(&empty), r, 10)
         })
         .collect();
     bootstrap_mean(&diffs, RESAMPLES, SEED)
@@ -94,7 +129,12 @@ mod tests {
         let warm = HashSet::from([2]);
         let lists = BTreeMap::from([(1, vec![7, 1]), (2, vec![3, 4])]);
         let counts = vec![1; 10];
-        let set = EvalSet { relevant: &relevant, warm: &warm, item_counts: &counts, catalog_size: 10 };
+        let set = EvalSet {
+            relevant: &relevant,
+            warm: &warm,
+            item_counts: &counts,
+            catalog_size: 10,
+        };
         let [all, warm_row] = evaluate("x", &lists, &set);
         assert_eq!(all.users, 2);
         assert!((all.ndcg_at_10.mean - 0.5).abs() < 1e-9);

@@ -19,9 +19,24 @@ mod tests {
     #[test]
     fn only_ratings_of_four_or_more_count() {
         let rows = [
-            Interaction { user: 1, item: 5, timestamp: 0, value: 4.0 },
-            Interaction { user: 1, item: 6, timestamp: 0, value: 3.0 },
-            Interaction { user: 2, item: 6, timestamp: 0, value: 2.0 },
+            Interaction {
+                user: 1,
+                item: 5,
+                timestamp: 0,
+                value: 4.0,
+            },
+            Interaction {
+                user: 1,
+                item: 6,
+                timestamp: 0,
+                value: 3.0,
+            },
+            Interaction {
+                user: 2,
+                item: 6,
+                timestamp: 0,
+                value: 2.0,
+            },
         ];
         let labels = relevant_by_user(&rows);
         assert_eq!(labels.len(), 1);

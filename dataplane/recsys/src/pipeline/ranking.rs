@@ -55,9 +55,14 @@ fn add_user(
     user: u32,
     relevant: &HashSet<u32>,
 ) -> Result<(), ModelError> {
-    for (rank, (item, score)) in retrieval.retrieve(snapshot, user, CANDIDATES)?.into_iter().enumerate() {
+    for (rank, (item, score)) in retrieval
+        .retrieve(snapshot, user, CANDIDATES)?
+        .into_iter()
+        .enumerate()
+    {
         ranker_row(snapshot, user, item, score, rank, &mut rows.features);
-        rows.labels.push(f32::from(u8::from(relevant.contains(&item))));
+        rows.labels
+            .push(f32::from(u8::from(relevant.contains(&item))));
         rows.users.push(user);
         rows.items.push(item);
     }
@@ -67,15 +72,31 @@ fn add_user(
 /// Trains the ranker on `rows`, holding out every fifth user for early stopping.
 pub fn train_ranker(rows: &CandidateRows, params: &RankerParams) -> Result<Ranker, ModelError> {
     let n = RANKER_FEATURES.len();
-    let (mut train_x, mut train_y, mut valid_x, mut valid_y) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut train_x, mut train_y, mut valid_x, mut valid_y) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (row, &user) in rows.users.iter().enumerate() {
-        let (x, y) = if user % 5 == 0 { (&mut valid_x, &mut valid_y) } else { (&mut train_x, &mut train_y) };
+        let (x, y) = if user % 5 == 0 {
+            (&mut valid_x, &mut valid_y)
+        } else {
+            (&mut train_x, &mut train_y)
+        };
         x.extend_from_slice(&rows.features[row * n..(row + 1) * n]);
         y.push(rows.labels[row]);
     }
     let has_both = |y: &[f32]| y.iter().any(|&l| l > 0.5) && y.iter().any(|&l| l < 0.5);
-    let valid = has_both(&valid_y).then_some(LabelledRows { features: &valid_x, labels: &valid_y });
-    Ranker::train(LabelledRows { features: &train_x, labels: &train_y }, valid, feature_names(), params)
+    let valid = has_both(&valid_y).then_some(LabelledRows {
+        features: &valid_x,
+        labels: &valid_y,
+    });
+    Ranker::train(
+        LabelledRows {
+            features: &train_x,
+            labels: &train_y,
+        },
+        valid,
+        feature_names(),
+        params,
+    )
 }
 
 /// Scores `candidates` of `user` with the ranker; returns them re-ordered best first.
@@ -90,7 +111,11 @@ pub fn rerank(
         ranker_row(snapshot, user, item, score, rank, &mut features);
     }
     let scores = ranker.predict(&features)?;
-    let mut scored: Vec<(u32, f32)> = candidates.iter().zip(scores).map(|(&(item, _), s)| (item, s as f32)).collect();
+    let mut scored: Vec<(u32, f32)> = candidates
+        .iter()
+        .zip(scores)
+        .map(|(&(item, _), s)| (item, s as f32))
+        .collect();
     scored.sort_by(ranking::compare_scored);
     Ok(scored)
 }

@@ -9,7 +9,17 @@ pub fn metrics_table(rows: &[MetricRow]) -> String {
     let _ = writeln!(
         out,
         "{:<22} {:<5} {:>5}  {:>7} {:>22} {:>8} {:>22} {:>7} {:>7} {:>7} {:>7}",
-        "system", "users", "n", "R@10", "R@50 [95% CI]", "R@100", "NDCG@10 [95% CI]", "MAP@10", "HR@10", "Cov@10", "Nov@10"
+        "system",
+        "users",
+        "n",
+        "R@10",
+        "R@50 [95% CI]",
+        "R@100",
+        "NDCG@10 [95% CI]",
+        "MAP@10",
+        "HR@10",
+        "Cov@10",
+        "Nov@10"
     );
     for r in rows {
         let _ = writeln!(

@@ -25,7 +25,12 @@ impl Retrieval {
     }
 
     /// Top `k` unseen items for `user` from the ANN index, best first.
-    pub fn retrieve(&self, snapshot: &FeatureSnapshot, user: u32, k: usize) -> Result<Vec<(u32, f32)>, ModelError> {
+    pub fn retrieve(
+        &self,
+        snapshot: &FeatureSnapshot,
+        user: u32,
+        k: usize,
+    ) -> Result<Vec<(u32, f32)>, ModelError> {
         retrieve_unseen(&self.ann, snapshot, user, self.user_vector(user), k)
     }
 }
@@ -38,7 +43,10 @@ pub fn retrieve_unseen(
     query: &[f32],
     k: usize,
 ) -> Result<Vec<(u32, f32)>, ModelError> {
-    let seen = snapshot.users.get(user as usize).map_or(0, |u| u.seen.len());
+    let seen = snapshot
+        .users
+        .get(user as usize)
+        .map_or(0, |u| u.seen.len());
     let mut hits = ann.search(query, k + seen)?;
     hits.retain(|(item, _)| !snapshot.has_seen(user, *item));
     // FAISS does not promise the protocol's tie-break; re-sort equal scores by item id.
@@ -66,11 +74,17 @@ pub fn train(
             items.feature_dim as i64,
         )
     };
-    let positives: Vec<(usize, usize)> =
-        history.iter().filter(|r| r.timestamp < snapshot.cutoff).map(|r| (r.user as usize, r.item as usize)).collect();
+    let positives: Vec<(usize, usize)> = history
+        .iter()
+        .filter(|r| r.timestamp < snapshot.cutoff)
+        .map(|r| (r.user as usize, r.item as usize))
+        .collect();
     let counts = snapshot.item_counts();
     let total = counts.iter().sum::<u64>().max(1) as f32;
-    let log_q: Vec<f32> = counts.iter().map(|&c| (c.max(1) as f32 / total).ln()).collect();
+    let log_q: Vec<f32> = counts
+        .iter()
+        .map(|&c| (c.max(1) as f32 / total).ln())
+        .collect();
 
     let labels = validation.map(relevant_by_user);
     let mut validate = |model: &TwoTower| -> Result<f64, ModelError> {
@@ -88,7 +102,11 @@ pub fn train(
         Ok(sum / labels.len().max(1) as f64)
     };
     let validator: Option<&mut dyn FnMut(&TwoTower) -> Result<f64, ModelError>> =
-        if labels.is_some() { Some(&mut validate) } else { None };
+        if labels.is_some() {
+            Some(&mut validate)
+        } else {
+            None
+        };
     let (model, report) = TwoTower::fit(config, &users, &items, &positives, &log_q, validator)?;
 
     let user_vectors = model.embed_users(&users)?;
@@ -96,7 +114,13 @@ pub fn train(
     let dim = model.config().output_dim as usize;
     let ids: Vec<u32> = (0..snapshot.items.len() as u32).collect();
     let ann = AnnIndex::build(IndexKind::for_catalog(ids.len()), dim, &item_vectors, ids)?;
-    Ok(Retrieval { model, user_vectors, item_vectors, ann, report })
+    Ok(Retrieval {
+        model,
+        user_vectors,
+        item_vectors,
+        ann,
+        report,
+    })
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -17,7 +17,10 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn from_dataset(data: &Dataset) -> Self {
-        Self { user_ids: data.users.iter().map(|u| u.external_id.clone()).collect(), items: data.items.clone() }
+        Self {
+            user_ids: data.users.iter().map(|u| u.external_id.clone()).collect(),
+            items: data.items.clone(),
+        }
     }
 }
 

@@ -50,22 +50,53 @@ impl Engine {
         let snapshot: FeatureSnapshot = read_json(&dir.join(SNAPSHOT_FILE))?;
         let expected = artifacts::feature_schema_hash(&snapshot);
         if manifest.feature_schema_hash != expected {
-            return Err(ArtifactError::Schema { dir: dir.to_path_buf(), found: manifest.feature_schema_hash, expected }.into());
+            return Err(ArtifactError::Schema {
+                dir: dir.to_path_buf(),
+                found: manifest.feature_schema_hash,
+                expected,
+            }
+            .into());
         }
         let catalog: Catalog = read_json(&dir.join(CATALOG_FILE))?;
-        if catalog.items.len() != snapshot.items.len() || catalog.user_ids.len() != snapshot.users.len() {
-            return Err(EngineError::BadFile { file: CATALOG_FILE.into(), message: "catalog and snapshot sizes differ".into() });
+        if catalog.items.len() != snapshot.items.len()
+            || catalog.user_ids.len() != snapshot.users.len()
+        {
+            return Err(EngineError::BadFile {
+                file: CATALOG_FILE.into(),
+                message: "catalog and snapshot sizes differ".into(),
+            });
         }
         let tower = TwoTower::load(dir)?;
         let ann = AnnIndex::load(dir)?;
         let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names())?;
-        let users = catalog.user_ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
-        let popularity: Vec<f32> =
-            snapshot.items.iter().map(|i| i.count_7d as f32 + i.count_all as f32 / 1e6).collect();
-        let mut popular: Vec<(u32, f32)> = popularity.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
+        let users = catalog
+            .user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+        let popularity: Vec<f32> = snapshot
+            .items
+            .iter()
+            .map(|i| i.count_7d as f32 + i.count_all as f32 / 1e6)
+            .collect();
+        let mut popular: Vec<(u32, f32)> = popularity
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (i as u32, s))
+            .collect();
         popular.sort_by(ranking::compare_scored);
         popular.truncate(1000);
-        Ok(Self { version: manifest.model_version, tower: Mutex::new(tower), ann, ranker, snapshot, catalog, users, popular })
+        Ok(Self {
+            version: manifest.model_version,
+            tower: Mutex::new(tower),
+            ann,
+            ranker,
+            snapshot,
+            catalog,
+            users,
+            popular,
+        })
     }
 
     pub fn version(&self) -> &str {
@@ -77,14 +108,33 @@ impl Engine {
     }
 
     pub fn item_by_external_id(&self, id: &str) -> Option<u32> {
-        self.catalog.items.iter().position(|i| i.external_id == id).map(|p| p as u32)
+        self.catalog
+            .items
+            .iter()
+            .position(|i| i.external_id == id)
+            .map(|p| p as u32)
     }
 
     /// The top `n` items for `user_id`, never including `exclude` or items seen before.
-    pub fn recommend(&self, user_id: &str, n: usize, exclude: &HashSet<u32>) -> Result<Recommendation, EngineError> {
+    pub fn recommend(
+        &self,
+        user_id: &str,
+        n: usize,
+        exclude: &HashSet<u32>,
+    ) -> Result<Recommendation, EngineError> {
         let Some(&user) = self.users.get(user_id) else {
-            let items = self.popular.iter().filter(|(i, _)| !exclude.contains(i)).take(n).copied().collect();
-            return Ok(Recommendation { items, fallback: true, timings: Vec::new() });
+            let items = self
+                .popular
+                .iter()
+                .filter(|(i, _)| !exclude.contains(i))
+                .take(n)
+                .copied()
+                .collect();
+            return Ok(Recommendation {
+                items,
+                fallback: true,
+                timings: Vec::new(),
+            });
         };
         let mut timings = Vec::new();
         let mut clock = Instant::now();
@@ -93,15 +143,29 @@ impl Engine {
             clock = Instant::now();
         };
 
-        let mut inputs = TowerInputs { feature_dim: tower::user_feature_dim(&self.snapshot), ..Default::default() };
-        inputs.ids.push(tower::user_row(&self.snapshot, user, &mut inputs.features));
+        let mut inputs = TowerInputs {
+            feature_dim: tower::user_feature_dim(&self.snapshot),
+            ..Default::default()
+        };
+        inputs
+            .ids
+            .push(tower::user_row(&self.snapshot, user, &mut inputs.features));
         let query = {
-            let model = self.tower.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let model = self
+                .tower
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             model.embed_users(&inputs)?
         };
         lap("embedding", &mut timings);
 
-        let mut candidates = retrieve_unseen(&self.ann, &self.snapshot, user, &query, CANDIDATES + exclude.len())?;
+        let mut candidates = retrieve_unseen(
+            &self.ann,
+            &self.snapshot,
+            user,
+            &query,
+            CANDIDATES + exclude.len(),
+        )?;
         candidates.retain(|(i, _)| !exclude.contains(i));
         candidates.truncate(CANDIDATES);
         lap("retrieval", &mut timings);
@@ -109,12 +173,19 @@ impl Engine {
         let mut ranked = rerank(&self.ranker, &self.snapshot, user, &candidates)?;
         ranked.truncate(n);
         lap("ranking", &mut timings);
-        Ok(Recommendation { items: ranked, fallback: false, timings })
+        Ok(Recommendation {
+            items: ranked,
+            fallback: false,
+            timings,
+        })
     }
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {
-    let bad = |message: String| EngineError::BadFile { file: path.display().to_string(), message };
+    let bad = |message: String| EngineError::BadFile {
+        file: path.display().to_string(),
+        message,
+    };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))
 }

@@ -28,10 +28,16 @@ fn validate(req: &RecommendRequest) -> Result<(), Status> {
         return Err(Status::invalid_argument("user_id is required"));
     }
     if req.num_items == 0 || req.num_items > MAX_ITEMS {
-        return Err(Status::invalid_argument(format!("num_items must be in 1..={MAX_ITEMS}, got {}", req.num_items)));
+        return Err(Status::invalid_argument(format!(
+            "num_items must be in 1..={MAX_ITEMS}, got {}",
+            req.num_items
+        )));
     }
     if !req.placement.is_empty() && !PLACEMENTS.contains(&req.placement.as_str()) {
-        return Err(Status::invalid_argument(format!("unknown placement {:?}; known: {PLACEMENTS:?}", req.placement)));
+        return Err(Status::invalid_argument(format!(
+            "unknown placement {:?}; known: {PLACEMENTS:?}",
+            req.placement
+        )));
     }
     Ok(())
 }
@@ -45,17 +51,26 @@ impl From<EngineError> for Status {
 
 #[tonic::async_trait]
 impl Recommender for RecommenderService {
-    async fn recommend(&self, request: Request<RecommendRequest>) -> Result<Response<RecommendResponse>, Status> {
+    async fn recommend(
+        &self,
+        request: Request<RecommendRequest>,
+    ) -> Result<Response<RecommendResponse>, Status> {
         let req = request.into_inner();
         validate(&req)?;
         let engine = Arc::clone(&self.engine);
         let request_id = uuid::Uuid::new_v4().to_string();
-        let exclude: HashSet<u32> = req.exclude_item_ids.iter().filter_map(|id| engine.item_by_external_id(id)).collect();
+        let exclude: HashSet<u32> = req
+            .exclude_item_ids
+            .iter()
+            .filter_map(|id| engine.item_by_external_id(id))
+            .collect();
         let user_id = req.user_id.clone();
         let n = req.num_items as usize;
-        let rec = tokio::task::spawn_blocking(move || engine.recommend(&user_id, n, &exclude).map(|r| (r, engine)))
-            .await
-            .map_err(|e| Status::internal(format!("worker failed: {e}")))??;
+        let rec = tokio::task::spawn_blocking(move || {
+            engine.recommend(&user_id, n, &exclude).map(|r| (r, engine))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))??;
         let (rec, engine) = rec;
         let items = rec
             .items
@@ -73,11 +88,23 @@ impl Recommender for RecommenderService {
             })
             .collect();
         let timings = if req.explain {
-            rec.timings.iter().map(|&(stage, millis)| StageTiming { stage: stage.to_owned(), millis }).collect()
+            rec.timings
+                .iter()
+                .map(|&(stage, millis)| StageTiming {
+                    stage: stage.to_owned(),
+                    millis,
+                })
+                .collect()
         } else {
             Vec::new()
         };
-        tracing::info!(request_id, user = req.user_id, variant = "stable", fallback = rec.fallback, "recommend");
+        tracing::info!(
+            request_id,
+            user = req.user_id,
+            variant = "stable",
+            fallback = rec.fallback,
+            "recommend"
+        );
         Ok(Response::new(RecommendResponse {
             items,
             model_version: engine.version().to_owned(),
@@ -94,11 +121,16 @@ impl Recommender for RecommenderService {
 pub async fn bind(
     engine: Arc<Engine>,
     addr: SocketAddr,
-) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = Result<(), tonic::transport::Error>>)> {
+) -> anyhow::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = Result<(), tonic::transport::Error>>,
+)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<RecommenderServer<RecommenderService>>().await;
+    reporter
+        .set_serving::<RecommenderServer<RecommenderService>>()
+        .await;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .add_service(health)
@@ -114,7 +146,12 @@ mod tests {
     use super::*;
 
     fn req(user: &str, n: u32, placement: &str) -> RecommendRequest {
-        RecommendRequest { user_id: user.into(), num_items: n, placement: placement.into(), ..Default::default() }
+        RecommendRequest {
+            user_id: user.into(),
+            num_items: n,
+            placement: placement.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -122,9 +159,15 @@ mod tests {
         let e = validate(&req("", 10, "")).unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert!(e.message().contains("user_id"));
-        assert!(validate(&req("1", 0, "")).unwrap_err().message().contains("num_items"));
+        assert!(validate(&req("1", 0, ""))
+            .unwrap_err()
+            .message()
+            .contains("num_items"));
         assert!(validate(&req("1", 101, "")).is_err());
-        assert!(validate(&req("1", 10, "moon")).unwrap_err().message().contains("placement"));
+        assert!(validate(&req("1", 10, "moon"))
+            .unwrap_err()
+            .message()
+            .contains("placement"));
         assert!(validate(&req("1", 10, "home")).is_ok());
     }
 }

@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Lift", type_ = "string", json_path = ".status.lift"),
     printcolumn(name = "P-Value", type_ = "string", json_path = ".status.pValue"),
     printcolumn(name = "Decision", type_ = "string", json_path = ".status.decision"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.control != self.treatment").message("control and treatment must differ"))]
@@ -75,7 +79,11 @@ pub struct Design {
 
 impl Default for Design {
     fn default() -> Self {
-        Self { alpha: 0.05, power: 0.8, minimum_detectable_effect: 0.02 }
+        Self {
+            alpha: 0.05,
+            power: 0.8,
+            minimum_detectable_effect: 0.02,
+        }
     }
 }
 
@@ -97,7 +105,11 @@ fn default_srm() -> f64 {
 
 impl Default for Analysis {
     fn default() -> Self {
-        Self { method: AnalysisMethod::FixedHorizon, min_lift: 0.0, srm_alpha: default_srm() }
+        Self {
+            method: AnalysisMethod::FixedHorizon,
+            min_lift: 0.0,
+            srm_alpha: default_srm(),
+        }
     }
 }
 

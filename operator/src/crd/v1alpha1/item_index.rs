@@ -19,7 +19,11 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Items", type_ = "integer", json_path = ".status.items"),
     printcolumn(name = "Recall", type_ = "number", json_path = ".status.recall"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type != 'IVF' && self.type != 'IVFPQ' || has(self.nlist)").message("IVF and IVFPQ indexes need nlist"))]

@@ -14,11 +14,23 @@ use serde::{Deserialize, Serialize};
     shortname = "rm",
     category = "recsys",
     doc = "A served recommender: stable and canary model versions behind a sticky router.",
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.stableVersion"),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.stableVersion"
+    ),
     printcolumn(name = "Canary", type_ = "string", json_path = ".status.canaryVersion"),
     printcolumn(name = "Weight", type_ = "integer", json_path = ".spec.canary.weight"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RecModelSpec {
@@ -89,7 +101,11 @@ pub struct ServingConfig {
 
 impl Default for ServingConfig {
     fn default() -> Self {
-        Self { candidates: 500, num_items: 10, max_per_category: 3 }
+        Self {
+            candidates: 500,
+            num_items: 10,
+            max_per_category: 3,
+        }
     }
 }
 

@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
     doc = "Retraining on a cron schedule (or on drift), gated by offline metrics.",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
-    printcolumn(name = "Last Result", type_ = "string", json_path = ".status.lastResult"),
+    printcolumn(
+        name = "Last Result",
+        type_ = "string",
+        json_path = ".status.lastResult"
+    ),
     printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextRunTime")
 )]
 #[serde(rename_all = "camelCase")]
@@ -94,7 +98,10 @@ pub struct OfflineGates {
 
 impl Default for OfflineGates {
     fn default() -> Self {
-        Self { min_auc: 0.75, max_ndcg_regression: 0.02 }
+        Self {
+            min_auc: 0.75,
+            max_ndcg_regression: 0.02,
+        }
     }
 }
 
