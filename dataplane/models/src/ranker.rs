@@ -132,7 +132,7 @@ impl Ranker {
         if features.is_empty() {
             return Ok(Vec::new());
         }
-        if features.len() % n != 0 {
+        if !features.len().is_multiple_of(n) {
             return Err(ModelError::Invalid(format!(
                 "{} values are not rows of {n} features",
                 features.len()

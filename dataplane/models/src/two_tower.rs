@@ -167,6 +167,9 @@ impl Tower {
     }
 }
 
+/// Scores a model during training (higher is better), for early stopping.
+pub type Validator<'a> = dyn FnMut(&TwoTower) -> Result<f64, ModelError> + 'a;
+
 /// A trained (or freshly initialised) two-tower model.
 #[derive(Debug)]
 pub struct TwoTower {
@@ -268,7 +271,7 @@ impl TwoTower {
         items: &TowerInputs,
         positives: &[(usize, usize)],
         item_log_q: &[f32],
-        mut validate: Option<&mut dyn FnMut(&TwoTower) -> Result<f64, ModelError>>,
+        mut validate: Option<&mut Validator<'_>>,
     ) -> Result<(Self, TrainReport), ModelError> {
         users.validate(config.user_feature_dim, "user")?;
         items.validate(config.item_feature_dim, "item")?;

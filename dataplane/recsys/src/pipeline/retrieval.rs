@@ -3,6 +3,7 @@
 use crate::features::{tower, FeatureSnapshot};
 use crate::pipeline::labels::relevant_by_user;
 use recsys_core::{metrics, ranking, Interaction};
+use recsys_models::two_tower::Validator;
 use recsys_models::{AnnIndex, IndexKind, ModelError, TrainReport, TwoTower, TwoTowerConfig};
 
 /// A trained retrieval stage: model, precomputed vectors and the ANN index over items.
@@ -101,7 +102,7 @@ pub fn train(
         }
         Ok(sum / labels.len().max(1) as f64)
     };
-    let validator: Option<&mut dyn FnMut(&TwoTower) -> Result<f64, ModelError>> =
+    let validator: Option<&mut Validator<'_>> =
         if labels.is_some() {
             Some(&mut validate)
         } else {

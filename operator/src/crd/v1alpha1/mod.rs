@@ -1,5 +1,8 @@
 //! `recsys.dev/v1alpha1`.
 
+// kube's `printcolumn(..)` repeats `type_ = ..` per column, which clippy misreads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 mod common;
 mod experiment;
 mod item_index;
