@@ -41,6 +41,9 @@ pub struct DemoSummary {
 
 type Lists = BTreeMap<UserId, Vec<ItemId>>;
 
+/// Weekly windows before validation whose candidates train the ranker.
+const RANKER_WINDOWS: usize = 4;
+
 fn lists_from_scores(users: &[UserId], snapshot: &FeatureSnapshot, scores: &[f32]) -> Lists {
     users
         .iter()
@@ -115,14 +118,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         "two-tower selection: best epoch {} of {} (validation Recall@50 {:.4})",
         selection.report.best_epoch, selection.report.epochs_run, selection.report.best_validation
     );
-    let ranker_rows = ranking::candidate_rows(&selection, &snapshot_val, &split.validation)?;
+    let epochs = selection.report.best_epoch.max(1);
+    let ranker_train = ranking::rolling_window_rows(
+        &data,
+        &split.train,
+        windows.validation_start,
+        RANKER_WINDOWS,
+        epochs,
+    )?;
+    let ranker_valid = ranking::candidate_rows(&selection, &snapshot_val, &split.validation)?;
     let ranker_params = RankerParams::default();
-    let ranker = ranking::train_ranker(&ranker_rows, &ranker_params)?;
+    let ranker = ranking::train_ranker(&ranker_train, &ranker_valid, &ranker_params)?;
     println!(
-        "ranker    LightGBM, {} trees on {} candidate rows ({} positive); top features: {}",
+        "ranker    LightGBM, {} trees; {} weekly windows = {} candidate rows ({} positive), validated on {} rows; top features: {}",
         ranker.num_trees(),
-        ranker_rows.len(),
-        ranker_rows.positives(),
+        RANKER_WINDOWS,
+        ranker_train.len(),
+        ranker_train.positives(),
+        ranker_valid.len(),
         ranker
             .feature_importance()?
             .iter()

@@ -32,6 +32,13 @@ impl CandidateRows {
     pub fn positives(&self) -> usize {
         self.labels.iter().filter(|&&l| l > 0.5).count()
     }
+
+    pub fn append(&mut self, mut other: CandidateRows) {
+        self.features.append(&mut other.features);
+        self.labels.append(&mut other.labels);
+        self.users.append(&mut other.users);
+        self.items.append(&mut other.items);
+    }
 }
 
 /// Retrieves candidates for each user of `window` and labels them with the window's relevance.
@@ -69,34 +76,69 @@ fn add_user(
     Ok(())
 }
 
-/// Trains the ranker on `rows`, holding out every fifth user for early stopping.
-pub fn train_ranker(rows: &CandidateRows, params: &RankerParams) -> Result<Ranker, ModelError> {
-    let n = RANKER_FEATURES.len();
-    let (mut train_x, mut train_y, mut valid_x, mut valid_y) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (row, &user) in rows.users.iter().enumerate() {
-        let (x, y) = if user % 5 == 0 {
-            (&mut valid_x, &mut valid_y)
-        } else {
-            (&mut train_x, &mut train_y)
-        };
-        x.extend_from_slice(&rows.features[row * n..(row + 1) * n]);
-        y.push(rows.labels[row]);
-    }
+/// Trains the ranker on earlier windows, choosing the number of trees by early stopping on the
+/// later `valid` window (time-based validation), then refits on both with that many trees.
+pub fn train_ranker(
+    train: &CandidateRows,
+    valid: &CandidateRows,
+    params: &RankerParams,
+) -> Result<Ranker, ModelError> {
     let has_both = |y: &[f32]| y.iter().any(|&l| l > 0.5) && y.iter().any(|&l| l < 0.5);
-    let valid = has_both(&valid_y).then_some(LabelledRows {
-        features: &valid_x,
-        labels: &valid_y,
-    });
-    Ranker::train(
-        LabelledRows {
-            features: &train_x,
-            labels: &train_y,
-        },
-        valid,
-        feature_names(),
-        params,
-    )
+    if !has_both(&valid.labels) {
+        return Ranker::train(rows(train), None, feature_names(), params);
+    }
+    let selected = Ranker::train(rows(train), Some(rows(valid)), feature_names(), params)?;
+    let refit_params = RankerParams {
+        num_iterations: selected.num_trees().max(1) as u32,
+        ..params.clone()
+    };
+    let all = CandidateRows {
+        features: [train.features.as_slice(), valid.features.as_slice()].concat(),
+        labels: [train.labels.as_slice(), valid.labels.as_slice()].concat(),
+        ..Default::default()
+    };
+    Ranker::train(rows(&all), None, feature_names(), &refit_params)
+}
+
+fn rows(r: &CandidateRows) -> LabelledRows<'_> {
+    LabelledRows {
+        features: &r.features,
+        labels: &r.labels,
+    }
+}
+
+/// Ranker training rows from `windows` rolling weekly windows before `cutoff`: for each, a
+/// retrieval model trained only on what came before the window proposes candidates, and the
+/// window's ratings label them — exactly the situation the ranker meets in production.
+pub fn rolling_window_rows(
+    data: &crate::data::Dataset,
+    history: &[Interaction],
+    cutoff: i64,
+    windows: usize,
+    epochs: usize,
+) -> Result<CandidateRows, ModelError> {
+    const WEEK: i64 = 7 * 86_400;
+    let mut out = CandidateRows::default();
+    for k in 1..=windows as i64 {
+        let start = cutoff - k * WEEK;
+        let before: Vec<Interaction> = history
+            .iter()
+            .filter(|r| r.timestamp < start)
+            .copied()
+            .collect();
+        let window: Vec<Interaction> = history
+            .iter()
+            .filter(|r| (start..start + WEEK).contains(&r.timestamp))
+            .copied()
+            .collect();
+        if before.is_empty() || window.is_empty() {
+            continue;
+        }
+        let snapshot = FeatureSnapshot::compute(data, &before, start);
+        let retrieval = crate::pipeline::retrieval::train(&snapshot, &before, None, epochs)?;
+        out.append(candidate_rows(&retrieval, &snapshot, &window)?);
+    }
+    Ok(out)
 }
 
 /// Scores `candidates` of `user` with the ranker; returns them re-ordered best first.

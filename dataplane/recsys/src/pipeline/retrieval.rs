@@ -102,12 +102,11 @@ pub fn train(
         }
         Ok(sum / labels.len().max(1) as f64)
     };
-    let validator: Option<&mut Validator<'_>> =
-        if labels.is_some() {
-            Some(&mut validate)
-        } else {
-            None
-        };
+    let validator: Option<&mut Validator<'_>> = if labels.is_some() {
+        Some(&mut validate)
+    } else {
+        None
+    };
     let (model, report) = TwoTower::fit(config, &users, &items, &positives, &log_q, validator)?;
 
     let user_vectors = model.embed_users(&users)?;
