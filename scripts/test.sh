@@ -15,8 +15,4 @@ if cargo tree -p recsys-operator --prefix none -e normal,build | grep -E '^(fais
   echo "the operator crate must not depend on native ML libraries" >&2
   exit 1
 fi
-echo "== generated CRDs"
-tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-cargo run --release -q -p recsys-operator --bin crdgen -- "$tmp" >/dev/null
-diff -ru crds "$tmp"
-echo "all checks passed"
+echo "all checks passed (CRD drift is checked by operator/tests/crd_drift.rs)"

@@ -166,6 +166,40 @@ impl AnnIndex {
             .collect())
     }
 
+    /// Mean recall@k of this index against `exact` over row-major `queries`: the share of the
+    /// exact top-k that this index also returns.
+    pub fn recall_against(
+        &self,
+        exact: &AnnIndex,
+        queries: &[f32],
+        k: usize,
+    ) -> Result<f64, ModelError> {
+        if self.dim == 0 || queries.is_empty() || !queries.len().is_multiple_of(self.dim) {
+            return Err(ModelError::Invalid(format!(
+                "{} query values are not rows of dim {}",
+                queries.len(),
+                self.dim
+            )));
+        }
+        let mut total = 0.0;
+        let mut n = 0usize;
+        for q in queries.chunks(self.dim) {
+            let truth: std::collections::HashSet<u32> =
+                exact.search(q, k)?.into_iter().map(|h| h.0).collect();
+            if truth.is_empty() {
+                continue;
+            }
+            let found = self
+                .search(q, k)?
+                .into_iter()
+                .filter(|h| truth.contains(&h.0))
+                .count();
+            total += found as f64 / truth.len() as f64;
+            n += 1;
+        }
+        Ok(if n == 0 { 0.0 } else { total / n as f64 })
+    }
+
     /// Writes `ann.faiss` and `ann.json` (kind, dim, id map) into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;

@@ -2,7 +2,7 @@
 //! operator's Jobs and Deployments run the same image.
 
 use clap::{Parser, Subcommand};
-use recsys::pipeline::demo::{self, DemoOptions};
+use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::serving::{grpc, Engine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,9 @@ enum Command {
         /// Upper bound on two-tower epochs (early stopping usually ends sooner).
         #[arg(long, default_value_t = 30)]
         max_epochs: usize,
+        /// Which evaluation split to use.
+        #[arg(long, value_enum, default_value = "seed")]
+        split: SplitKind,
     },
     /// Serve a published model version over gRPC.
     Serve {
@@ -61,12 +64,14 @@ async fn main() -> anyhow::Result<()> {
             artifacts_dir,
             user,
             max_epochs,
+            split,
         } => {
             demo::run(DemoOptions {
                 data_dir,
                 artifacts_dir,
                 user,
                 max_epochs,
+                split,
             })
             .await?;
         }

@@ -17,6 +17,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         artifacts_dir: out.path().to_path_buf(),
         user: Some("416".into()),
         max_epochs: 4,
+        split: demo::SplitKind::Seed,
     })
     .await
     .expect("demo runs end to end");
