@@ -1,0 +1,113 @@
+//! ANN benchmark on generated embeddings: build time, recall@k against exact search and
+//! one-query-at-a-time latency percentiles. Run with `OMP_NUM_THREADS=1` for single-thread
+//! query latency:
+//!
+//! `OMP_NUM_THREADS=1 cargo run --release -p recsys-models --example ann_bench -- 1000000 ivf:4096:64 hnsw:32:512`
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use recsys_models::{AnnIndex, IndexKind};
+use std::time::Instant;
+
+const DIM: usize = 128;
+const CLUSTERS: usize = 2000;
+const QUERIES: usize = 200;
+const K: usize = 500;
+
+/// Unit vectors scattered around random cluster centres, like item embeddings of taste groups.
+fn clustered(n: usize, rng: &mut StdRng, centres: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n * DIM);
+    for _ in 0..n {
+        let c = rng.random_range(0..CLUSTERS);
+        let start = out.len();
+        for d in 0..DIM {
+            let noise: f32 = rng.random_range(-1.0..1.0);
+            out.push(centres[c * DIM + d] + 0.08 * noise);
+        }
+        normalise(&mut out[start..]);
+    }
+    out
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+fn parse(spec: &str) -> IndexKind {
+    let parts: Vec<u32> = spec
+        .split(':')
+        .skip(1)
+        .map(|p| p.parse().expect("numeric parameter"))
+        .collect();
+    match spec.split(':').next() {
+        Some("flat") => IndexKind::Flat,
+        Some("ivf") => IndexKind::Ivf {
+            nlist: parts[0],
+            nprobe: parts[1],
+        },
+        Some("hnsw") => IndexKind::Hnsw {
+            m: parts[0],
+            ef_search: parts[1],
+        },
+        _ => panic!("index spec must be flat, ivf:NLIST:NPROBE or hnsw:M:EF"),
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((q * sorted.len() as f64) as usize).min(sorted.len() - 1)]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
+    let kinds: Vec<IndexKind> = args.iter().skip(1).map(|s| parse(s)).collect();
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut centres: Vec<f32> = (0..CLUSTERS * DIM)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    centres.chunks_mut(DIM).for_each(normalise);
+    let t = Instant::now();
+    let items = clustered(n, &mut rng, &centres);
+    let queries = clustered(QUERIES, &mut rng, &centres);
+    println!(
+        "generated {n} × {DIM} item vectors in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let ids: Vec<u32> = (0..n as u32).collect();
+    let t = Instant::now();
+    let exact = AnnIndex::build(IndexKind::Flat, DIM, &items, ids.clone())?;
+    println!("flat: built in {:.1} s", t.elapsed().as_secs_f64());
+
+    println!("| index | build s | recall@{K} | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for kind in std::iter::once(IndexKind::Flat).chain(kinds) {
+        let t = Instant::now();
+        let index = if kind == IndexKind::Flat {
+            None
+        } else {
+            Some(AnnIndex::build(kind, DIM, &items, ids.clone())?)
+        };
+        let build = t.elapsed().as_secs_f64();
+        let index = index.as_ref().unwrap_or(&exact);
+        let recall = index.recall_against(&exact, &queries, K)?;
+        let mut latencies: Vec<f64> = queries
+            .chunks(DIM)
+            .map(|q| {
+                let t = Instant::now();
+                let hits = index.search(q, K).map(|h| h.len());
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                assert_eq!(hits.ok(), Some(K));
+                ms
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "| {kind:?} | {build:.1} | {recall:.4} | {:.3} | {:.3} | {:.3} |",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            latencies[latencies.len() - 1]
+        );
+    }
+    Ok(())
+}
