@@ -3,6 +3,9 @@
 //! query latency:
 //!
 //! `OMP_NUM_THREADS=1 cargo run --release -p recsys-models --example ann_bench -- 1000000 ivf:4096:64 hnsw:32:512`
+//!
+//! `noise:X` sets the per-dimension spread around cluster centres (default 0.08); larger values
+//! blur the clusters and make the search harder.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recsys_models::{AnnIndex, IndexKind};
@@ -14,14 +17,14 @@ const QUERIES: usize = 200;
 const K: usize = 500;
 
 /// Unit vectors scattered around random cluster centres, like item embeddings of taste groups.
-fn clustered(n: usize, rng: &mut StdRng, centres: &[f32]) -> Vec<f32> {
+fn clustered(n: usize, rng: &mut StdRng, centres: &[f32], spread: f32) -> Vec<f32> {
     let mut out = Vec::with_capacity(n * DIM);
     for _ in 0..n {
         let c = rng.random_range(0..CLUSTERS);
         let start = out.len();
         for d in 0..DIM {
             let noise: f32 = rng.random_range(-1.0..1.0);
-            out.push(centres[c * DIM + d] + 0.08 * noise);
+            out.push(centres[c * DIM + d] + spread * noise);
         }
         normalise(&mut out[start..]);
     }
@@ -60,17 +63,26 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
-    let kinds: Vec<IndexKind> = args.iter().skip(1).map(|s| parse(s)).collect();
+    let spread: f32 = args
+        .iter()
+        .find_map(|a| a.strip_prefix("noise:"))
+        .map_or(Ok(0.08), str::parse)?;
+    let kinds: Vec<IndexKind> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("noise:"))
+        .map(|s| parse(s))
+        .collect();
     let mut rng = StdRng::seed_from_u64(42);
     let mut centres: Vec<f32> = (0..CLUSTERS * DIM)
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     centres.chunks_mut(DIM).for_each(normalise);
     let t = Instant::now();
-    let items = clustered(n, &mut rng, &centres);
-    let queries = clustered(QUERIES, &mut rng, &centres);
+    let items = clustered(n, &mut rng, &centres, spread);
+    let queries = clustered(QUERIES, &mut rng, &centres, spread);
     println!(
-        "generated {n} × {DIM} item vectors in {:.1} s",
+        "generated {n} × {DIM} item vectors (noise {spread}) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 
