@@ -48,7 +48,8 @@ fn training_sample(kind: IndexKind, dim: usize, vectors: &[f32]) -> &[f32] {
         IndexKind::Ivf { nlist, .. } => {
             let rows = vectors.len() / dim;
             let wanted = (64 * nlist as usize).min(rows);
-            // Rows are in caller order; callers shuffle or pass them in no particular order.
+            // The first rows stand in for the whole set: callers pass items in no order that
+            // correlates with their position in embedding space.
             &vectors[..wanted * dim]
         }
         _ => vectors,

@@ -40,6 +40,7 @@ pub struct Engine {
     snapshot: FeatureSnapshot,
     catalog: Catalog,
     users: HashMap<String, u32>,
+    items: HashMap<String, u32>,
     popular: Vec<(u32, f32)>,
 }
 
@@ -75,6 +76,12 @@ impl Engine {
             .enumerate()
             .map(|(i, id)| (id.clone(), i as u32))
             .collect();
+        let items = catalog
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, meta)| (meta.external_id.clone(), i as u32))
+            .collect();
         let popularity: Vec<f32> = snapshot
             .items
             .iter()
@@ -95,6 +102,7 @@ impl Engine {
             snapshot,
             catalog,
             users,
+            items,
             popular,
         })
     }
@@ -107,12 +115,9 @@ impl Engine {
         &self.catalog
     }
 
+    /// Dense id of an external item id; a map, since exclusions are looked up per request.
     pub fn item_by_external_id(&self, id: &str) -> Option<u32> {
-        self.catalog
-            .items
-            .iter()
-            .position(|i| i.external_id == id)
-            .map(|p| p as u32)
+        self.items.get(id).copied()
     }
 
     /// The top `n` items for `user_id`, never including `exclude` or items seen before.
