@@ -2,7 +2,7 @@
 //! one-query-at-a-time latency percentiles. Run with `OMP_NUM_THREADS=1` for single-thread
 //! query latency:
 //!
-//! `OMP_NUM_THREADS=1 cargo run --release -p recsys-models --example ann_bench -- 1000000 ivf:4096:64 hnsw:32:512`
+//! `OMP_NUM_THREADS=1 cargo run --release -p recsys-models --example ann_bench -- 1000000 ivf:4096:64 ivfpq:4096:128:32 hnsw:32:512`
 //!
 //! `noise:X` sets the per-dimension spread around cluster centres (default 0.08); larger values
 //! blur the clusters and make the search harder.
@@ -52,7 +52,13 @@ fn parse(spec: &str) -> IndexKind {
             m: parts[0],
             ef_search: parts[1],
         },
-        _ => panic!("index spec must be flat, ivf:NLIST:NPROBE or hnsw:M:EF"),
+        Some("ivfpq") => IndexKind::IvfPq {
+            nlist: parts[0],
+            nprobe: parts[1],
+            m: parts[2],
+            nbits: 8,
+        },
+        _ => panic!("index spec must be flat, ivf:NLIST:NPROBE, ivfpq:NLIST:NPROBE:M or hnsw:M:EF"),
     }
 }
 

@@ -3,12 +3,16 @@
 
 pub mod ann;
 pub mod error;
+pub mod lgbm_train;
+pub mod mf;
 pub mod ranker;
 pub mod two_tower;
 
 pub use ann::{AnnIndex, IndexKind};
 pub use error::ModelError;
-pub use ranker::{Ranker, RankerParams};
+pub use lgbm_train::GroupedRows;
+pub use mf::{ImplicitMf, MfParams};
+pub use ranker::{Objective, Ranker, RankerParams};
 pub use two_tower::{TowerInputs, TrainReport, TwoTower, TwoTowerConfig};
 
 /// Limits libtorch's intra-op threads; call once at start-up. Pods get few cores, and

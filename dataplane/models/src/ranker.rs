@@ -3,14 +3,28 @@
 //! never be fed columns in the wrong order.
 
 use crate::error::ModelError;
-use lightgbm3::{Booster, Dataset, ImportanceType};
+use crate::lgbm_train::{boost, GroupedRows};
+use lightgbm3::{Booster, ImportanceType};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::path::Path;
 
-/// Training knobs for the binary (click/relevance) objective.
+/// What the ranker optimizes.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Pointwise log loss: calibrated relevance (click) probabilities, early-stopped on AUC.
+    #[default]
+    Binary,
+    /// Listwise LambdaMART per user query, early-stopped on NDCG@10. Scores are not
+    /// probabilities.
+    LambdaRank,
+}
+
+/// Training knobs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RankerParams {
+    #[serde(default)]
+    pub objective: Objective,
     pub num_iterations: u32,
     pub learning_rate: f64,
     pub num_leaves: u32,
@@ -25,6 +39,7 @@ pub struct RankerParams {
 impl Default for RankerParams {
     fn default() -> Self {
         Self {
+            objective: Objective::Binary,
             num_iterations: 300,
             learning_rate: 0.05,
             num_leaves: 31,
@@ -38,11 +53,28 @@ impl Default for RankerParams {
     }
 }
 
-/// Row-major features with one label per row.
-#[derive(Debug, Clone, Copy)]
-pub struct LabelledRows<'a> {
-    pub features: &'a [f32],
-    pub labels: &'a [f32],
+impl RankerParams {
+    /// LightGBM's `key=value` parameter string for these knobs. With query groups both
+    /// objectives early-stop on NDCG@10, so their validation numbers compare directly.
+    fn lightgbm_parameters(&self, grouped: bool) -> String {
+        let objective = match (self.objective, grouped) {
+            (Objective::Binary, false) => "objective=binary metric=auc",
+            (Objective::Binary, true) => "objective=binary metric=ndcg eval_at=10",
+            (Objective::LambdaRank, _) => "objective=lambdarank metric=ndcg eval_at=10",
+        };
+        format!(
+            "{objective} learning_rate={} num_leaves={} min_data_in_leaf={} \
+             feature_fraction={} bagging_fraction={} bagging_freq=1 lambda_l2={} seed={} \
+             deterministic=true force_row_wise=true num_threads=2 verbosity=-1",
+            self.learning_rate,
+            self.num_leaves,
+            self.min_data_in_leaf,
+            self.feature_fraction,
+            self.bagging_fraction,
+            self.lambda_l2,
+            self.seed
+        )
+    }
 }
 
 struct SharedBooster(Booster);
@@ -56,6 +88,7 @@ unsafe impl Sync for SharedBooster {}
 pub struct Ranker {
     booster: SharedBooster,
     feature_names: Vec<String>,
+    best_validation: Option<f64>,
 }
 
 impl std::fmt::Debug for Ranker {
@@ -67,55 +100,39 @@ impl std::fmt::Debug for Ranker {
 }
 
 impl Ranker {
-    /// Trains with the binary objective; `valid` enables early stopping on its AUC.
+    /// Trains with `params.objective`; `valid` enables early stopping on its NDCG@10 when the
+    /// rows carry query groups, else on AUC. Lambdarank needs query groups on both sets.
     pub fn train(
-        train: LabelledRows<'_>,
-        valid: Option<LabelledRows<'_>>,
+        train: GroupedRows<'_>,
+        valid: Option<GroupedRows<'_>>,
         feature_names: Vec<String>,
         params: &RankerParams,
     ) -> Result<Self, ModelError> {
-        let n_features = feature_names.len();
-        check_shape(train, n_features, "training")?;
-        let mut dataset =
-            Dataset::from_slice(train.features, train.labels, n_features as i32, true)?;
-        dataset.set_feature_names(&feature_names)?;
-        let valid_dataset = match valid {
-            Some(rows) => {
-                check_shape(rows, n_features, "validation")?;
-                Some(Dataset::from_slice_with_reference(
-                    rows.features,
-                    rows.labels,
-                    n_features as i32,
-                    true,
-                    Some(&dataset),
-                )?)
-            }
-            None => None,
-        };
-        let mut config = json!({
-            "objective": "binary",
-            "metric": "auc",
-            "num_iterations": params.num_iterations,
-            "learning_rate": params.learning_rate,
-            "num_leaves": params.num_leaves,
-            "min_data_in_leaf": params.min_data_in_leaf,
-            "feature_fraction": params.feature_fraction,
-            "bagging_fraction": params.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": params.lambda_l2,
-            "seed": params.seed,
-            "deterministic": true,
-            "num_threads": 2,
-            "verbosity": -1,
-        });
-        if valid_dataset.is_some() && params.early_stopping_rounds > 0 {
-            config["early_stopping_rounds"] = json!(params.early_stopping_rounds);
+        if params.objective == Objective::LambdaRank
+            && (train.groups.is_none() || valid.is_some_and(|v| v.groups.is_none()))
+        {
+            return Err(ModelError::Invalid(
+                "lambdarank needs query groups on training and validation rows".into(),
+            ));
         }
-        let booster = Booster::train_with_valid(dataset, valid_dataset, &config)?;
+        let (booster, outcome) = boost(
+            train,
+            valid,
+            &feature_names,
+            &params.lightgbm_parameters(valid.is_some_and(|v| v.groups.is_some())),
+            params.num_iterations as usize,
+            params.early_stopping_rounds as usize,
+        )?;
         Ok(Self {
             booster: SharedBooster(booster),
             feature_names,
+            best_validation: outcome.best_validation,
         })
+    }
+
+    /// The early-stopping metric (NDCG@10 or AUC) at the kept iteration, when validated.
+    pub fn best_validation(&self) -> Option<f64> {
+        self.best_validation
     }
 
     pub fn feature_names(&self) -> &[String] {
@@ -174,22 +191,9 @@ impl Ranker {
         Ok(Self {
             booster: SharedBooster(booster),
             feature_names: names,
+            best_validation: None,
         })
     }
-}
-
-fn check_shape(rows: LabelledRows<'_>, n_features: usize, what: &str) -> Result<(), ModelError> {
-    if n_features == 0
-        || rows.features.len() != rows.labels.len() * n_features
-        || rows.labels.is_empty()
-    {
-        return Err(ModelError::Invalid(format!(
-            "{what} data: {} values for {} labels and {n_features} features",
-            rows.features.len(),
-            rows.labels.len()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -224,13 +228,15 @@ mod tests {
             ..Default::default()
         };
         let ranker = Ranker::train(
-            LabelledRows {
+            GroupedRows {
                 features: &xt,
                 labels: &yt,
+                groups: None,
             },
-            Some(LabelledRows {
+            Some(GroupedRows {
                 features: &xv,
                 labels: &yv,
+                groups: None,
             }),
             names(),
             &params,
@@ -259,9 +265,10 @@ mod tests {
             ..Default::default()
         };
         let ranker = Ranker::train(
-            LabelledRows {
+            GroupedRows {
                 features: &xt,
                 labels: &yt,
+                groups: None,
             },
             None,
             names(),
@@ -286,11 +293,86 @@ mod tests {
     }
 
     #[test]
+    fn lambdarank_learns_to_put_the_relevant_item_of_each_query_first() {
+        // 200 queries of 10 rows; in each, the row with the largest x0 + 0.5·x1 is relevant.
+        let (features, _) = synthetic(2000, 0);
+        let mut labels = vec![0f32; 2000];
+        for q in 0..200 {
+            let best = (q * 10..q * 10 + 10)
+                .max_by(|&a, &b| {
+                    let s = |i: usize| features[i * 3] + 0.5 * features[i * 3 + 1];
+                    s(a).total_cmp(&s(b))
+                })
+                .unwrap();
+            labels[best] = 1.0;
+        }
+        let groups = vec![10i32; 200];
+        let split = 150 * 10;
+        let params = RankerParams {
+            objective: Objective::LambdaRank,
+            num_iterations: 100,
+            min_data_in_leaf: 5,
+            ..Default::default()
+        };
+        let ranker = Ranker::train(
+            GroupedRows {
+                features: &features[..split * 3],
+                labels: &labels[..split],
+                groups: Some(&groups[..150]),
+            },
+            Some(GroupedRows {
+                features: &features[split * 3..],
+                labels: &labels[split..],
+                groups: Some(&groups[150..]),
+            }),
+            names(),
+            &params,
+        )
+        .unwrap();
+        let ndcg = ranker.best_validation().expect("validated");
+        assert!(ndcg > 0.8, "validation NDCG@10 {ndcg}");
+        let scores = ranker.predict(&features[split * 3..]).unwrap();
+        let top_is_relevant = scores
+            .chunks(10)
+            .zip(labels[split..].chunks(10))
+            .filter(|(s, l)| {
+                let top = (0..10).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap();
+                l[top] > 0.5
+            })
+            .count();
+        // A random order puts the relevant row first in 5 of 50 queries.
+        assert!(top_is_relevant >= 20, "{top_is_relevant} of 50 queries");
+    }
+
+    #[test]
+    fn lambdarank_without_groups_or_with_wrong_groups_is_refused() {
+        let (x, y) = synthetic(100, 0);
+        let params = RankerParams {
+            objective: Objective::LambdaRank,
+            ..Default::default()
+        };
+        let rows = GroupedRows {
+            features: &x,
+            labels: &y,
+            groups: None,
+        };
+        let err = Ranker::train(rows, None, names(), &params).unwrap_err();
+        assert!(err.to_string().contains("query groups"), "{err}");
+        let wrong = GroupedRows {
+            groups: Some(&[60, 30]),
+            ..rows
+        };
+        let err = Ranker::train(wrong, None, names(), &params).unwrap_err();
+        assert!(err.to_string().contains("add up to 90"), "{err}");
+    }
+
+    #[test]
     fn ragged_input_is_refused() {
         let err = Ranker::train(
-            LabelledRows {
+            GroupedRows {
                 features: &[1.0, 2.0],
                 labels: &[1.0],
+                groups: None,
             },
             None,
             names(),

@@ -167,6 +167,16 @@ impl Tower {
     }
 }
 
+/// Where training runs: the first CUDA device when the crate is built with the `cuda` feature
+/// and libtorch sees a GPU, else the CPU. Inference after training is always on the CPU.
+pub fn training_device() -> Device {
+    if cfg!(feature = "cuda") {
+        Device::cuda_if_available()
+    } else {
+        Device::Cpu
+    }
+}
+
 /// Scores a model during training (higher is better), for early stopping.
 pub type Validator<'a> = dyn FnMut(&TwoTower) -> Result<f64, ModelError> + 'a;
 
@@ -177,6 +187,7 @@ pub struct TwoTower {
     vs: nn::VarStore,
     user_tower: Tower,
     item_tower: Tower,
+    device: Device,
 }
 
 /// What training did: epochs run, the best validation score and the epoch it came from.
@@ -190,9 +201,14 @@ pub struct TrainReport {
 }
 
 impl TwoTower {
+    /// A freshly initialised model on the CPU.
     pub fn new(config: TwoTowerConfig) -> Self {
+        Self::on_device(config, Device::Cpu)
+    }
+
+    fn on_device(config: TwoTowerConfig, device: Device) -> Self {
         tch::manual_seed(config.seed as i64);
-        let vs = nn::VarStore::new(Device::Cpu);
+        let vs = nn::VarStore::new(device);
         let user_tower = Tower::new(
             vs.root() / "user",
             config.user_vocab,
@@ -210,7 +226,18 @@ impl TwoTower {
             vs,
             user_tower,
             item_tower,
+            device,
         }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    fn move_to_cpu(&mut self) {
+        self.vs.set_device(Device::Cpu);
+        self.device = Device::Cpu;
     }
 
     pub fn config(&self) -> &TwoTowerConfig {
@@ -228,8 +255,11 @@ impl TwoTower {
     ) -> f64 {
         let user_rows: Vec<usize> = batch.iter().map(|p| p.0).collect();
         let item_rows: Vec<usize> = batch.iter().map(|p| p.1).collect();
+        let d = self.device;
         let (user_ids, user_features) = users.gather(&user_rows);
         let (item_ids, item_features) = items.gather(&item_rows);
+        let (user_ids, user_features) = (user_ids.to_device(d), user_features.to_device(d));
+        let (item_ids, item_features) = (item_ids.to_device(d), item_features.to_device(d));
         let user_ids = self.drop_ids(&user_ids);
         let item_ids = self.drop_ids(&item_ids);
 
@@ -239,16 +269,17 @@ impl TwoTower {
             .iter()
             .map(|&r| item_log_q.get(r).copied().unwrap_or(0.0))
             .collect();
-        let log_q = Tensor::from_slice(&log_q);
+        let log_q = Tensor::from_slice(&log_q).to_device(d);
 
         let n = batch.len() as i64;
         let logits = u.matmul(&v.tr()) / self.config.temperature - log_q.unsqueeze(0);
         // The same item twice in a batch is not a negative for either row.
-        let rows = Tensor::from_slice(&item_rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
+        let rows = Tensor::from_slice(&item_rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
+            .to_device(d);
         let same_item = rows.unsqueeze(0).eq_tensor(&rows.unsqueeze(1));
-        let off_diagonal = Tensor::eye(n, (Kind::Bool, Device::Cpu)).logical_not();
+        let off_diagonal = Tensor::eye(n, (Kind::Bool, d)).logical_not();
         let logits = logits.masked_fill(&same_item.logical_and(&off_diagonal), -1e9);
-        let targets = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+        let targets = Tensor::arange(n, (Kind::Int64, d));
         let loss = logits.cross_entropy_for_logits(&targets);
         optimizer.backward_step(&loss);
         loss.double_value(&[])
@@ -259,7 +290,7 @@ impl TwoTower {
             return ids.shallow_clone();
         }
         let drop =
-            Tensor::rand([ids.size()[0]], (Kind::Float, Device::Cpu)).lt(self.config.id_dropout);
+            Tensor::rand([ids.size()[0]], (Kind::Float, self.device)).lt(self.config.id_dropout);
         ids.masked_fill(&drop, 0)
     }
 
@@ -286,7 +317,7 @@ impl TwoTower {
                 "pair ({u}, {i}) is outside the tower inputs"
             )));
         }
-        let model = Self::new(config.clone());
+        let mut model = Self::on_device(config.clone(), training_device());
         let mut optimizer = nn::Adam {
             wd: config.weight_decay,
             ..Default::default()
@@ -343,6 +374,7 @@ impl TwoTower {
         if let Some(weights) = best_weights {
             model.restore(&weights);
         }
+        model.move_to_cpu();
         Ok((model, report))
     }
 
@@ -385,7 +417,11 @@ impl TwoTower {
         tch::no_grad(|| -> Result<(), ModelError> {
             for chunk in rows.chunks(4096) {
                 let (ids, features) = inputs.gather(chunk);
-                let vectors = tower.forward_t(&ids, &features, false).contiguous();
+                let (ids, features) = (ids.to_device(self.device), features.to_device(self.device));
+                let vectors = tower
+                    .forward_t(&ids, &features, false)
+                    .to_device(Device::Cpu)
+                    .contiguous();
                 out.extend(Vec::<f32>::try_from(vectors.view([-1]))?);
             }
             Ok(())
@@ -447,6 +483,21 @@ mod tests {
             let norm: f32 = row.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
         }
+    }
+
+    #[test]
+    fn training_uses_the_cpu_without_the_cuda_feature_and_returns_a_cpu_model() {
+        if !cfg!(feature = "cuda") {
+            assert_eq!(training_device(), Device::Cpu);
+        }
+        let config = tiny_config();
+        let users = inputs(20, 3);
+        let items = inputs(30, 2);
+        let positives: Vec<(usize, usize)> = (0..60).map(|i| (i % 20, (i * 7) % 30)).collect();
+        let (model, report) =
+            TwoTower::fit(config, &users, &items, &positives, &[0.0; 30], None).unwrap();
+        assert_eq!(model.device(), Device::Cpu, "serving expects CPU weights");
+        assert_eq!(report.epochs_run, 3);
     }
 
     #[test]

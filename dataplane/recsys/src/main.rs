@@ -35,6 +35,9 @@ enum Command {
         /// Upper bound on two-tower epochs (early stopping usually ends sooner).
         #[arg(long, default_value_t = 30)]
         max_epochs: usize,
+        /// Ranker hyper-parameter configurations to try (time-based cross-validation).
+        #[arg(long, default_value_t = 12)]
+        ranker_trials: usize,
         /// Which evaluation split to use.
         #[arg(long, value_enum, default_value = "seed")]
         split: SplitKind,
@@ -64,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
             artifacts_dir,
             user,
             max_epochs,
+            ranker_trials,
             split,
         } => {
             demo::run(DemoOptions {
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
                 user,
                 max_epochs,
                 split,
+                ranker_trials,
             })
             .await?;
         }

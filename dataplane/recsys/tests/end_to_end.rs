@@ -18,12 +18,14 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         user: Some("416".into()),
         max_epochs: 4,
         split: demo::SplitKind::Seed,
+        ranker_trials: 3,
     })
     .await
     .expect("demo runs end to end");
 
-    // Four systems × {all, warm}; every metric is a proportion.
-    assert_eq!(summary.rows.len(), 8);
+    // Five systems × {all, warm}; every metric is a proportion.
+    assert_eq!(summary.rows.len(), 10);
+    assert!(summary.rows.iter().any(|r| r.system == "MF (ALS)"));
     for row in &summary.rows {
         for v in [
             row.recall_at_10,
@@ -57,6 +59,22 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     );
     assert!(summary.ranker_auc.unwrap() > 0.6);
     assert_eq!(summary.recommended_titles.len(), 10);
+
+    // The report: plots inline, the verdict stated, and both files sealed in the manifest.
+    let page = std::fs::read_to_string(summary.artifact_dir.join(demo::REPORT_FILE)).unwrap();
+    assert!(
+        page.matches("<svg").count() >= 3,
+        "recall, comparison and score plots"
+    );
+    assert!(page.contains("no comparable previous version"));
+    assert_eq!(
+        summary.verdict.decision,
+        recsys::pipeline::compare::Decision::NoPreviousVersion
+    );
+    let manifest = artifacts::verify(&summary.artifact_dir, None).unwrap();
+    for file in [demo::REPORT_FILE, "evaluation.json"] {
+        assert!(manifest.files.contains_key(file), "{file} is sealed");
+    }
     assert!(summary.recommended_titles.iter().all(|t| !t.is_empty()));
 
     // The published version verifies, serves, and rejects bad requests precisely.

@@ -4,7 +4,7 @@
 
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use super::labels::relevant_by_user;
-use super::{ranking, report, retrieval};
+use super::{compare, html_report, mf_baseline, ranking, report, retrieval, tuning};
 use crate::artifacts::DataWindow;
 use crate::data::{locate, movielens, Dataset};
 use crate::features::{tower, FeatureSnapshot};
@@ -16,7 +16,7 @@ use recsys_api::v1::RecommendRequest;
 use recsys_core::{
     baseline, metrics, ranking as rank_util, ItemId, SplitWindows, TimeSplit, UserId,
 };
-use recsys_models::{AnnIndex, IndexKind, RankerParams};
+use recsys_models::{AnnIndex, IndexKind, Objective};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -29,6 +29,8 @@ pub struct DemoOptions {
     pub user: Option<String>,
     pub max_epochs: usize,
     pub split: SplitKind,
+    /// Ranker hyper-parameter configurations to try (the first is the default).
+    pub ranker_trials: usize,
 }
 
 /// The two splits of the evaluation protocol.
@@ -44,12 +46,16 @@ pub enum SplitKind {
 pub struct DemoSummary {
     pub rows: Vec<MetricRow>,
     pub ranker_auc: Option<f64>,
-    pub ranker_log_loss: f64,
+    /// Only for the binary objective, whose scores are probabilities.
+    pub ranker_log_loss: Option<f64>,
     pub artifact_dir: PathBuf,
+    pub verdict: compare::Verdict,
     pub recommended_titles: Vec<String>,
 }
 
 type Lists = BTreeMap<UserId, Vec<ItemId>>;
+
+pub const REPORT_FILE: &str = "report.html";
 
 /// Weekly windows before validation whose candidates train the ranker.
 const RANKER_WINDOWS: usize = 4;
@@ -134,30 +140,48 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         selection.report.best_epoch, selection.report.epochs_run, selection.report.best_validation
     );
     let epochs = selection.report.best_epoch.max(1);
-    let ranker_train = ranking::rolling_window_rows(
+    // Candidate blocks, oldest first: four weekly windows before validation, then validation.
+    let mut blocks = ranking::rolling_window_rows(
         &data,
         &split.train,
         windows.validation_start,
         RANKER_WINDOWS,
         epochs,
     )?;
-    let ranker_valid = ranking::candidate_rows(&selection, &snapshot_val, &split.validation)?;
-    let ranker_params = RankerParams::default();
-    let ranker = ranking::train_ranker(&ranker_train, &ranker_valid, &ranker_params)?;
+    blocks.push(ranking::candidate_rows(
+        &selection,
+        &snapshot_val,
+        &split.validation,
+    )?);
+    let tuning = tuning::search(&blocks, options.ranker_trials, 7)?;
+    let ranker = tuning::refit(&blocks, &tuning)?;
+    let importance = ranker.feature_importance()?;
+    let best_cv = tuning
+        .trials
+        .iter()
+        .map(|t| t.mean_ndcg)
+        .fold(f64::NEG_INFINITY, f64::max);
     println!(
-        "ranker    LightGBM, {} trees; {} weekly windows = {} candidate rows ({} positive), validated on {} rows; top features: {}",
+        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}); {} candidate rows ({} positive) in {} weekly blocks; top features: {}",
+        tuning.best.objective,
         ranker.num_trees(),
-        RANKER_WINDOWS,
-        ranker_train.len(),
-        ranker_train.positives(),
-        ranker_valid.len(),
-        ranker
-            .feature_importance()?
+        tuning.trials.len(),
+        tuning.folds,
+        blocks.iter().map(|b| b.len()).sum::<usize>(),
+        blocks.iter().map(|b| b.positives()).sum::<usize>(),
+        blocks.len(),
+        importance
             .iter()
             .take(4)
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    let (mf_params, mf_validation) =
+        mf_baseline::tune(&snapshot_val, &split.train, &split.validation)?;
+    println!(
+        "MF        implicit ALS, {} factors, λ {}, α {} (validation NDCG@10 {mf_validation:.4})",
+        mf_params.factors, mf_params.regularization, mf_params.alpha
     );
     let recent_days = choose_recent_days(&data, &split, windows);
 
@@ -195,6 +219,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         recent_days,
     );
     let recent_popular = lists_from_scores(&users, &snapshot_test, &recent_scores);
+    let mf = mf_baseline::fit(&snapshot_test, &history, mf_params)?;
+    let matrix_factorization =
+        mf_baseline::lists(&mf, &snapshot_test, &users, &popular_scores, LIST_LENGTH);
     let mut two_tower = Lists::new();
     let mut two_stage = Lists::new();
     let (mut auc_scores, mut auc_labels) = (Vec::new(), Vec::new());
@@ -212,19 +239,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         two_stage.insert(u, ranked.iter().take(LIST_LENGTH).map(|c| c.0).collect());
     }
     let ranker_auc = metrics::auc(&auc_scores, &auc_labels);
-    let ranker_log_loss = metrics::log_loss(&auc_scores, &auc_labels);
+    let probabilities = tuning.best.objective == Objective::Binary;
+    let ranker_log_loss = probabilities.then(|| metrics::log_loss(&auc_scores, &auc_labels));
 
     let mut rows = Vec::new();
-    for (name, lists) in [
+    let recent_name = format!("recent-popular({recent_days}d)");
+    let systems = [
         ("most-popular", &most_popular),
-        (&*format!("recent-popular({recent_days}d)"), &recent_popular),
+        (recent_name.as_str(), &recent_popular),
+        ("MF (ALS)", &matrix_factorization),
         ("two-tower", &two_tower),
         ("two-tower+ranker", &two_stage),
-    ] {
+    ];
+    for (name, lists) in systems {
         rows.extend(evaluate::evaluate(name, lists, &set));
     }
     rows.sort_by_key(|r| r.subset != "all");
     let lift = evaluate::paired_ndcg_difference(&two_stage, &most_popular, &relevant);
+    let lift_mf = evaluate::paired_ndcg_difference(&two_stage, &matrix_factorization, &relevant);
 
     println!(
         "\nTest window ({} evaluated users, {} warm), full catalog, seen items excluded:",
@@ -233,12 +265,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     );
     print!("{}", report::metrics_table(&rows));
     println!(
-        "ranker on test candidates: AUC {} LogLoss {ranker_log_loss:.4}; NDCG@10 two-tower+ranker − most-popular = {:+.4} [{:+.4}, {:+.4}] (paired 95% CI)",
+        "ranker on test candidates: AUC {} LogLoss {}",
         ranker_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
-        lift.mean,
-        lift.low,
-        lift.high
+        ranker_log_loss.map_or("n/a (lambdarank scores)".into(), |l| format!("{l:.4}")),
     );
+    for (baseline, d) in [("most-popular", lift), ("MF (ALS)", lift_mf)] {
+        println!(
+            "NDCG@10 two-tower+ranker − {baseline} = {:+.4} [{:+.4}, {:+.4}] (paired 95% CI)",
+            d.mean, d.low, d.high
+        );
+    }
 
     // Publish: the evaluated model, its item index rebuilt over features as of now.
     let snapshot_now = FeatureSnapshot::compute(&data, &data.interactions, last + 1);
@@ -258,6 +294,64 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     };
     let version = format!("ml100k-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let artifact_dir = options.artifacts_dir.join(&version);
+    let split_name = format!("{:?}", options.split).to_lowercase();
+    let record = compare::EvaluationRecord {
+        model_version: version.clone(),
+        split: split_name.clone(),
+        test_start: windows.test_start,
+        system: "two-tower+ranker".into(),
+        ndcg_at_10: rows
+            .iter()
+            .find(|r| r.system == "two-tower+ranker" && r.subset == "all")
+            .map_or(0.0, |r| r.ndcg_at_10.mean),
+        per_user_ndcg: evaluate::per_user_ndcg(&two_stage, &relevant)
+            .into_iter()
+            .map(|(u, v)| (data.users[u as usize].external_id.clone(), v))
+            .collect(),
+    };
+    let previous = compare::find_previous(
+        &options.artifacts_dir,
+        &version,
+        &split_name,
+        windows.test_start,
+    );
+    let verdict = compare::verdict(&record, previous.as_ref().map(|p| &p.1));
+    println!("verdict   {}", verdict.decision);
+    let recall_curves: Vec<(String, Vec<f64>)> = systems
+        .iter()
+        .map(|(name, lists)| {
+            (
+                (*name).to_owned(),
+                evaluate::recall_curve(lists, &relevant, LIST_LENGTH),
+            )
+        })
+        .collect();
+    let page = html_report::render(&html_report::ReportInput {
+        title: &format!("recsys evaluation — {version} ({split_name} split)"),
+        rows: &rows,
+        recall_curves: &recall_curves,
+        ranker_scores: &auc_scores,
+        ranker_labels: &auc_labels,
+        probabilities,
+        importance: &importance,
+        tuning: &tuning,
+        verdict: &verdict,
+    })
+    .map_err(|e| anyhow::anyhow!("rendering the report: {e}"))?;
+    std::fs::create_dir_all(&artifact_dir)?;
+    std::fs::write(artifact_dir.join(REPORT_FILE), page)?;
+    std::fs::write(
+        artifact_dir.join(compare::EVALUATION_FILE),
+        serde_json::to_vec_pretty(&json!({
+            "record": &record,
+            "rows": &rows,
+            "ranker_auc": ranker_auc,
+            "ranker_log_loss": ranker_log_loss,
+            "tuning": &tuning,
+            "verdict": &verdict,
+            "mf": mf_params,
+        }))?,
+    )?;
     let manifest = bundle::write(
         &artifact_dir,
         BundleParts {
@@ -278,7 +372,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             },
             hyper_parameters: json!({
                 "two_tower": serving_retrieval.model.config(),
-                "ranker": ranker_params,
+                "ranker": tuning.best,
+                "mf": mf_params,
                 "recent_popularity_days": recent_days,
             }),
             metrics: json!({
@@ -326,9 +421,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         .collect();
     println!("  stages: {}", timings.join(", "));
     println!(
-        "\nartifacts {} ({} files, manifest.json with checksums)",
+        "\nartifacts {} ({} files, manifest.json with checksums); report {}",
         artifact_dir.display(),
-        manifest.files.len()
+        manifest.files.len(),
+        artifact_dir.join(REPORT_FILE).display()
     );
     println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
 
@@ -337,6 +433,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         ranker_auc,
         ranker_log_loss,
         artifact_dir,
+        verdict,
         recommended_titles: response.items.into_iter().map(|i| i.title).collect(),
     })
 }

@@ -102,6 +102,42 @@ fn row(
     }
 }
 
+/// Mean Recall@K over the evaluated users for every K from 1 to `max_k`.
+pub fn recall_curve(
+    lists: &BTreeMap<UserId, Vec<ItemId>>,
+    relevant: &BTreeMap<UserId, HashSet<ItemId>>,
+    max_k: usize,
+) -> Vec<f64> {
+    let empty = Vec::new();
+    let n = relevant.len().max(1) as f64;
+    (1..=max_k)
+        .map(|k| {
+            relevant
+                .iter()
+                .map(|(u, r)| metrics::recall_at_k(lists.get(u).unwrap_or(&empty), r, k))
+                .sum::<f64>()
+                / n
+        })
+        .collect()
+}
+
+/// NDCG@10 of each evaluated user.
+pub fn per_user_ndcg(
+    lists: &BTreeMap<UserId, Vec<ItemId>>,
+    relevant: &BTreeMap<UserId, HashSet<ItemId>>,
+) -> BTreeMap<UserId, f64> {
+    let empty = Vec::new();
+    relevant
+        .iter()
+        .map(|(u, r)| {
+            (
+                *u,
+                metrics::ndcg_at_k(lists.get(u).unwrap_or(&empty), r, 10),
+            )
+        })
+        .collect()
+}
+
 /// Paired bootstrap interval of NDCG@10(a) − NDCG@10(b) over the same users.
 pub fn paired_ndcg_difference(
     a: &BTreeMap<UserId, Vec<ItemId>>,

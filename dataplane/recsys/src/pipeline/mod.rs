@@ -1,9 +1,13 @@
 //! Batch stages: train retrieval and ranking on a time split, evaluate them on the full catalog,
 //! and the end-to-end demo that strings everything together.
 
+pub mod compare;
 pub mod demo;
 pub mod evaluate;
+pub mod html_report;
 pub mod labels;
+pub mod mf_baseline;
 pub mod ranking;
 pub mod report;
 pub mod retrieval;
+pub mod tuning;

@@ -4,8 +4,7 @@ use crate::features::{ranker::feature_names, ranker_row, FeatureSnapshot, RANKER
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::retrieval::Retrieval;
 use recsys_core::{ranking, Interaction};
-use recsys_models::ranker::LabelledRows;
-use recsys_models::{ModelError, Ranker, RankerParams};
+use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
 use std::collections::HashSet;
 
 /// Candidates per user that the ranker sees, as in serving.
@@ -18,6 +17,8 @@ pub struct CandidateRows {
     pub labels: Vec<f32>,
     pub users: Vec<u32>,
     pub items: Vec<u32>,
+    /// Sizes of consecutive per-user query groups (for lambdarank and NDCG).
+    pub groups: Vec<i32>,
 }
 
 impl CandidateRows {
@@ -38,6 +39,29 @@ impl CandidateRows {
         self.labels.append(&mut other.labels);
         self.users.append(&mut other.users);
         self.items.append(&mut other.items);
+        self.groups.append(&mut other.groups);
+    }
+
+    /// Several blocks as one, in order.
+    pub fn concat<'a>(blocks: impl IntoIterator<Item = &'a CandidateRows>) -> CandidateRows {
+        let mut out = CandidateRows::default();
+        for b in blocks {
+            out.features.extend_from_slice(&b.features);
+            out.labels.extend_from_slice(&b.labels);
+            out.users.extend_from_slice(&b.users);
+            out.items.extend_from_slice(&b.items);
+            out.groups.extend_from_slice(&b.groups);
+        }
+        out
+    }
+
+    /// Borrowed view for LightGBM.
+    pub fn grouped(&self) -> GroupedRows<'_> {
+        GroupedRows {
+            features: &self.features,
+            labels: &self.labels,
+            groups: Some(&self.groups),
+        }
     }
 }
 
@@ -62,11 +86,12 @@ fn add_user(
     user: u32,
     relevant: &HashSet<u32>,
 ) -> Result<(), ModelError> {
-    for (rank, (item, score)) in retrieval
-        .retrieve(snapshot, user, CANDIDATES)?
-        .into_iter()
-        .enumerate()
-    {
+    let candidates = retrieval.retrieve(snapshot, user, CANDIDATES)?;
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    rows.groups.push(candidates.len() as i32);
+    for (rank, (item, score)) in candidates.into_iter().enumerate() {
         ranker_row(snapshot, user, item, score, rank, &mut rows.features);
         rows.labels
             .push(f32::from(u8::from(relevant.contains(&item))));
@@ -76,8 +101,8 @@ fn add_user(
     Ok(())
 }
 
-/// Trains the ranker on earlier windows, choosing the number of trees by early stopping on the
-/// later `valid` window (time-based validation), then refits on both with that many trees.
+/// Trains on `train`, choosing the number of trees by early stopping on the later `valid`
+/// window (time-based validation), then refits on both with that many trees.
 pub fn train_ranker(
     train: &CandidateRows,
     valid: &CandidateRows,
@@ -85,41 +110,36 @@ pub fn train_ranker(
 ) -> Result<Ranker, ModelError> {
     let has_both = |y: &[f32]| y.iter().any(|&l| l > 0.5) && y.iter().any(|&l| l < 0.5);
     if !has_both(&valid.labels) {
-        return Ranker::train(rows(train), None, feature_names(), params);
+        return Ranker::train(train.grouped(), None, feature_names(), params);
     }
-    let selected = Ranker::train(rows(train), Some(rows(valid)), feature_names(), params)?;
+    let selected = Ranker::train(
+        train.grouped(),
+        Some(valid.grouped()),
+        feature_names(),
+        params,
+    )?;
     let refit_params = RankerParams {
         num_iterations: selected.num_trees().max(1) as u32,
         ..params.clone()
     };
-    let all = CandidateRows {
-        features: [train.features.as_slice(), valid.features.as_slice()].concat(),
-        labels: [train.labels.as_slice(), valid.labels.as_slice()].concat(),
-        ..Default::default()
-    };
-    Ranker::train(rows(&all), None, feature_names(), &refit_params)
+    let all = CandidateRows::concat([train, valid]);
+    Ranker::train(all.grouped(), None, feature_names(), &refit_params)
 }
 
-fn rows(r: &CandidateRows) -> LabelledRows<'_> {
-    LabelledRows {
-        features: &r.features,
-        labels: &r.labels,
-    }
-}
-
-/// Ranker training rows from `windows` rolling weekly windows before `cutoff`: for each, a
-/// retrieval model trained only on what came before the window proposes candidates, and the
-/// window's ratings label them — exactly the situation the ranker meets in production.
+/// Ranker training rows from `windows` rolling weekly windows before `cutoff`, oldest first:
+/// for each, a retrieval model trained only on what came before the window proposes
+/// candidates, and the window's ratings label them — exactly the situation the ranker meets in
+/// production.
 pub fn rolling_window_rows(
     data: &crate::data::Dataset,
     history: &[Interaction],
     cutoff: i64,
     windows: usize,
     epochs: usize,
-) -> Result<CandidateRows, ModelError> {
+) -> Result<Vec<CandidateRows>, ModelError> {
     const WEEK: i64 = 7 * 86_400;
-    let mut out = CandidateRows::default();
-    for k in 1..=windows as i64 {
+    let mut out = Vec::new();
+    for k in (1..=windows as i64).rev() {
         let start = cutoff - k * WEEK;
         let before: Vec<Interaction> = history
             .iter()
@@ -136,7 +156,7 @@ pub fn rolling_window_rows(
         }
         let snapshot = FeatureSnapshot::compute(data, &before, start);
         let retrieval = crate::pipeline::retrieval::train(&snapshot, &before, None, epochs)?;
-        out.append(candidate_rows(&retrieval, &snapshot, &window)?);
+        out.push(candidate_rows(&retrieval, &snapshot, &window)?);
     }
     Ok(out)
 }
