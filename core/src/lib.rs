@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod event;
 pub mod metrics;
 pub mod ranking;
+pub mod routing;
 pub mod split;
 
 pub use event::{Interaction, ItemId, UserId};

@@ -55,6 +55,10 @@ pub struct ItemIndexSpec {
     pub recall_k: u32,
     #[serde(default)]
     pub resources: ResourceSpec,
+    /// Secret (same namespace) whose keys become the pods' environment, e.g.
+    /// `AWS_ACCESS_KEY_ID` for object storage. Credentials never appear in the spec itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_secret_name: Option<String>,
 }
 
 fn default_recall_target() -> f64 {

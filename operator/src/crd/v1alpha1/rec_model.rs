@@ -54,6 +54,10 @@ pub struct RecModelSpec {
     pub placement: Placement,
     #[serde(default)]
     pub serving: ServingConfig,
+    /// Secret (same namespace) whose keys become the pods' environment, e.g.
+    /// `AWS_ACCESS_KEY_ID` for object storage. Credentials never appear in the spec itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_secret_name: Option<String>,
     /// A second model version receiving `weight` percent of users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
@@ -132,4 +136,7 @@ pub struct RecModelStatus {
     pub stable_ready_replicas: i32,
     #[serde(default)]
     pub canary_ready_replicas: i32,
+    /// Percent of users on the canary as last written to the routing table.
+    #[serde(default)]
+    pub canary_weight: u32,
 }

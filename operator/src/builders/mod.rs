@@ -1,0 +1,70 @@
+//! Pure builders: a custom resource in, the Kubernetes objects it should own out. No API
+//! calls here, so every rule about what we create is unit-tested without a cluster.
+
+pub mod index_job;
+pub mod pod;
+pub mod router;
+pub mod scaling;
+pub mod serving;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use std::collections::BTreeMap;
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "recsys-operator";
+
+/// gRPC port of data-plane containers.
+pub const GRPC_PORT: i32 = 50051;
+/// HTTP port (JSON API, probes' companion and `/metrics`).
+pub const HTTP_PORT: i32 = 8080;
+
+/// Recommended labels (app.kubernetes.io/*) for one component of one custom resource.
+pub fn labels(instance: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "recsys".into()),
+        ("app.kubernetes.io/instance".into(), instance.into()),
+        ("app.kubernetes.io/component".into(), component.into()),
+        ("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into()),
+    ])
+}
+
+/// Metadata of a child: same namespace, labels, and a controller owner reference so that
+/// deleting the parent lets the garbage collector delete the child.
+pub fn child_meta<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    name: String,
+    labels: BTreeMap<String, String>,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: owner.meta().namespace.clone(),
+        labels: Some(labels),
+        owner_references: owner_reference(owner).map(|r| vec![r]),
+        ..Default::default()
+    }
+}
+
+fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
+    owner.controller_owner_ref(&())
+}
+
+/// The last path segment of an artifact URI: the model version it holds.
+pub fn version_of(uri: &str) -> String {
+    uri.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(uri)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_the_last_path_segment() {
+        assert_eq!(version_of("s3://b/movies/v42/"), "v42");
+        assert_eq!(version_of("/models/v1"), "v1");
+    }
+}

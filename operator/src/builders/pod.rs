@@ -1,0 +1,130 @@
+//! Pod-level settings every workload shares: the restricted Pod Security Standard, resources
+//! (GPUs included), placement, and object-storage credentials by Secret reference.
+
+use crate::crd::v1alpha1::{Placement, ResourceSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, EnvFromSource, PodSecurityContext, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::collections::BTreeMap;
+
+/// UID/GID of the distroless "nonroot" user.
+pub const NON_ROOT_ID: i64 = 65_532;
+
+/// Pod security that passes the `restricted` Pod Security Standard.
+pub fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NON_ROOT_ID),
+        run_as_group: Some(NON_ROOT_ID),
+        fs_group: Some(NON_ROOT_ID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Container security: no privilege escalation, no capabilities, read-only root filesystem.
+pub fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Requests and limits. Memory limit = request (no overcommit for a latency-bound server);
+/// no CPU limit (throttling hurts tail latency); GPUs as `nvidia.com/gpu` limits, which is
+/// how the device plugin schedules them.
+pub fn resources(spec: &ResourceSpec) -> ResourceRequirements {
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    if let Some(cpu) = &spec.cpu {
+        requests.insert("cpu".to_owned(), Quantity(cpu.clone()));
+    }
+    if let Some(memory) = &spec.memory {
+        requests.insert("memory".to_owned(), Quantity(memory.clone()));
+        limits.insert("memory".to_owned(), Quantity(memory.clone()));
+    }
+    if let Some(gpus) = spec.gpus.filter(|&g| g > 0) {
+        limits.insert("nvidia.com/gpu".to_owned(), Quantity(gpus.to_string()));
+    }
+    ResourceRequirements {
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..Default::default()
+    }
+}
+
+/// A GPU pod must be able to land on tainted GPU nodes: add the conventional toleration
+/// unless the user already tolerates that key.
+pub fn tolerations(
+    placement: &Placement,
+    spec: &ResourceSpec,
+) -> Option<Vec<k8s_openapi::api::core::v1::Toleration>> {
+    let mut out = placement.tolerations.clone();
+    if spec.gpus.unwrap_or(0) > 0
+        && !out
+            .iter()
+            .any(|t| t.key.as_deref() == Some("nvidia.com/gpu"))
+    {
+        out.push(k8s_openapi::api::core::v1::Toleration {
+            key: Some("nvidia.com/gpu".into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+pub fn node_selector(placement: &Placement) -> Option<BTreeMap<String, String>> {
+    (!placement.node_selector.is_empty()).then(|| placement.node_selector.clone())
+}
+
+/// Environment from the storage Secret, when one is named.
+pub fn env_from(secret: Option<&String>) -> Option<Vec<EnvFromSource>> {
+    secret.map(|name| {
+        vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: name.clone(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }]
+    })
+}
+
+/// Writable scratch space: with a read-only root filesystem, /tmp and the model cache are
+/// emptyDir volumes.
+pub fn scratch_volumes() -> (Vec<Volume>, Vec<VolumeMount>) {
+    let volume = |name: &str| Volume {
+        name: name.into(),
+        empty_dir: Some(Default::default()),
+        ..Default::default()
+    };
+    let mount = |name: &str, path: &str| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    };
+    (
+        vec![volume("tmp"), volume("model-cache")],
+        vec![
+            mount("tmp", "/tmp"),
+            mount("model-cache", "/var/cache/recsys"),
+        ],
+    )
+}

@@ -1,0 +1,159 @@
+//! The router in front of the arms: its routing table (a ConfigMap the router reloads when
+//! it changes), its Deployment and the RecModel's public Service.
+
+use super::pod::{container_security, pod_security, scratch_volumes};
+use super::serving::{self, arms, Arm};
+use super::{child_meta, labels, version_of, GRPC_PORT, HTTP_PORT};
+use crate::crd::v1alpha1::RecModel;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, GRPCAction, PodSpec,
+    PodTemplateSpec, Probe, Service, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::ResourceExt;
+use recsys_core::routing::{RoutingError, RoutingTable, WeightedArm};
+use std::collections::BTreeMap;
+
+pub const TABLE_KEY: &str = "routing.json";
+const TABLE_DIR: &str = "/etc/recsys/routing";
+
+pub fn name(rm: &RecModel) -> String {
+    format!("{}-router", rm.name_any())
+}
+
+pub fn configmap_name(rm: &RecModel) -> String {
+    format!("{}-routing", rm.name_any())
+}
+
+/// Stable gets 100 − w percent of the buckets, the canary w. The salt is the RecModel's uid
+/// so that users keep their arm across weight changes of the same canary (buckets are laid
+/// out from 0 upwards, so raising w only moves users from stable to canary, never back).
+pub fn routing_table(rm: &RecModel) -> Result<RoutingTable, RoutingError> {
+    let weight = rm.spec.canary.as_ref().map_or(0, |c| c.weight);
+    let arms: Vec<WeightedArm> = arms(rm)
+        .into_iter()
+        .map(|(arm, uri)| WeightedArm {
+            name: arm.as_str().into(),
+            endpoint: format!("http://{}:{GRPC_PORT}", serving::name(rm, arm)),
+            model_version: version_of(uri),
+            weight: match arm {
+                Arm::Stable => 100 - weight,
+                Arm::Canary => weight,
+            },
+        })
+        .collect();
+    let salt = rm.uid().unwrap_or_else(|| rm.name_any());
+    RoutingTable::from_weights(&salt, &arms)
+}
+
+pub fn configmap(rm: &RecModel) -> Result<ConfigMap, RoutingError> {
+    let table = routing_table(rm)?;
+    let json = serde_json::to_string_pretty(&table).expect("routing tables serialize");
+    Ok(ConfigMap {
+        metadata: child_meta(rm, configmap_name(rm), labels(&rm.name_any(), "router")),
+        data: Some(BTreeMap::from([(TABLE_KEY.to_owned(), json)])),
+        ..Default::default()
+    })
+}
+
+fn selector(rm: &RecModel) -> BTreeMap<String, String> {
+    labels(&rm.name_any(), "router")
+}
+
+pub fn deployment(rm: &RecModel) -> Deployment {
+    let (mut volumes, mut mounts) = scratch_volumes();
+    volumes.push(Volume {
+        name: "routing".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: configmap_name(rm),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    // Mounted as a directory (not subPath) so the kubelet updates the file in place and the
+    // router sees new weights without a restart.
+    mounts.push(VolumeMount {
+        name: "routing".into(),
+        mount_path: TABLE_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    let probe = |period| Probe {
+        grpc: Some(GRPCAction {
+            port: GRPC_PORT,
+            service: None,
+            mode: None,
+        }),
+        period_seconds: Some(period),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "router".into(),
+        image: Some(rm.spec.image.clone()),
+        args: Some(vec![
+            "route".into(),
+            "--table".into(),
+            format!("{TABLE_DIR}/{TABLE_KEY}"),
+            "--addr".into(),
+            format!("0.0.0.0:{GRPC_PORT}"),
+            "--http-addr".into(),
+            format!("0.0.0.0:{HTTP_PORT}"),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("grpc".into()),
+                container_port: GRPC_PORT,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: HTTP_PORT,
+                ..Default::default()
+            },
+        ]),
+        security_context: Some(container_security()),
+        readiness_probe: Some(probe(5)),
+        liveness_probe: Some(probe(10)),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: child_meta(rm, name(rm), selector(rm)),
+        spec: DeploymentSpec {
+            replicas: Some(2),
+            selector: LabelSelector {
+                match_labels: Some(selector(rm)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(selector(rm)),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    security_context: Some(pod_security()),
+                    automount_service_account_token: Some(false),
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+/// The RecModel's public endpoint: a Service named after it, in front of the router.
+pub fn service(rm: &RecModel) -> Service {
+    Service {
+        metadata: child_meta(rm, rm.name_any(), selector(rm)),
+        spec: Some(ServiceSpec {
+            selector: Some(selector(rm)),
+            ports: Some(serving::ports()),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}

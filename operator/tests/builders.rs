@@ -1,0 +1,278 @@
+//! The pure builders: spec in, objects out. Every object built here is also written to
+//! `target/tmp/rendered-children/` so `scripts/k8s-checks.py` can validate it against the
+//! Kubernetes 1.37 schemas.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use kube::Resource;
+use recsys_operator::builders::serving::{self, Arm};
+use recsys_operator::builders::{index_job, router, scaling};
+use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
+use serde::Serialize;
+
+fn rec_model(yaml: &str) -> RecModel {
+    let mut rm: RecModel = serde_yaml::from_str(yaml).unwrap();
+    rm.meta_mut().uid = Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into());
+    rm
+}
+
+const STABLE_ONLY: &str = r#"
+apiVersion: recsys.dev/v1alpha1
+kind: RecModel
+metadata: {name: movies, namespace: recsys}
+spec:
+  modelUri: s3://artifacts/movies/v1
+  itemIndexRef: movies-ivf
+  replicas: 3
+"#;
+
+const CANARY_GPU_AUTOSCALED: &str = r#"
+apiVersion: recsys.dev/v1alpha1
+kind: RecModel
+metadata: {name: movies, namespace: recsys}
+spec:
+  modelUri: s3://artifacts/movies/v1
+  itemIndexRef: movies-ivf
+  storageSecretName: artifact-store
+  autoscaling: {minReplicas: 4, maxReplicas: 20, targetCpuPercent: 60}
+  resources: {cpu: "2", memory: 2Gi, gpus: 1}
+  placement:
+    nodeSelector: {accelerator: nvidia-h100}
+  canary: {modelUri: s3://artifacts/movies/v2, weight: 10}
+"#;
+
+fn write_rendered<T: Serialize>(name: &str, objects: &[T]) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rendered-children");
+    std::fs::create_dir_all(&dir).unwrap();
+    let docs: Vec<String> = objects
+        .iter()
+        .map(|o| serde_yaml::to_string(o).unwrap())
+        .collect();
+    std::fs::write(dir.join(format!("{name}.yaml")), docs.join("---\n")).unwrap();
+}
+
+fn pod(d: &Deployment) -> &PodSpec {
+    d.spec.template.spec.as_ref().unwrap()
+}
+
+fn container(d: &Deployment) -> &Container {
+    &pod(d).containers[0]
+}
+
+fn assert_restricted(pod: &PodSpec) {
+    let p = pod.security_context.as_ref().unwrap();
+    assert_eq!(p.run_as_non_root, Some(true));
+    assert_eq!(p.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    for c in &pod.containers {
+        let s = c.security_context.as_ref().unwrap();
+        assert_eq!(s.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(s.read_only_root_filesystem, Some(true), "{}", c.name);
+        assert_eq!(
+            s.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_owned()][..])
+        );
+        // A read-only root needs somewhere to write.
+        assert!(c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_path == "/tmp"));
+    }
+}
+
+#[test]
+fn a_stable_only_model_gets_one_arm_a_router_and_restricted_pods() {
+    let rm = rec_model(STABLE_ONLY);
+    let arms = serving::arms(&rm);
+    assert_eq!(arms, vec![(Arm::Stable, "s3://artifacts/movies/v1")]);
+    let d = serving::deployment(&rm, Arm::Stable, arms[0].1, "s3://idx");
+    assert_eq!(d.metadata.name.as_deref(), Some("movies-stable"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("recsys"));
+    assert_eq!(d.spec.replicas, Some(3));
+    let args = container(&d).args.clone().unwrap();
+    assert!(args
+        .windows(2)
+        .any(|w| w == ["--model-dir", "s3://artifacts/movies/v1"]));
+    assert!(args.windows(2).any(|w| w == ["--variant", "stable"]));
+    assert_restricted(pod(&d));
+    let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("RecModel", Some(true))
+    );
+    assert!(container(&d).resources.as_ref().unwrap().limits.is_none());
+    assert!(pod(&d).tolerations.is_none());
+
+    let table = router::routing_table(&rm).unwrap();
+    assert_eq!(table.arms.len(), 1);
+    assert_eq!(table.arms[0].endpoint, "http://movies-stable:50051");
+    assert_eq!(
+        (table.arms[0].bucket_start, table.arms[0].bucket_end),
+        (0, 10_000)
+    );
+    let svc = router::service(&rm);
+    assert_eq!(svc.metadata.name.as_deref(), Some("movies"));
+    assert!(scaling::hpa(&rm).is_none());
+    let pdbs = scaling::pdbs(&rm);
+    assert_eq!(pdbs.len(), 2, "stable (3 replicas) and router");
+    let router_deployment = router::deployment(&rm);
+    assert_restricted(pod(&router_deployment));
+
+    write_rendered("stable-deployments", &[d, router_deployment]);
+    write_rendered(
+        "stable-services",
+        &[serving::service(&rm, Arm::Stable), svc],
+    );
+    write_rendered("stable-configmap", &[router::configmap(&rm).unwrap()]);
+    write_rendered("stable-pdbs", &pdbs);
+}
+
+#[test]
+fn canary_gpu_and_autoscaling_settings_reach_the_pods() {
+    let rm = rec_model(CANARY_GPU_AUTOSCALED);
+    let arms = serving::arms(&rm);
+    assert_eq!(arms.len(), 2);
+    let stable = serving::deployment(&rm, Arm::Stable, arms[0].1, "s3://idx");
+    let canary = serving::deployment(&rm, Arm::Canary, arms[1].1, "s3://idx");
+    // Under an HPA the operator leaves replicas alone; the canary gets 10 % of min 4, i.e. 1.
+    assert_eq!(stable.spec.replicas, None);
+    assert_eq!(canary.spec.replicas, Some(1));
+    assert_eq!(canary.metadata.name.as_deref(), Some("movies-canary"));
+    assert_eq!(
+        canary.metadata.labels.as_ref().unwrap()["recsys.dev/model-version"],
+        "v2"
+    );
+    for d in [&stable, &canary] {
+        let limits = container(d).resources.clone().unwrap().limits.unwrap();
+        assert_eq!(limits["nvidia.com/gpu"].0, "1");
+        assert_eq!(limits["memory"].0, "2Gi");
+        let tolerations = pod(d).tolerations.clone().unwrap();
+        assert!(tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("nvidia.com/gpu")));
+        assert_eq!(
+            pod(d).node_selector.as_ref().unwrap()["accelerator"],
+            "nvidia-h100"
+        );
+        let env_from = container(d).env_from.clone().unwrap();
+        assert_eq!(
+            env_from[0].secret_ref.as_ref().unwrap().name,
+            "artifact-store"
+        );
+        assert_restricted(pod(d));
+    }
+    // Stable and canary select disjoint pods.
+    assert_ne!(
+        serving::selector(&rm, Arm::Stable),
+        serving::selector(&rm, Arm::Canary)
+    );
+
+    let table = router::routing_table(&rm).unwrap();
+    let ranges: Vec<(String, u32, u32)> = table
+        .arms
+        .iter()
+        .map(|a| (a.name.clone(), a.bucket_start, a.bucket_end))
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![("stable".into(), 0, 9000), ("canary".into(), 9000, 10_000)]
+    );
+    assert_eq!(table.salt, "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+
+    let hpa = scaling::hpa(&rm).unwrap();
+    assert_eq!(hpa.spec.min_replicas, Some(4));
+    assert_eq!(hpa.spec.max_replicas, 20);
+    assert_eq!(hpa.spec.scale_target_ref.name, "movies-stable");
+
+    write_rendered("canary-deployments", &[stable, canary]);
+    write_rendered("canary-hpa", &[hpa]);
+    write_rendered(
+        "canary-services",
+        &[
+            serving::service(&rm, Arm::Stable),
+            serving::service(&rm, Arm::Canary),
+        ],
+    );
+    write_rendered("canary-configmap", &[router::configmap(&rm).unwrap()]);
+}
+
+#[test]
+fn a_canary_weight_change_moves_only_the_bucket_boundary() {
+    let mut rm = rec_model(CANARY_GPU_AUTOSCALED);
+    let before = router::routing_table(&rm).unwrap();
+    rm.spec.canary.as_mut().unwrap().weight = 50;
+    let after = router::routing_table(&rm).unwrap();
+    assert_eq!(after.arms[1].bucket_start, 5000);
+    assert_eq!(before.salt, after.salt, "users keep their buckets");
+    // Users already on the canary stay there when its weight grows.
+    for u in 0..2000 {
+        let id = format!("u{u}");
+        if before.assign(&id).name == "canary" {
+            assert_eq!(after.assign(&id).name, "canary");
+        }
+    }
+}
+
+#[test]
+fn a_single_replica_stable_arm_gets_no_pdb_that_would_block_drains() {
+    let mut rm = rec_model(STABLE_ONLY);
+    rm.spec.replicas = 1;
+    let pdbs = scaling::pdbs(&rm);
+    assert_eq!(pdbs.len(), 1);
+    assert_eq!(pdbs[0].metadata.name.as_deref(), Some("movies-router"));
+}
+
+const INDEX: &str = r#"
+apiVersion: recsys.dev/v1alpha1
+kind: ItemIndex
+metadata: {name: movies-ivf, namespace: recsys, uid: 7c9e6679-7425-40de-944b-e07fc1f90ae7}
+spec:
+  modelUri: s3://artifacts/movies/v1
+  type: IVF
+  nlist: 4096
+  nprobe: 128
+  recallTarget: 0.95
+  recallK: 500
+  resources: {cpu: "2", memory: 8Gi, gpus: 1}
+"#;
+
+#[test]
+fn the_index_job_is_named_by_its_spec_and_runs_restricted() {
+    let ii: ItemIndex = serde_yaml::from_str(INDEX).unwrap();
+    let job = index_job::job(&ii, "ghcr.io/recsys/dataplane:0.1.0");
+    let name = job.metadata.name.clone().unwrap();
+    assert!(name.starts_with("movies-ivf-build-"), "{name}");
+    assert_eq!(index_job::job_name(&ii), name, "same spec, same Job");
+    let mut changed = ii.clone();
+    changed.spec.nprobe = Some(256);
+    assert_ne!(index_job::job_name(&changed), name, "new spec, new Job");
+
+    let spec = job.spec.as_ref().unwrap();
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_restricted(pod);
+    let args = pod.containers[0].args.clone().unwrap();
+    for pair in [["--type", "ivf"], ["--nlist", "4096"], ["--nprobe", "128"]] {
+        assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+    }
+    let limits = pod.containers[0].resources.clone().unwrap().limits.unwrap();
+    assert_eq!(limits["nvidia.com/gpu"].0, "1");
+    write_rendered("index-job", &[job]);
+}
+
+#[test]
+fn build_results_are_parsed_and_nonsense_is_refused() {
+    let ok = index_job::parse_result(
+        "loading…\n{\"items\":1000000,\"recall\":0.962,\"artifactUri\":\"s3://a/i\",\"buildSeconds\":41.9}\n",
+    )
+    .unwrap();
+    assert_eq!(ok.items, 1_000_000);
+    assert!((ok.recall - 0.962).abs() < 1e-12);
+    assert!(index_job::parse_result("OOMKilled").is_err());
+    assert!(index_job::parse_result(
+        "{\"items\":1,\"recall\":1.5,\"artifactUri\":\"x\",\"buildSeconds\":1}"
+    )
+    .is_err());
+}
