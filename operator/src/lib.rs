@@ -2,4 +2,6 @@
 //! controllers that reconcile them. This crate links no native ML library.
 
 pub mod builders;
+pub mod controllers;
 pub mod crd;
+pub mod runtime;

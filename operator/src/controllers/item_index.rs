@@ -1,0 +1,184 @@
+//! ItemIndex: runs the index-build Job for the current spec and copies its result into status.
+//! A recall below the target marks the index Degraded, and RecModels never serve it.
+
+use super::apply::{apply, apply_status};
+use super::{conditions, Context, Error};
+use crate::builders::index_job::{self, BuildResult};
+use crate::crd::v1alpha1::{condition, ItemIndex, ItemIndexStatus};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const CONTROLLER: &str = "itemindex";
+
+/// Where a build stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildState {
+    Running,
+    Succeeded(BuildResult),
+    /// The Job succeeded but its result could not be read.
+    Unreadable(String),
+    Failed(String),
+}
+
+/// Reads the Job's state; the result comes from the termination message of its pod.
+async fn build_state(job: &Job, pods: &Api<Pod>) -> Result<BuildState, Error> {
+    let status = job.status.clone().unwrap_or_default();
+    let failed_condition = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    if let Some(c) = failed_condition {
+        return Ok(BuildState::Failed(
+            c.message
+                .clone()
+                .unwrap_or_else(|| "the build Job failed".into()),
+        ));
+    }
+    if status.succeeded.unwrap_or(0) < 1 {
+        return Ok(BuildState::Running);
+    }
+    let selector = format!("batch.kubernetes.io/job-name={}", job.name_any());
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let message = list
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+        .filter(|t| t.exit_code == 0)
+        .find_map(|t| t.message.clone());
+    Ok(match message.map(|m| index_job::parse_result(&m)) {
+        Some(Ok(result)) => BuildState::Succeeded(result),
+        Some(Err(e)) => BuildState::Unreadable(e),
+        None => BuildState::Unreadable("the build pod left no termination message".into()),
+    })
+}
+
+/// The status a build state implies.
+pub fn status_for(ii: &ItemIndex, state: &BuildState) -> ItemIndexStatus {
+    let mut status = ii.status.clone().unwrap_or_default();
+    let generation = ii.metadata.generation;
+    status.common.observed_generation = generation;
+    let c = &mut status.common.conditions;
+    match state {
+        BuildState::Running => {
+            status.phase = Some("Building".into());
+            conditions::set(
+                c,
+                condition::READY,
+                false,
+                "Building",
+                "index build running",
+                generation,
+            );
+            conditions::set(c, condition::PROGRESSING, true, "Building", "", generation);
+            conditions::set(c, condition::DEGRADED, false, "Building", "", generation);
+        }
+        BuildState::Succeeded(r) => {
+            status.items = Some(r.items);
+            status.recall = Some(r.recall);
+            status.build_seconds = Some(r.build_seconds);
+            status.artifact_uri = Some(r.artifact_uri.clone());
+            let good = r.recall >= ii.spec.recall_target;
+            let message = format!(
+                "recall@{} {:.4} against target {:.4} over {} items",
+                ii.spec.recall_k, r.recall, ii.spec.recall_target, r.items
+            );
+            status.phase = Some(if good { "Ready" } else { "Degraded" }.into());
+            let reason = if good {
+                "Published"
+            } else {
+                "RecallBelowTarget"
+            };
+            conditions::set(c, condition::READY, good, reason, &message, generation);
+            conditions::set(c, condition::PROGRESSING, false, reason, "", generation);
+            conditions::set(c, condition::DEGRADED, !good, reason, &message, generation);
+        }
+        BuildState::Unreadable(e) | BuildState::Failed(e) => {
+            status.phase = Some("Failed".into());
+            conditions::set(c, condition::READY, false, "BuildFailed", e, generation);
+            conditions::set(
+                c,
+                condition::PROGRESSING,
+                false,
+                "BuildFailed",
+                "",
+                generation,
+            );
+            conditions::set(c, condition::DEGRADED, true, "BuildFailed", e, generation);
+        }
+    }
+    status
+}
+
+pub async fn reconcile(ii: Arc<ItemIndex>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.start(CONTROLLER);
+    if ii.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = ii.namespace().ok_or_else(|| Error::MissingNamespace {
+        kind: "ItemIndex",
+        name: ii.name_any(),
+    })?;
+    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &ns);
+    let job_name = index_job::job_name(&ii);
+    let job = match jobs.get_opt(&job_name).await? {
+        Some(job) => job,
+        None => {
+            let job = apply(&jobs, &index_job::job(&ii, &ctx.dataplane_image)).await?;
+            ctx.event(
+                &*ii,
+                false,
+                "BuildStarted",
+                format!("Job {job_name} builds the index"),
+            )
+            .await;
+            job
+        }
+    };
+    let state = build_state(&job, &Api::namespaced(ctx.client.clone(), &ns)).await?;
+    let status = status_for(&ii, &state);
+    let old_phase = ii.status.as_ref().and_then(|s| s.phase.clone());
+    if old_phase != status.phase {
+        let (warning, reason, note) = match &state {
+            BuildState::Succeeded(r) if status.phase.as_deref() == Some("Ready") => (
+                false,
+                "Published",
+                format!("{} items, recall {:.4}", r.items, r.recall),
+            ),
+            BuildState::Succeeded(r) => (
+                true,
+                "RecallBelowTarget",
+                format!(
+                    "recall {:.4} < target {:.4}; not published",
+                    r.recall, ii.spec.recall_target
+                ),
+            ),
+            BuildState::Failed(e) | BuildState::Unreadable(e) => (true, "BuildFailed", e.clone()),
+            BuildState::Running => (false, "Building", format!("Job {job_name} running")),
+        };
+        ctx.event(&*ii, warning, reason, note).await;
+    }
+    apply_status::<ItemIndex>(
+        &Api::namespaced(ctx.client.clone(), &ns),
+        &ii.name_any(),
+        serde_json::json!(status),
+    )
+    .await?;
+    Ok(match state {
+        BuildState::Running => Action::requeue(Duration::from_secs(20)),
+        _ => Action::await_change(),
+    })
+}
+
+pub fn error_policy(ii: Arc<ItemIndex>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(CONTROLLER, error.category());
+    tracing::warn!(itemindex = %ii.name_any(), error = %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}

@@ -1,0 +1,152 @@
+//! `recsys-operator`: elects a leader, then runs the RecModel and ItemIndex controllers until
+//! SIGTERM; serves `/metrics`, `/healthz` and `/readyz` throughout.
+
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, ResourceExt};
+use recsys_operator::controllers::{item_index, rec_model, Context};
+use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
+use recsys_operator::runtime::http::{self, Health};
+use recsys_operator::runtime::leader::LeaderElection;
+use recsys_operator::runtime::metrics::Metrics;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about = "Reconciles recsys.dev custom resources")]
+struct Args {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Data-plane image for index-build Jobs.
+    #[arg(
+        long,
+        env = "RECSYS_DATAPLANE_IMAGE",
+        default_value = "ghcr.io/recsys/dataplane:0.1.0"
+    )]
+    dataplane_image: String,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "recsys-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (its pod name).
+    #[arg(long, env = "POD_NAME", default_value = "recsys-operator-local")]
+    identity: String,
+    /// Log as JSON lines (for log collectors) instead of human-readable text.
+    #[arg(long, env = "RECSYS_LOG_JSON")]
+    log_json: bool,
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    if args.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    tokio::spawn(http::serve(
+        args.metrics_addr,
+        Arc::clone(&metrics),
+        Arc::clone(&health),
+    ));
+
+    let client = Client::try_default().await?;
+    health.ready.store(true, Ordering::Relaxed);
+    let election = LeaderElection::new(
+        Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
+        "recsys-operator",
+        &args.identity,
+        Duration::from_secs(15),
+    );
+    tokio::select! {
+        _ = election.acquire() => {}
+        _ = shutdown_signal() => return Ok(()),
+    }
+    tracing::info!(identity = %args.identity, "became leader");
+
+    let reporter = Reporter {
+        controller: "recsys-operator".into(),
+        instance: Some(args.identity.clone()),
+    };
+    let context = Arc::new(Context {
+        client: client.clone(),
+        metrics,
+        recorder: Some(Recorder::new(client.clone(), reporter)),
+        dataplane_image: args.dataplane_image,
+    });
+    let config = watcher::Config::default();
+    let rec_models = Controller::new(Api::<RecModel>::all(client.clone()), config.clone());
+    let store = rec_models.store();
+    let rec_models = rec_models
+        .owns(Api::<Deployment>::all(client.clone()), config.clone())
+        .owns(Api::<Service>::all(client.clone()), config.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
+        // An index becoming Ready (or not) wakes every RecModel that refers to it.
+        .watches(
+            Api::<ItemIndex>::all(client.clone()),
+            config.clone(),
+            move |index| {
+                let ns = index.namespace();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|rm| rm.namespace() == ns && rm.spec.item_index_ref == index.name_any())
+                    .map(|rm| ObjectRef::from_obj(&*rm))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown_signal())
+        .run(
+            rec_model::reconcile,
+            rec_model::error_policy,
+            Arc::clone(&context),
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "recmodel controller event");
+            }
+        });
+    let item_indexes = Controller::new(Api::<ItemIndex>::all(client.clone()), config.clone())
+        .owns(Api::<Job>::all(client.clone()), config)
+        .graceful_shutdown_on(shutdown_signal())
+        .run(item_index::reconcile, item_index::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "itemindex controller event");
+            }
+        });
+    tokio::select! {
+        _ = futures::future::join(rec_models, item_indexes) => tracing::info!("controllers stopped"),
+        _ = election.hold() => {
+            tracing::error!("lost the leader lease; exiting so another replica can lead");
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
