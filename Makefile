@@ -30,7 +30,7 @@ fmt:
 
 ## Regenerate crds/*.yaml and the chart's copies from the Rust types.
 crds:
-	$(CARGO) run --release -p recsys-operator --bin crdgen -- crds
+	$(CARGO) run --release -p recsys-operator --bin crdgen -- crds charts/recsys-operator/crds
 
 clean:
 	$(CARGO) clean

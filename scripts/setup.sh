@@ -44,6 +44,13 @@ if ! "$PY" -c "import importlib.metadata as m; assert m.version('torch')=='$TORC
     "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
 fi
 
+# Offline Kubernetes checks: Kubernetes 1.37 schemas and Helm 4's library (lint, render).
+if ! "$PY" -c "import kubernetes_validate, helm_python, yaml, jsonschema" 2>/dev/null; then
+  log "installing kubernetes-validate, helm-python-sdk and PyYAML"
+  "$PY" -m pip install -q --disable-pip-version-check \
+    'kubernetes-validate==1.37.0' 'helm-python-sdk==0.2.2' 'PyYAML>=6'
+fi
+
 TORCH_DIR="$("$PY" -c 'import importlib.util,os; s=importlib.util.find_spec("torch"); print(os.path.dirname(s.origin))')"
 CMAKE_BIN="$VENV/bin/cmake"
 

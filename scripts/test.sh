@@ -6,6 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== cargo test (release profile, shared with the demo build)"
 cargo test --release --workspace
+echo "== Kubernetes: chart lint/render, 1.37 schemas, example manifests"
+.venv/bin/python scripts/k8s-checks.py
+echo "== e2e against KUBECONFIG's cluster (skips without one)"
+PY=.venv/bin/python tests/e2e/run.sh
 echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"

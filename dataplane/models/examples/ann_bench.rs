@@ -5,7 +5,9 @@
 //! `OMP_NUM_THREADS=1 cargo run --release -p recsys-models --example ann_bench -- 1000000 ivf:4096:64 ivfpq:4096:128:32 hnsw:32:512`
 //!
 //! `noise:X` sets the per-dimension spread around cluster centres (default 0.08); larger values
-//! blur the clusters and make the search harder.
+//! blur the clusters and make the search harder (0.5 is close to uniformly random directions,
+//! the worst case for any ANN index). `latent:R` instead draws every vector from an R-dim
+//! linear subspace (plus a little noise), the low intrinsic dimension of learned embeddings.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recsys_models::{AnnIndex, IndexKind};
@@ -25,6 +27,23 @@ fn clustered(n: usize, rng: &mut StdRng, centres: &[f32], spread: f32) -> Vec<f3
         for d in 0..DIM {
             let noise: f32 = rng.random_range(-1.0..1.0);
             out.push(centres[c * DIM + d] + spread * noise);
+        }
+        normalise(&mut out[start..]);
+    }
+    out
+}
+
+/// Unit vectors `normalise(W·z + ε)` with z uniform in [-1, 1]^R and a fixed random W.
+fn latent(n: usize, rng: &mut StdRng, basis: &[f32], rank: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n * DIM);
+    let mut z = vec![0f32; rank];
+    for _ in 0..n {
+        z.iter_mut().for_each(|x| *x = rng.random_range(-1.0..1.0));
+        let start = out.len();
+        for d in 0..DIM {
+            let row = &basis[d * rank..(d + 1) * rank];
+            let v: f32 = row.iter().zip(&z).map(|(w, x)| w * x).sum();
+            out.push(v + 0.01 * rng.random_range(-1.0..1.0f32));
         }
         normalise(&mut out[start..]);
     }
@@ -76,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kinds: Vec<IndexKind> = args
         .iter()
         .skip(1)
-        .filter(|a| !a.starts_with("noise:"))
+        .filter(|a| !a.starts_with("noise:") && !a.starts_with("latent:"))
         .map(|s| parse(s))
         .collect();
     let mut rng = StdRng::seed_from_u64(42);
@@ -84,11 +103,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     centres.chunks_mut(DIM).for_each(normalise);
+    let rank: Option<usize> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("latent:"))
+        .map(str::parse)
+        .transpose()?;
     let t = Instant::now();
-    let items = clustered(n, &mut rng, &centres, spread);
-    let queries = clustered(QUERIES, &mut rng, &centres, spread);
+    let (items, queries, what) = match rank {
+        Some(r) => {
+            let basis: Vec<f32> = (0..DIM * r).map(|_| rng.random_range(-1.0..1.0)).collect();
+            (
+                latent(n, &mut rng, &basis, r),
+                latent(QUERIES, &mut rng, &basis, r),
+                format!("rank-{r} latent"),
+            )
+        }
+        None => (
+            clustered(n, &mut rng, &centres, spread),
+            clustered(QUERIES, &mut rng, &centres, spread),
+            format!("clustered, noise {spread}"),
+        ),
+    };
     println!(
-        "generated {n} × {DIM} item vectors (noise {spread}) in {:.1} s",
+        "generated {n} × {DIM} item vectors ({what}) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 
