@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
-use recsys::serving::{grpc, Engine};
+use recsys::pipeline::index_build::{self, IndexBuildOptions};
+use recsys::serving::{grpc, Engine, EngineOptions};
+use recsys_models::IndexKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,9 +49,77 @@ enum Command {
         /// A version directory written by `recsys demo` (or a training job).
         #[arg(long)]
         model_dir: PathBuf,
+        /// An ItemIndex build to serve instead of the model's own index.
+        #[arg(long)]
+        index_dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: SocketAddr,
+        /// Candidates retrieved before ranking.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
+        candidates: u32,
+        /// Arm reported with every response.
+        #[arg(long, default_value = "stable")]
+        variant: String,
     },
+    /// Build an ANN index over a model version's items, measure its recall against exact
+    /// search, and publish it only at or above the target (the ItemIndex Job).
+    BuildIndex {
+        #[arg(long)]
+        model_dir: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// flat, ivf, hnsw or ivfpq.
+        #[arg(long = "type", default_value = "flat")]
+        index_type: String,
+        #[arg(long)]
+        nlist: Option<u32>,
+        #[arg(long)]
+        nprobe: Option<u32>,
+        /// HNSW links per node, or PQ sub-quantizers for ivfpq.
+        #[arg(long)]
+        m: Option<u32>,
+        #[arg(long)]
+        ef_search: Option<u32>,
+        #[arg(long, default_value_t = 500)]
+        recall_k: usize,
+        #[arg(long, default_value_t = 0.95)]
+        recall_target: f64,
+        #[arg(long, default_value_t = 1000)]
+        sample_queries: usize,
+        /// Also write the result line here (the pod's termination message).
+        #[arg(long)]
+        result_file: Option<PathBuf>,
+    },
+}
+
+fn index_kind(
+    index_type: &str,
+    nlist: Option<u32>,
+    nprobe: Option<u32>,
+    m: Option<u32>,
+    ef_search: Option<u32>,
+) -> anyhow::Result<IndexKind> {
+    let need = |v: Option<u32>, what: &str| {
+        v.ok_or_else(|| anyhow::anyhow!("--type {index_type} needs --{what}"))
+    };
+    Ok(match index_type {
+        "flat" => IndexKind::Flat,
+        "ivf" => IndexKind::Ivf {
+            nlist: need(nlist, "nlist")?,
+            nprobe: nprobe.unwrap_or(1),
+        },
+        "ivfpq" => IndexKind::IvfPq {
+            nlist: need(nlist, "nlist")?,
+            nprobe: nprobe.unwrap_or(1),
+            m: need(m, "m")?,
+            nbits: 8,
+        },
+        "hnsw" => IndexKind::Hnsw {
+            m: m.unwrap_or(32),
+            ef_search: ef_search.unwrap_or(256),
+        },
+        other => anyhow::bail!("unknown index type {other:?}: flat, ivf, hnsw or ivfpq"),
+    })
 }
 
 #[tokio::main]
@@ -80,11 +150,46 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         }
-        Command::Serve { model_dir, addr } => {
-            let engine = Arc::new(Engine::load(&model_dir)?);
+        Command::Serve {
+            model_dir,
+            index_dir,
+            addr,
+            candidates,
+            variant,
+        } => {
+            let options = EngineOptions {
+                index_dir,
+                candidates: candidates as usize,
+                variant,
+            };
+            let engine = Arc::new(Engine::load_with(&model_dir, options)?);
             let (bound, server) = grpc::bind(engine, addr).await?;
             eprintln!("serving {} on {bound}", model_dir.display());
             server.await?;
+        }
+        Command::BuildIndex {
+            model_dir,
+            output,
+            index_type,
+            nlist,
+            nprobe,
+            m,
+            ef_search,
+            recall_k,
+            recall_target,
+            sample_queries,
+            result_file,
+        } => {
+            let kind = index_kind(&index_type, nlist, nprobe, m, ef_search)?;
+            index_build::run(&IndexBuildOptions {
+                model_dir,
+                output,
+                kind,
+                recall_k,
+                recall_target,
+                sample_queries,
+                result_file,
+            })?;
         }
     }
     Ok(())

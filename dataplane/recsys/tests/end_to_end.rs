@@ -3,9 +3,11 @@
 
 use recsys::artifacts;
 use recsys::pipeline::demo::{self, DemoOptions};
-use recsys::serving::{grpc, Engine, EngineError};
+use recsys::pipeline::index_build::{self, IndexBuildOptions};
+use recsys::serving::{grpc, Engine, EngineError, EngineOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
+use recsys_models::IndexKind;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,6 +126,50 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     server.abort();
+
+    // The ItemIndex Job: an exact index is published and served beside the model; a poor
+    // IVF setting misses its target and is not published.
+    let built = index_build::run(&IndexBuildOptions {
+        model_dir: summary.artifact_dir.clone(),
+        output: out.path().join("index-flat"),
+        kind: IndexKind::Flat,
+        recall_k: 100,
+        recall_target: 0.95,
+        sample_queries: 200,
+        result_file: Some(out.path().join("result.json")),
+    })
+    .unwrap();
+    assert_eq!(
+        (built.items, built.recall, built.published),
+        (1682, 1.0, true)
+    );
+    let line = std::fs::read_to_string(out.path().join("result.json")).unwrap();
+    assert!(line.contains("\"artifactUri\""), "{line}");
+    let engine = Engine::load_with(
+        &summary.artifact_dir,
+        EngineOptions {
+            index_dir: Some(out.path().join("index-flat")),
+            candidates: 100,
+            variant: "canary".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(engine.variant(), "canary");
+    let poor = index_build::run(&IndexBuildOptions {
+        model_dir: summary.artifact_dir.clone(),
+        output: out.path().join("index-poor"),
+        kind: IndexKind::Ivf {
+            nlist: 64,
+            nprobe: 1,
+        },
+        recall_k: 100,
+        recall_target: 0.99,
+        sample_queries: 200,
+        result_file: None,
+    })
+    .unwrap();
+    assert!(!poor.published && poor.recall < 0.99, "{poor:?}");
+    assert!(!out.path().join("index-poor").exists());
 
     // A tampered file refuses the whole version.
     let ranker = summary.artifact_dir.join("ranker.txt");

@@ -94,7 +94,7 @@ pub fn job(ii: &ItemIndex, image: &str) -> Job {
     for (flag, value) in [
         ("--nlist", spec.nlist),
         ("--nprobe", spec.nprobe),
-        ("--m", spec.hnsw_m),
+        ("--m", spec.hnsw_m.or(spec.pq_m)),
         ("--ef-search", spec.ef_search),
     ] {
         if let Some(v) = value {

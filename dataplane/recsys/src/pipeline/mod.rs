@@ -5,6 +5,7 @@ pub mod compare;
 pub mod demo;
 pub mod evaluate;
 pub mod html_report;
+pub mod index_build;
 pub mod labels;
 pub mod mf_baseline;
 pub mod ranking;

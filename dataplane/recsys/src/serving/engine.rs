@@ -31,8 +31,30 @@ pub struct Recommendation {
     pub timings: Vec<(&'static str, f64)>,
 }
 
+/// Deployment-time settings of a serving process.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Serve this ANN index (an ItemIndex build) instead of the one in the model directory.
+    pub index_dir: Option<std::path::PathBuf>,
+    /// Candidates retrieved before ranking.
+    pub candidates: usize,
+    /// Arm name reported with every response (`stable`, `canary`, …).
+    pub variant: String,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            index_dir: None,
+            candidates: CANDIDATES,
+            variant: "stable".into(),
+        }
+    }
+}
+
 pub struct Engine {
     version: String,
+    options: EngineOptions,
     // libtorch tensors are Send but not Sync; the tower runs under a lock.
     tower: Mutex<TwoTower>,
     ann: AnnIndex,
@@ -47,6 +69,12 @@ pub struct Engine {
 impl Engine {
     /// Loads and verifies a version directory; any bad file refuses the whole version.
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
+        Self::load_with(dir, EngineOptions::default())
+    }
+
+    /// [`Engine::load`] with deployment settings; a separate index must cover exactly the
+    /// model's catalog with vectors of the model's width.
+    pub fn load_with(dir: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let manifest = artifacts::verify(dir, None)?;
         let snapshot: FeatureSnapshot = read_json(&dir.join(SNAPSHOT_FILE))?;
         let expected = artifacts::feature_schema_hash(&snapshot);
@@ -68,7 +96,19 @@ impl Engine {
             });
         }
         let tower = TwoTower::load(dir)?;
-        let ann = AnnIndex::load(dir)?;
+        let ann = AnnIndex::load(options.index_dir.as_deref().unwrap_or(dir))?;
+        if ann.len() != catalog.items.len() || ann.dim() != tower.config().output_dim as usize {
+            return Err(EngineError::BadFile {
+                file: "ann.json".into(),
+                message: format!(
+                    "index of {} vectors × {} does not match the model's {} items × {}",
+                    ann.len(),
+                    ann.dim(),
+                    catalog.items.len(),
+                    tower.config().output_dim
+                ),
+            });
+        }
         let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names())?;
         let users = catalog
             .user_ids
@@ -96,6 +136,7 @@ impl Engine {
         popular.truncate(1000);
         Ok(Self {
             version: manifest.model_version,
+            options,
             tower: Mutex::new(tower),
             ann,
             ranker,
@@ -109,6 +150,10 @@ impl Engine {
 
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    pub fn variant(&self) -> &str {
+        &self.options.variant
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -169,10 +214,10 @@ impl Engine {
             &self.snapshot,
             user,
             &query,
-            CANDIDATES + exclude.len(),
+            self.options.candidates + exclude.len(),
         )?;
         candidates.retain(|(i, _)| !exclude.contains(i));
-        candidates.truncate(CANDIDATES);
+        candidates.truncate(self.options.candidates);
         lap("retrieval", &mut timings);
 
         let mut ranked = rerank(&self.ranker, &self.snapshot, user, &candidates)?;

@@ -101,14 +101,14 @@ impl Recommender for RecommenderService {
         tracing::info!(
             request_id,
             user = req.user_id,
-            variant = "stable",
+            variant = engine.variant(),
             fallback = rec.fallback,
             "recommend"
         );
         Ok(Response::new(RecommendResponse {
             items,
             model_version: engine.version().to_owned(),
-            variant: "stable".into(),
+            variant: engine.variant().to_owned(),
             request_id,
             fallback: rec.fallback,
             timings,

@@ -4,4 +4,4 @@ pub mod bundle;
 pub mod engine;
 pub mod grpc;
 
-pub use engine::{Engine, EngineError, Recommendation};
+pub use engine::{Engine, EngineError, EngineOptions, Recommendation};

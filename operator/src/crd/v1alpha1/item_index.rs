@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type != 'IVF' && self.type != 'IVFPQ' || has(self.nlist)").message("IVF and IVFPQ indexes need nlist"))]
+#[x_kube(validation = Rule::new("self.type != 'IVFPQ' || has(self.pqM)").message("IVFPQ indexes need pqM"))]
 pub struct ItemIndexSpec {
     /// Artifact directory whose item embeddings are indexed.
     pub model_uri: String,
@@ -45,6 +46,10 @@ pub struct ItemIndexSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4096))]
     pub ef_search: Option<u32>,
+    /// Product-quantizer sub-vectors (IVFPQ); must divide the embedding width.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "pqM")]
+    #[schemars(range(min = 1, max = 256))]
+    pub pq_m: Option<u32>,
     /// Minimum recall@k versus exact search on a sample before the index is published.
     #[serde(default = "default_recall_target")]
     #[schemars(range(min = 0.0, max = 1.0))]

@@ -1,0 +1,89 @@
+//! `recsys build-index`: the ItemIndex Job. Embeds a model version's items, builds the
+//! requested FAISS index, measures recall@k against exact search with real user queries, and
+//! publishes the index only when it reaches the target. The result (one JSON line) goes to a
+//! file — the pod's termination message — where the operator reads it.
+
+use crate::artifacts;
+use crate::features::{tower, FeatureSnapshot};
+use crate::serving::bundle::SNAPSHOT_FILE;
+use anyhow::{bail, Context};
+use recsys_models::{AnnIndex, IndexKind, TwoTower};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct IndexBuildOptions {
+    pub model_dir: PathBuf,
+    pub output: PathBuf,
+    pub kind: IndexKind,
+    pub recall_k: usize,
+    pub recall_target: f64,
+    /// Users whose embeddings serve as recall queries (evenly spaced over all users).
+    pub sample_queries: usize,
+    pub result_file: Option<PathBuf>,
+}
+
+/// The result line, in the shape the operator parses.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexBuildResult {
+    pub items: i64,
+    pub recall: f64,
+    pub artifact_uri: String,
+    pub build_seconds: f64,
+    pub published: bool,
+}
+
+fn local(path: &Path) -> anyhow::Result<&Path> {
+    let text = path.to_string_lossy();
+    if text.contains("://") && !text.starts_with("file://") {
+        bail!("{text}: object storage is not supported by build-index yet; mount the artifacts");
+    }
+    Ok(path)
+}
+
+pub fn run(options: &IndexBuildOptions) -> anyhow::Result<IndexBuildResult> {
+    let started = Instant::now();
+    let model_dir = local(&options.model_dir)?;
+    let output = local(&options.output)?;
+    artifacts::verify(model_dir, None).context("refusing an unverified model version")?;
+    let snapshot: FeatureSnapshot = serde_json::from_slice(
+        &std::fs::read(model_dir.join(SNAPSHOT_FILE)).context("reading the feature snapshot")?,
+    )?;
+    let model = TwoTower::load(model_dir)?;
+    let dim = model.config().output_dim as usize;
+    let items = model.embed_items(&tower::all_items(&snapshot))?;
+    let ids: Vec<u32> = (0..snapshot.items.len() as u32).collect();
+    let index = AnnIndex::build(options.kind, dim, &items, ids.clone())?;
+    let exact = AnnIndex::build(IndexKind::Flat, dim, &items, ids)?;
+
+    let users = model.embed_users(&tower::all_users(&snapshot))?;
+    let n_users = users.len() / dim;
+    let step = (n_users / options.sample_queries.max(1)).max(1);
+    let queries: Vec<f32> = users
+        .chunks(dim)
+        .step_by(step)
+        .take(options.sample_queries)
+        .flatten()
+        .copied()
+        .collect();
+    let recall = index.recall_against(&exact, &queries, options.recall_k)?;
+    let published = recall >= options.recall_target;
+    if published {
+        index.save(output)?;
+    }
+    let result = IndexBuildResult {
+        items: snapshot.items.len() as i64,
+        recall,
+        artifact_uri: output.display().to_string(),
+        build_seconds: started.elapsed().as_secs_f64(),
+        published,
+    };
+    let line = serde_json::to_string(&result)?;
+    if let Some(file) = &options.result_file {
+        std::fs::write(file, format!("{line}\n"))
+            .with_context(|| format!("writing the result to {}", file.display()))?;
+    }
+    println!("{line}");
+    Ok(result)
+}
