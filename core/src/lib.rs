@@ -5,11 +5,13 @@
 
 pub mod baseline;
 pub mod bootstrap;
+pub mod drift;
 pub mod event;
 pub mod metrics;
 pub mod ranking;
 pub mod routing;
 pub mod split;
+pub mod validation;
 
 pub use event::{Interaction, ItemId, UserId};
 pub use split::{SplitWindows, TimeSplit};
