@@ -150,7 +150,7 @@ impl ValidationConfig {
     }
 }
 
-fn field<'a>(value: &'a Option<String>) -> Result<&'a str, Reason> {
+fn field(value: &Option<String>) -> Result<&str, Reason> {
     match value.as_deref() {
         None => Err(Reason::MissingField),
         Some(v) if v.trim().is_empty() || v.eq_ignore_ascii_case("null") => Err(Reason::NullField),

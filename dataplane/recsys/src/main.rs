@@ -2,9 +2,12 @@
 //! operator's Jobs and Deployments run the same image.
 
 use clap::{Parser, Subcommand};
+use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
+use recsys::pipeline::{drift, validate};
 use recsys::serving::{grpc, Engine, EngineOptions};
+use recsys_core::validation::ValidationConfig;
 use recsys_models::IndexKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +63,47 @@ enum Command {
         /// Arm reported with every response.
         #[arg(long, default_value = "stable")]
         variant: String,
+    },
+    /// Write synthetic events (power-law popularity, taste clusters, daily cycle, bots and
+    /// planted defects) as CSV, deterministically from a seed.
+    Generate {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long)]
+        users: Option<u32>,
+        #[arg(long)]
+        items: Option<u32>,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Share of rows turned into defects.
+        #[arg(long, default_value_t = 0.005)]
+        bad_fraction: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Validate an event file (CSV or JSONL): clean rows, quarantined rows with reasons and a
+    /// JSON report in --out-dir. Exits non-zero when the quality rate is below the alert level.
+    Validate {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// "Now" for future/too-old checks, unix seconds (default: the current time).
+        #[arg(long)]
+        now: Option<i64>,
+        #[arg(long, default_value_t = 1000)]
+        bot_events_per_day: u32,
+        #[arg(long, default_value_t = 0.95)]
+        quality_alert_below: f64,
+    },
+    /// PSI per feature between a reference and a current event window.
+    Drift {
+        #[arg(long)]
+        reference: PathBuf,
+        #[arg(long)]
+        current: PathBuf,
     },
     /// Build an ANN index over a model version's items, measure its recall against exact
     /// search, and publish it only at or above the target (the ItemIndex Job).
@@ -166,6 +210,59 @@ async fn main() -> anyhow::Result<()> {
             let (bound, server) = grpc::bind(engine, addr).await?;
             eprintln!("serving {} on {bound}", model_dir.display());
             server.await?;
+        }
+        Command::Generate {
+            events,
+            users,
+            items,
+            days,
+            seed,
+            bad_fraction,
+            out,
+        } => {
+            let now = chrono::Utc::now().timestamp();
+            let start = now - now.rem_euclid(86_400) - i64::from(days) * 86_400;
+            let defaults = GeneratorConfig::new(events, start);
+            let config = GeneratorConfig {
+                users: users.unwrap_or(defaults.users),
+                items: items.unwrap_or(defaults.items),
+                days,
+                seed,
+                bad_fraction,
+                ..defaults
+            };
+            let t = std::time::Instant::now();
+            let generated = synthetic::generate(&out, &config)?;
+            eprintln!(
+                "wrote {} rows ({} planted defects) to {} in {:.1} s",
+                generated.rows,
+                generated.planted.len(),
+                out.display(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Command::Validate {
+            input,
+            out_dir,
+            now,
+            bot_events_per_day,
+            quality_alert_below,
+        } => {
+            let config = ValidationConfig {
+                bot_events_per_day,
+                quality_alert_below,
+                ..ValidationConfig::new(now.unwrap_or_else(|| chrono::Utc::now().timestamp()))
+            };
+            let report = validate::run(&input, &out_dir, &config)?;
+            println!("{}", report.summary());
+            if report.alert {
+                std::process::exit(3);
+            }
+        }
+        Command::Drift { reference, current } => {
+            for f in drift::compare(&reference, &current)? {
+                println!("{:<12} PSI {:>8.4}  {:?}", f.feature, f.psi, f.level);
+            }
         }
         Command::BuildIndex {
             model_dir,

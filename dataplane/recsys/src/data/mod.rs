@@ -1,7 +1,9 @@
 //! Loading interaction data and the catalog into dense ids.
 
+pub mod events_io;
 pub mod locate;
 pub mod movielens;
+pub mod synthetic;
 
 use recsys_core::Interaction;
 use serde::{Deserialize, Serialize};

@@ -145,6 +145,30 @@ fn read_interactions(
     Ok(rows)
 }
 
+/// The MovieLens adapter for the pipeline: every rating as an event of the documented schema
+/// (`event_type` rating, `value` the stars), in time order, written as CSV.
+pub fn write_events(data: &Dataset, path: &Path) -> anyhow::Result<()> {
+    let mut rows: Vec<&recsys_core::Interaction> = data.interactions.iter().collect();
+    rows.sort_by_key(|r| r.timestamp);
+    let mut out = csv::Writer::from_path(path)?;
+    out.write_record(super::events_io::COLUMNS)?;
+    for r in rows {
+        out.write_record([
+            data.users[r.user as usize].external_id.as_str(),
+            &data.items[r.item as usize].external_id,
+            "rating",
+            &r.timestamp.to_string(),
+            &r.value.to_string(),
+            "",
+            "",
+            "",
+            "",
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

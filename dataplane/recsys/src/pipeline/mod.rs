@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod demo;
+pub mod drift;
 pub mod evaluate;
 pub mod html_report;
 pub mod index_build;
@@ -12,3 +13,4 @@ pub mod ranking;
 pub mod report;
 pub mod retrieval;
 pub mod tuning;
+pub mod validate;
