@@ -61,19 +61,50 @@ pub struct RawRecord {
     pub placement: Option<String>,
 }
 
-/// A validated event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub user_id: String,
-    pub item_id: String,
+/// A record's fields borrowed from wherever they were read (a CSV row buffer, a
+/// [`RawRecord`]): validation allocates nothing per row.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RawView<'a> {
+    pub user_id: Option<&'a str>,
+    pub item_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub value: Option<&'a str>,
+    pub session: Option<&'a str>,
+    pub device: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub placement: Option<&'a str>,
+}
+
+impl RawRecord {
+    pub fn view(&self) -> RawView<'_> {
+        RawView {
+            user_id: self.user_id.as_deref(),
+            item_id: self.item_id.as_deref(),
+            event_type: self.event_type.as_deref(),
+            timestamp: self.timestamp.as_deref(),
+            value: self.value.as_deref(),
+            session: self.session.as_deref(),
+            device: self.device.as_deref(),
+            country: self.country.as_deref(),
+            placement: self.placement.as_deref(),
+        }
+    }
+}
+
+/// A validated event, borrowing its text from the record it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event<'a> {
+    pub user_id: &'a str,
+    pub item_id: &'a str,
     pub event_type: EventType,
     /// Unix seconds, UTC.
     pub timestamp: i64,
     pub value: Option<f64>,
-    pub session: Option<String>,
-    pub device: Option<String>,
-    pub country: Option<String>,
-    pub placement: Option<String>,
+    pub session: Option<&'a str>,
+    pub device: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub placement: Option<&'a str>,
 }
 
 /// Why a record was quarantined.
@@ -150,20 +181,18 @@ impl ValidationConfig {
     }
 }
 
-fn field(value: &Option<String>) -> Result<&str, Reason> {
-    match value.as_deref() {
+fn field(value: Option<&str>) -> Result<&str, Reason> {
+    match value.map(str::trim) {
         None => Err(Reason::MissingField),
-        Some(v) if v.trim().is_empty() || v.eq_ignore_ascii_case("null") => Err(Reason::NullField),
-        Some(v) => Ok(v.trim()),
+        Some(v) if v.is_empty() || v.eq_ignore_ascii_case("null") => Err(Reason::NullField),
+        Some(v) => Ok(v),
     }
 }
 
-fn optional(value: &Option<String>) -> Option<String> {
+fn optional(value: Option<&str>) -> Option<&str> {
     value
-        .as_deref()
         .map(str::trim)
         .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("null"))
-        .map(str::to_owned)
 }
 
 /// Unix seconds from seconds, milliseconds (13 digits) or RFC 3339.
@@ -181,11 +210,14 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
 }
 
 /// Step 1 and the record-level part of step 2.
-pub fn check_record(record: &RawRecord, config: &ValidationConfig) -> Result<Event, Reason> {
-    let user_id = field(&record.user_id)?;
-    let item_id = field(&record.item_id)?;
-    let event_type = field(&record.event_type)?;
-    let timestamp = field(&record.timestamp)?;
+pub fn check_record<'a>(
+    record: &RawView<'a>,
+    config: &ValidationConfig,
+) -> Result<Event<'a>, Reason> {
+    let user_id = field(record.user_id)?;
+    let item_id = field(record.item_id)?;
+    let event_type = field(record.event_type)?;
+    let timestamp = field(record.timestamp)?;
     let timestamp = parse_timestamp(timestamp).ok_or(Reason::BadTimestamp)?;
     let event_type = EventType::parse(event_type).ok_or(Reason::UnknownEventType)?;
     if timestamp > config.now + config.future_skew_secs {
@@ -194,7 +226,7 @@ pub fn check_record(record: &RawRecord, config: &ValidationConfig) -> Result<Eve
     if timestamp < config.now - config.max_age_days * 86_400 {
         return Err(Reason::TooOld);
     }
-    let value = match optional(&record.value) {
+    let value = match optional(record.value) {
         None => None,
         Some(v) => Some(v.parse::<f64>().map_err(|_| Reason::BadValue)?),
     };
@@ -208,16 +240,43 @@ pub fn check_record(record: &RawRecord, config: &ValidationConfig) -> Result<Eve
         _ => {}
     }
     Ok(Event {
-        user_id: user_id.to_owned(),
-        item_id: item_id.to_owned(),
+        user_id,
+        item_id,
         event_type,
         timestamp,
         value,
-        session: optional(&record.session),
-        device: optional(&record.device),
-        country: optional(&record.country),
-        placement: optional(&record.placement),
+        session: optional(record.session),
+        device: optional(record.device),
+        country: optional(record.country),
+        placement: optional(record.placement),
     })
+}
+
+/// Keys here are already well-mixed 64-bit fingerprints: hashing them again (SipHash, the
+/// default) would cost more than the rest of the per-row work.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<PassThrough>>;
+type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// One key for a (user, day) pair.
+fn user_day(user: &str, day: i64) -> u64 {
+    fingerprint(&[user]) ^ (day as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 /// FNV-1a, for compact keys of users and rows.
@@ -240,21 +299,40 @@ const RESERVOIR: usize = 100_000;
 /// What the first pass learns about the whole input: per-(user, day) counts, daily volumes,
 /// and a fixed-size sample of values per event type. State grows with distinct user-days, not
 /// with events.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Profile {
-    user_days: HashMap<(u64, i64), u32>,
+    bot_limit: u32,
+    bot_user_ids: FastSet<u64>,
+    user_days: FastMap<u64, u32>,
     daily: BTreeMap<i64, u64>,
     values: HashMap<EventType, (Vec<f64>, u64)>,
     rng: u64,
 }
 
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("user_days", &self.user_days.len())
+            .field("days", &self.daily.len())
+            .finish()
+    }
+}
+
 impl Profile {
+    pub fn new(config: &ValidationConfig) -> Self {
+        Self {
+            bot_limit: config.bot_events_per_day,
+            ..Self::default()
+        }
+    }
+
     pub fn observe(&mut self, event: &Event) {
         let d = day(event.timestamp);
-        *self
-            .user_days
-            .entry((fingerprint(&[&event.user_id]), d))
-            .or_default() += 1;
+        let count = self.user_days.entry(user_day(event.user_id, d)).or_default();
+        *count += 1;
+        if *count == self.bot_limit.saturating_add(1) {
+            self.bot_user_ids.insert(fingerprint(&[event.user_id]));
+        }
         *self.daily.entry(d).or_default() += 1;
         if let Some(v) = event.value {
             let (sample, seen) = self.values.entry(event.event_type).or_default();
@@ -277,7 +355,7 @@ impl Profile {
 
     /// Freezes the profile into the rules of the second pass.
     pub fn finish(self, config: &ValidationConfig) -> Rules {
-        let bots: HashSet<(u64, i64)> = self
+        let bots: FastSet<u64> = self
             .user_days
             .iter()
             .filter(|(_, &n)| n > config.bot_events_per_day)
@@ -313,7 +391,7 @@ impl Profile {
             })
             .map(|(&d, &v)| (d, v))
             .collect();
-        let bot_users = bots.iter().map(|(u, _)| *u).collect::<HashSet<_>>().len();
+        let bot_users = self.bot_user_ids.len();
         Rules {
             bots,
             bounds,
@@ -321,7 +399,7 @@ impl Profile {
             median_volume,
             bot_users,
             window: config.dedup_window_secs,
-            recent: HashSet::new(),
+            recent: FastSet::default(),
             order: VecDeque::new(),
         }
     }
@@ -331,13 +409,13 @@ impl Profile {
 /// within a sliding time window.
 #[derive(Debug)]
 pub struct Rules {
-    bots: HashSet<(u64, i64)>,
+    bots: FastSet<u64>,
     bounds: HashMap<EventType, (f64, f64)>,
     spikes: Vec<(i64, u64)>,
     median_volume: u64,
     bot_users: usize,
     window: i64,
-    recent: HashSet<u64>,
+    recent: FastSet<u64>,
     order: VecDeque<(i64, u64)>,
 }
 
@@ -346,7 +424,7 @@ impl Rules {
     pub fn check(&mut self, event: &Event) -> Result<(), Reason> {
         if self
             .bots
-            .contains(&(fingerprint(&[&event.user_id]), day(event.timestamp)))
+            .contains(&user_day(event.user_id, day(event.timestamp)))
         {
             return Err(Reason::BotUser);
         }
@@ -458,7 +536,7 @@ mod tests {
     fn each_record_defect_gets_its_reason() {
         let c = ValidationConfig::new(NOW);
         let ok = record("u1", "i1", "click", "1799999000", None);
-        assert!(check_record(&ok, &c).is_ok());
+        assert!(check_record(&ok.view(), &c).is_ok());
         let cases = [
             (
                 RawRecord {
@@ -516,7 +594,7 @@ mod tests {
             ),
         ];
         for (r, reason) in cases {
-            assert_eq!(check_record(&r, &c), Err(reason), "{r:?}");
+            assert_eq!(check_record(&r.view(), &c), Err(reason), "{r:?}");
         }
     }
 
@@ -529,16 +607,16 @@ mod tests {
     }
 
     fn run(records: &[RawRecord], config: &ValidationConfig) -> Tally {
-        let mut profile = Profile::default();
+        let mut profile = Profile::new(config);
         for r in records {
-            if let Ok(e) = check_record(r, config) {
+            if let Ok(e) = check_record(&r.view(), config) {
                 profile.observe(&e);
             }
         }
         let mut rules = profile.finish(config);
         let mut tally = Tally::default();
         for r in records {
-            match check_record(r, config).and_then(|e| rules.check(&e)) {
+            match check_record(&r.view(), config).and_then(|e| rules.check(&e)) {
                 Ok(()) => tally.accept(),
                 Err(reason) => tally.reject(reason),
             }
@@ -593,21 +671,18 @@ mod tests {
     #[test]
     fn volume_spikes_are_reported() {
         let config = ValidationConfig::new(NOW);
-        let mut profile = Profile::default();
+        let mut profile = Profile::new(&config);
         for d in 0..10i64 {
             let n = if d == 7 { 1000 } else { 100 };
             for i in 0..n {
-                let e = check_record(
-                    &record(
-                        &format!("u{i}"),
-                        "i",
-                        "view",
-                        &(NOW - (10 - d) * 86_400 + i).to_string(),
-                        None,
-                    ),
-                    &config,
-                )
-                .unwrap();
+                let r = record(
+                    &format!("u{i}"),
+                    "i",
+                    "view",
+                    &(NOW - (10 - d) * 86_400 + i).to_string(),
+                    None,
+                );
+                let e = check_record(&r.view(), &config).unwrap();
                 profile.observe(&e);
             }
         }

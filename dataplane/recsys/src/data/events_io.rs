@@ -4,7 +4,7 @@
 //! as an error with its text, for the quarantine.
 
 use anyhow::{bail, Context};
-use recsys_core::validation::{Event, RawRecord, Reason};
+use recsys_core::validation::{Event, RawRecord, RawView, Reason};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::Path;
@@ -40,21 +40,26 @@ impl Format {
     }
 }
 
-/// One row: its 1-based position among the data rows and either a record or the raw text of a
-/// row that could not be read.
-pub type Row = (u64, Result<RawRecord, String>);
-
-/// Streams the rows of an event file.
-pub fn read(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Row>>> {
+/// Calls `visit` with every row of an event file, in order: its 1-based position among the
+/// data rows and either its fields (borrowed from a reused buffer: no allocation per row) or
+/// the raw text of a row that could not be read. Returns the number of rows.
+pub fn for_each_row(
+    path: &Path,
+    mut visit: impl FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = BufReader::with_capacity(1 << 20, file);
-    Ok(match Format::of(path)? {
-        Format::Csv => Box::new(csv_rows(reader, path)?),
-        Format::Jsonl => Box::new(jsonl_rows(reader)),
-    })
+    match Format::of(path)? {
+        Format::Csv => csv_rows(reader, path, &mut visit),
+        Format::Jsonl => jsonl_rows(reader, &mut visit),
+    }
 }
 
-fn csv_rows(reader: BufReader<File>, path: &Path) -> anyhow::Result<impl Iterator<Item = Row>> {
+fn csv_rows(
+    reader: BufReader<File>,
+    path: &Path,
+    visit: &mut dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let header = csv.headers()?.clone();
     let position = |name: &str| header.iter().position(|h| h.trim() == name);
@@ -70,83 +75,88 @@ fn csv_rows(reader: BufReader<File>, path: &Path) -> anyhow::Result<impl Iterato
     }
     let width = header.len();
     let mut line = 0u64;
-    let mut record = csv::StringRecord::new();
-    Ok(std::iter::from_fn(move || {
+    let mut record = csv::ByteRecord::new();
+    loop {
         line += 1;
-        match csv.read_record(&mut record) {
-            Ok(false) => None,
-            Err(e) => Some((line, Err(format!("unreadable CSV row: {e}")))),
-            Ok(true) if record.len() != width => {
-                Some((line, Err(record.iter().collect::<Vec<_>>().join(","))))
-            }
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => return Ok(line - 1),
+            Err(e) => visit(line, Err(&format!("unreadable CSV row: {e}")))?,
             Ok(true) => {
-                let get = |i: usize| index[i].and_then(|j| record.get(j)).map(str::to_owned);
-                Some((
-                    line,
-                    Ok(RawRecord {
-                        user_id: get(0),
-                        item_id: get(1),
-                        event_type: get(2),
-                        timestamp: get(3),
-                        value: get(4),
-                        session: get(5),
-                        device: get(6),
-                        country: get(7),
-                        placement: get(8),
-                    }),
-                ))
+                let fields: Option<Vec<&str>> = (record.len() == width)
+                    .then(|| record.iter().map(|f| std::str::from_utf8(f).ok()).collect())
+                    .flatten();
+                match fields {
+                    None => {
+                        let raw = String::from_utf8_lossy(record.as_slice()).into_owned();
+                        visit(line, Err(&raw))?;
+                    }
+                    Some(f) => {
+                        let get = |i: usize| index[i].map(|j| f[j]);
+                        visit(
+                            line,
+                            Ok(RawView {
+                                user_id: get(0),
+                                item_id: get(1),
+                                event_type: get(2),
+                                timestamp: get(3),
+                                value: get(4),
+                                session: get(5),
+                                device: get(6),
+                                country: get(7),
+                                placement: get(8),
+                            }),
+                        )?;
+                    }
+                }
             }
         }
-    }))
+    }
 }
 
-fn jsonl_rows(reader: BufReader<File>) -> impl Iterator<Item = Row> {
-    let mut lines = reader.lines();
+fn jsonl_rows(
+    reader: BufReader<File>,
+    visit: &mut dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let mut line = 0u64;
-    std::iter::from_fn(move || loop {
-        let text = match lines.next()? {
-            Ok(t) => t,
-            Err(e) => {
-                line += 1;
-                return Some((line, Err(format!("unreadable line: {e}"))));
-            }
-        };
+    for text in reader.lines() {
+        let text = text.context("reading a JSON line")?;
         if text.trim().is_empty() {
             continue;
         }
         line += 1;
         let parsed: Result<serde_json::Map<String, serde_json::Value>, _> =
             serde_json::from_str(&text);
-        return Some((
-            line,
-            match parsed {
-                Err(_) => Err(text),
-                Ok(map) => {
-                    let get = |k: &str| match map.get(k) {
-                        None | Some(serde_json::Value::Null) => None,
-                        Some(serde_json::Value::String(s)) => Some(s.clone()),
-                        Some(other) => Some(other.to_string()),
-                    };
-                    Ok(RawRecord {
-                        user_id: get("user_id"),
-                        item_id: get("item_id"),
-                        event_type: get("event_type"),
-                        timestamp: get("timestamp"),
-                        value: get("value"),
-                        session: get("session"),
-                        device: get("device"),
-                        country: get("country"),
-                        placement: get("placement"),
-                    })
-                }
-            },
-        ));
-    })
+        match parsed {
+            Err(_) => visit(line, Err(&text))?,
+            Ok(map) => {
+                let get = |k: &str| match map.get(k) {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(other) => Some(other.to_string()),
+                };
+                let record = RawRecord {
+                    user_id: get("user_id"),
+                    item_id: get("item_id"),
+                    event_type: get("event_type"),
+                    timestamp: get("timestamp"),
+                    value: get("value"),
+                    session: get("session"),
+                    device: get("device"),
+                    country: get("country"),
+                    placement: get("placement"),
+                };
+                visit(line, Ok(record.view()))?;
+            }
+        }
+    }
+    Ok(line)
 }
 
 /// Writes clean events as CSV in the documented schema.
 pub struct EventWriter {
     out: csv::Writer<BufWriter<File>>,
+    /// Reused buffer for the formatted timestamp and value.
+    numbers: String,
 }
 
 impl EventWriter {
@@ -154,23 +164,31 @@ impl EventWriter {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
         out.write_record(COLUMNS)?;
-        Ok(Self { out })
+        Ok(Self {
+            out,
+            numbers: String::new(),
+        })
     }
 
-    pub fn write(&mut self, e: &Event) -> anyhow::Result<()> {
-        let ts = e.timestamp.to_string();
-        let value = e.value.map(|v| v.to_string()).unwrap_or_default();
-        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    pub fn write(&mut self, e: &Event<'_>) -> anyhow::Result<()> {
+        use std::fmt::Write;
+        self.numbers.clear();
+        let _ = write!(self.numbers, "{}", e.timestamp);
+        let split = self.numbers.len();
+        if let Some(v) = e.value {
+            let _ = write!(self.numbers, "{v}");
+        }
+        let (ts, value) = self.numbers.split_at(split);
         self.out.write_record([
-            e.user_id.as_str(),
-            &e.item_id,
+            e.user_id,
+            e.item_id,
             e.event_type.as_str(),
-            &ts,
-            &value,
-            &opt(&e.session),
-            &opt(&e.device),
-            &opt(&e.country),
-            &opt(&e.placement),
+            ts,
+            value,
+            e.session.unwrap_or(""),
+            e.device.unwrap_or(""),
+            e.country.unwrap_or(""),
+            e.placement.unwrap_or(""),
         ])?;
         Ok(())
     }
@@ -200,7 +218,7 @@ impl QuarantineWriter {
         &mut self,
         row: u64,
         reason: Reason,
-        record: Result<&RawRecord, &str>,
+        record: Result<&RawView<'_>, &str>,
     ) -> anyhow::Result<()> {
         let row = row.to_string();
         let mut fields = vec![row.as_str(), reason.as_str()];
@@ -212,17 +230,17 @@ impl QuarantineWriter {
             Ok(r) => {
                 fields.push("");
                 for f in [
-                    &r.user_id,
-                    &r.item_id,
-                    &r.event_type,
-                    &r.timestamp,
-                    &r.value,
-                    &r.session,
-                    &r.device,
-                    &r.country,
-                    &r.placement,
+                    r.user_id,
+                    r.item_id,
+                    r.event_type,
+                    r.timestamp,
+                    r.value,
+                    r.session,
+                    r.device,
+                    r.country,
+                    r.placement,
                 ] {
-                    fields.push(f.as_deref().unwrap_or(""));
+                    fields.push(f.unwrap_or(""));
                 }
             }
         }

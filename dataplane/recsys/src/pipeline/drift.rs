@@ -3,7 +3,7 @@
 
 use crate::data::events_io;
 use recsys_core::drift::{psi_categorical, psi_numeric, DriftLevel};
-use recsys_core::validation::{check_record, ValidationConfig};
+use recsys_core::validation::{check_record, Reason, ValidationConfig};
 use serde::Serialize;
 use std::path::Path;
 
@@ -36,12 +36,15 @@ fn read(path: &Path) -> anyhow::Result<Window> {
         ..ValidationConfig::new(0)
     };
     let mut w = Window::default();
-    for (_, row) in events_io::read(path)?.take(MAX_ROWS) {
+    events_io::for_each_row(path, |line, row| {
+        if line as usize > MAX_ROWS {
+            return Ok(());
+        }
         let Ok(event) = row
-            .map_err(|_| ())
-            .and_then(|r| check_record(&r, &config).map_err(|_| ()))
+            .map_err(|_| Reason::Malformed)
+            .and_then(|r| check_record(&r, &config))
         else {
-            continue;
+            return Ok(());
         };
         if let Some(v) = event.value {
             w.value.push(v);
@@ -49,10 +52,11 @@ fn read(path: &Path) -> anyhow::Result<Window> {
         w.hour
             .push(event.timestamp.rem_euclid(86_400) as f64 / 3600.0);
         w.event_type.push(event.event_type.as_str().to_owned());
-        w.device.push(event.device.unwrap_or_default());
-        w.country.push(event.country.unwrap_or_default());
-        w.placement.push(event.placement.unwrap_or_default());
-    }
+        w.device.push(event.device.unwrap_or_default().to_owned());
+        w.country.push(event.country.unwrap_or_default().to_owned());
+        w.placement.push(event.placement.unwrap_or_default().to_owned());
+        Ok(())
+    })?;
     Ok(w)
 }
 

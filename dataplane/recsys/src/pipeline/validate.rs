@@ -88,18 +88,19 @@ pub fn run(
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     let bar = progress("profiling");
-    let mut profile = Profile::default();
-    for (i, (_, row)) in events_io::read(input)?.enumerate() {
+    let mut profile = Profile::new(config);
+    events_io::for_each_row(input, |line, row| {
         if let Ok(event) = row
-            .map_err(|_| ())
-            .and_then(|r| check_record(&r, config).map_err(|_| ()))
+            .map_err(|_| Reason::Malformed)
+            .and_then(|r| check_record(&r, config))
         {
             profile.observe(&event);
         }
-        if i % 65_536 == 0 {
-            bar.set_position(i as u64);
+        if line % 65_536 == 0 {
+            bar.set_position(line);
         }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let mut rules = profile.finish(config);
 
@@ -109,11 +110,11 @@ pub fn run(
     let mut clean = EventWriter::create(&clean_path)?;
     let mut quarantine = QuarantineWriter::create(&quarantine_path)?;
     let mut tally = Tally::default();
-    for (line, row) in events_io::read(input)? {
+    events_io::for_each_row(input, |line, row| {
         match row {
             Err(raw) => {
                 tally.reject(Reason::Malformed);
-                quarantine.write(line, Reason::Malformed, Err(&raw))?;
+                quarantine.write(line, Reason::Malformed, Err(raw))?;
             }
             Ok(record) => {
                 match check_record(&record, config).and_then(|e| rules.check(&e).map(|()| e)) {
@@ -131,7 +132,8 @@ pub fn run(
         if line % 65_536 == 0 {
             bar.set_position(line);
         }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     clean.finish()?;
     quarantine.finish()?;
