@@ -40,9 +40,20 @@ pub fn bootstrap_mean(values: &[f64], resamples: usize, seed: u64) -> Interval {
 }
 
 /// A tiny deterministic generator; statistical quality is ample for resampling indices.
-struct SplitMix64(u64);
+/// A tiny deterministic generator (SplitMix64): reproducible resamples and samples without a
+/// dependency.
+#[derive(Debug, Clone, Default)]
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.next()
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -51,7 +62,7 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 }

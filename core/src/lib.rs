@@ -10,6 +10,7 @@ pub mod event;
 pub mod metrics;
 pub mod ranking;
 pub mod routing;
+pub mod rules;
 pub mod split;
 pub mod validation;
 

@@ -306,7 +306,7 @@ pub struct Profile {
     user_days: FastMap<u64, u32>,
     daily: BTreeMap<i64, u64>,
     values: HashMap<EventType, (Vec<f64>, u64)>,
-    rng: u64,
+    rng: crate::bootstrap::SplitMix64,
 }
 
 impl std::fmt::Debug for Profile {
@@ -328,7 +328,10 @@ impl Profile {
 
     pub fn observe(&mut self, event: &Event) {
         let d = day(event.timestamp);
-        let count = self.user_days.entry(user_day(event.user_id, d)).or_default();
+        let count = self
+            .user_days
+            .entry(user_day(event.user_id, d))
+            .or_default();
         *count += 1;
         if *count == self.bot_limit.saturating_add(1) {
             self.bot_user_ids.insert(fingerprint(&[event.user_id]));
@@ -340,12 +343,8 @@ impl Profile {
             if sample.len() < RESERVOIR {
                 sample.push(v);
             } else {
-                // Reservoir sampling (algorithm R) with a SplitMix64 stream.
-                self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = self.rng;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                let j = ((z ^ (z >> 31)) % *seen) as usize;
+                // Reservoir sampling (algorithm R).
+                let j = (self.rng.next_u64() % *seen) as usize;
                 if j < RESERVOIR {
                     sample[j] = v;
                 }
@@ -433,22 +432,17 @@ impl Rules {
                 return Err(Reason::OutlierValue);
             }
         }
-        let value = event
-            .value
-            .map(|v| v.to_bits().to_string())
-            .unwrap_or_default();
-        let ts = event.timestamp.to_string();
+        // The text fields hashed; the timestamp and value mixed in as numbers (no formatting).
         let key = fingerprint(&[
-            &event.user_id,
-            &event.item_id,
+            event.user_id,
+            event.item_id,
             event.event_type.as_str(),
-            &ts,
-            &value,
-            event.session.as_deref().unwrap_or(""),
-            event.device.as_deref().unwrap_or(""),
-            event.country.as_deref().unwrap_or(""),
-            event.placement.as_deref().unwrap_or(""),
-        ]);
+            event.session.unwrap_or(""),
+            event.device.unwrap_or(""),
+            event.country.unwrap_or(""),
+            event.placement.unwrap_or(""),
+        ]) ^ (event.timestamp as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ event.value.map_or(0, f64::to_bits).rotate_left(17);
         // Forget fingerprints that fell out of the window (input is roughly time-ordered).
         while let Some(&(t, k)) = self.order.front() {
             if t >= event.timestamp - self.window {

@@ -89,6 +89,7 @@ pub struct Ranker {
     booster: SharedBooster,
     feature_names: Vec<String>,
     best_validation: Option<f64>,
+    objective: Objective,
 }
 
 impl std::fmt::Debug for Ranker {
@@ -127,7 +128,12 @@ impl Ranker {
             booster: SharedBooster(booster),
             feature_names,
             best_validation: outcome.best_validation,
+            objective: params.objective,
         })
+    }
+
+    pub fn objective(&self) -> Objective {
+        self.objective
     }
 
     /// The early-stopping metric (NDCG@10 or AUC) at the kept iteration, when validated.
@@ -188,10 +194,17 @@ impl Ranker {
                 path.display()
             )));
         }
+        // The model text names its objective on a line of its own ("objective=lambdarank").
+        let objective = if text.lines().any(|l| l.starts_with("objective=lambdarank")) {
+            Objective::LambdaRank
+        } else {
+            Objective::Binary
+        };
         Ok(Self {
             booster: SharedBooster(booster),
             feature_names: names,
             best_validation: None,
+            objective,
         })
     }
 }

@@ -6,7 +6,8 @@ use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, validate};
-use recsys::serving::{grpc, Engine, EngineOptions};
+use recsys::serving::feedback::EventLog;
+use recsys::serving::{grpc, http, state, Engine, EngineOptions, ServingState};
 use recsys_core::validation::ValidationConfig;
 use recsys_models::IndexKind;
 use std::net::SocketAddr;
@@ -47,9 +48,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "seed")]
         split: SplitKind,
     },
-    /// Serve a published model version over gRPC.
+    /// Serve a published model version over gRPC (and HTTP/JSON).
     Serve {
-        /// A version directory written by `recsys demo` (or a training job).
+        /// A version directory, or a model root whose CURRENT file names the version to serve
+        /// (then a change of CURRENT is hot-reloaded).
         #[arg(long)]
         model_dir: PathBuf,
         /// An ItemIndex build to serve instead of the model's own index.
@@ -57,12 +59,24 @@ enum Command {
         index_dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: SocketAddr,
+        /// HTTP address for /recommend, /healthz, /readyz and /metrics.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http_addr: SocketAddr,
         /// Candidates retrieved before ranking.
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
         candidates: u32,
         /// Arm reported with every response.
         #[arg(long, default_value = "stable")]
         variant: String,
+        /// At most this many items of one category in the top 10.
+        #[arg(long, default_value_t = 3)]
+        max_per_category: usize,
+        /// Append feedback events (pipeline schema, CSV) to this file.
+        #[arg(long)]
+        event_log: Option<PathBuf>,
+        /// How often a model root's CURRENT is checked, seconds.
+        #[arg(long, default_value_t = 5)]
+        reload_secs: u64,
     },
     /// Write synthetic events (power-law popularity, taste clusters, daily cycle, bots and
     /// planted defects) as CSV, deterministically from a seed.
@@ -198,18 +212,55 @@ async fn main() -> anyhow::Result<()> {
             model_dir,
             index_dir,
             addr,
+            http_addr,
             candidates,
             variant,
+            max_per_category,
+            event_log,
+            reload_secs,
         } => {
             let options = EngineOptions {
                 index_dir,
                 candidates: candidates as usize,
                 variant,
+                max_per_category,
             };
-            let engine = Arc::new(Engine::load_with(&model_dir, options)?);
-            let (bound, server) = grpc::bind(engine, addr).await?;
-            eprintln!("serving {} on {bound}", model_dir.display());
-            server.await?;
+            let (version_dir, watching) = state::resolve(&model_dir)?;
+            let engine = Engine::load_with(&version_dir, options.clone())?;
+            let log = event_log.as_deref().map(EventLog::open).transpose()?;
+            let state = Arc::new(ServingState::new(engine, log));
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|&s| s).await;
+            };
+            let (grpc_bound, grpc_server) =
+                grpc::bind(Arc::clone(&state), addr, until_stopped(stopped.clone())).await?;
+            let (http_bound, http_server) =
+                http::bind(Arc::clone(&state), http_addr, until_stopped(stopped)).await?;
+            if watching {
+                tokio::spawn(state::watch(
+                    Arc::clone(&state),
+                    model_dir.clone(),
+                    options,
+                    std::time::Duration::from_secs(reload_secs.max(1)),
+                ));
+            }
+            eprintln!(
+                "serving {} on grpc {grpc_bound}, http {http_bound}{}",
+                version_dir.display(),
+                if watching { " (hot reload on)" } else { "" }
+            );
+            let grpc_task = tokio::spawn(grpc_server);
+            let http_task = tokio::spawn(http_server);
+            grpc::termination().await;
+            // Not ready first, so load balancers stop sending; then drain what is in flight.
+            state
+                .ready
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            let _ = stop.send(true);
+            grpc_task.await??;
+            http_task.await?;
+            eprintln!("drained; bye");
         }
         Command::Generate {
             events,

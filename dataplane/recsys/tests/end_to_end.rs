@@ -4,7 +4,7 @@
 use recsys::artifacts;
 use recsys::pipeline::demo::{self, DemoOptions};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys::serving::{grpc, Engine, EngineError, EngineOptions};
+use recsys::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use recsys_models::IndexKind;
@@ -81,10 +81,17 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
 
     // The published version verifies, serves, and rejects bad requests precisely.
     artifacts::verify(&summary.artifact_dir, None).expect("manifest checksums hold");
-    let engine = Arc::new(Engine::load(&summary.artifact_dir).unwrap());
-    let (addr, server) = grpc::bind(engine, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let state = Arc::new(ServingState::new(
+        Engine::load(&summary.artifact_dir).unwrap(),
+        None,
+    ));
+    let (addr, server) = grpc::bind(
+        state,
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     let server = tokio::spawn(server);
     let mut client = RecommenderClient::connect(format!("http://{addr}"))
         .await
@@ -151,6 +158,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
             index_dir: Some(out.path().join("index-flat")),
             candidates: 100,
             variant: "canary".into(),
+            max_per_category: 3,
         },
     )
     .unwrap();

@@ -40,6 +40,9 @@ impl Format {
     }
 }
 
+/// What [`for_each_row`] calls per row.
+type Visitor<'v> = dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()> + 'v;
+
 /// Calls `visit` with every row of an event file, in order: its 1-based position among the
 /// data rows and either its fields (borrowed from a reused buffer: no allocation per row) or
 /// the raw text of a row that could not be read. Returns the number of rows.
@@ -55,11 +58,7 @@ pub fn for_each_row(
     }
 }
 
-fn csv_rows(
-    reader: BufReader<File>,
-    path: &Path,
-    visit: &mut dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
+fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> anyhow::Result<u64> {
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let header = csv.headers()?.clone();
     let position = |name: &str| header.iter().position(|h| h.trim() == name);
@@ -113,10 +112,7 @@ fn csv_rows(
     }
 }
 
-fn jsonl_rows(
-    reader: BufReader<File>,
-    visit: &mut dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
+fn jsonl_rows(reader: BufReader<File>, visit: &mut Visitor<'_>) -> anyhow::Result<u64> {
     let mut line = 0u64;
     for text in reader.lines() {
         let text = text.context("reading a JSON line")?;

@@ -9,7 +9,7 @@ use crate::artifacts::DataWindow;
 use crate::data::{locate, movielens, Dataset};
 use crate::features::{tower, FeatureSnapshot};
 use crate::serving::bundle::{self, BundleParts, Catalog};
-use crate::serving::{grpc, Engine};
+use crate::serving::{grpc, Engine, ServingState};
 use anyhow::Context;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
@@ -386,8 +386,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     )?;
 
     // Serve it and ask for one real user's recommendations over gRPC.
-    let engine = Arc::new(Engine::load(&artifact_dir)?);
-    let (addr, server) = grpc::bind(Arc::clone(&engine), "127.0.0.1:0".parse()?).await?;
+    let state = Arc::new(ServingState::new(Engine::load(&artifact_dir)?, None));
+    let (addr, server) = grpc::bind(state, "127.0.0.1:0".parse()?, std::future::pending()).await?;
     let server_task = tokio::spawn(server);
     let user = options
         .user

@@ -54,7 +54,8 @@ fn read(path: &Path) -> anyhow::Result<Window> {
         w.event_type.push(event.event_type.as_str().to_owned());
         w.device.push(event.device.unwrap_or_default().to_owned());
         w.country.push(event.country.unwrap_or_default().to_owned());
-        w.placement.push(event.placement.unwrap_or_default().to_owned());
+        w.placement
+            .push(event.placement.unwrap_or_default().to_owned());
         Ok(())
     })?;
     Ok(w)

@@ -7,7 +7,8 @@ use crate::features::{ranker::feature_names, tower, FeatureSnapshot};
 use crate::pipeline::ranking::{rerank, CANDIDATES};
 use crate::pipeline::retrieval::retrieve_unseen;
 use recsys_core::ranking;
-use recsys_models::{AnnIndex, ModelError, Ranker, TowerInputs, TwoTower};
+use recsys_core::rules::{finish, Candidate, RuleConfig};
+use recsys_models::{AnnIndex, ModelError, Objective, Ranker, TowerInputs, TwoTower};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -40,6 +41,8 @@ pub struct EngineOptions {
     pub candidates: usize,
     /// Arm name reported with every response (`stable`, `canary`, …).
     pub variant: String,
+    /// Diversity: at most this many items of one category in the top 10.
+    pub max_per_category: usize,
 }
 
 impl Default for EngineOptions {
@@ -48,6 +51,7 @@ impl Default for EngineOptions {
             index_dir: None,
             candidates: CANDIDATES,
             variant: "stable".into(),
+            max_per_category: 3,
         }
     }
 }
@@ -165,20 +169,65 @@ impl Engine {
         self.items.get(id).copied()
     }
 
-    /// The top `n` items for `user_id`, never including `exclude` or items seen before.
-    pub fn recommend(
-        &self,
-        user_id: &str,
-        n: usize,
-        exclude: &HashSet<u32>,
-    ) -> Result<Recommendation, EngineError> {
-        let Some(&user) = self.users.get(user_id) else {
-            let items = self
+    /// Category (primary genre) and age of an item, for filters and business rules.
+    fn candidate(&self, item: u32, score: f32) -> Candidate {
+        let features = &self.snapshot.items[item as usize];
+        Candidate {
+            item,
+            score,
+            category: features.genres.first().map_or(u32::MAX, |&g| g as u32),
+            age_days: (features.days_since_first >= 0.0).then_some(features.days_since_first),
+        }
+    }
+
+    fn allowed(&self, item: u32, query: &Query<'_>) -> bool {
+        if query.exclude.contains(&item) {
+            return false;
+        }
+        let features = &self.snapshot.items[item as usize];
+        if let Some(categories) = query.categories {
+            if !features
+                .genres
+                .iter()
+                .any(|g| categories.contains(&(*g as u32)))
+            {
+                return false;
+            }
+        }
+        if let Some(max_age) = query.max_age_days {
+            if features.days_since_first < 0.0 || features.days_since_first > max_age {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Dense category id of a category name (as in the catalog), for filters.
+    pub fn category_id(&self, name: &str) -> Option<u32> {
+        self.snapshot
+            .genres
+            .iter()
+            .position(|g| g == name)
+            .map(|i| i as u32)
+    }
+
+    /// The top `query.n` items for the user: never an excluded or already-seen item, only
+    /// items passing the filters, finished by the business rules.
+    pub fn recommend(&self, query: &Query<'_>) -> Result<Recommendation, EngineError> {
+        let rules = RuleConfig {
+            max_per_category: self.options.max_per_category,
+            ..RuleConfig::default()
+        };
+        let Some(&user) = self.users.get(query.user_id) else {
+            let candidates = self
                 .popular
                 .iter()
-                .filter(|(i, _)| !exclude.contains(i))
-                .take(n)
-                .copied()
+                .filter(|(i, _)| self.allowed(*i, query))
+                .map(|&(i, s)| self.candidate(i, s))
+                .collect();
+            let items = finish(candidates, query.n, &rules)
+                .into_iter()
+                .map(|c| (c.item, c.score))
                 .collect();
             return Ok(Recommendation {
                 items,
@@ -200,7 +249,7 @@ impl Engine {
         inputs
             .ids
             .push(tower::user_row(&self.snapshot, user, &mut inputs.features));
-        let query = {
+        let query_vector = {
             let model = self
                 .tower
                 .lock()
@@ -213,22 +262,54 @@ impl Engine {
             &self.ann,
             &self.snapshot,
             user,
-            &query,
-            self.options.candidates + exclude.len(),
+            &query_vector,
+            self.options.candidates + query.exclude.len(),
         )?;
-        candidates.retain(|(i, _)| !exclude.contains(i));
+        candidates.retain(|(i, _)| self.allowed(*i, query));
         candidates.truncate(self.options.candidates);
         lap("retrieval", &mut timings);
 
-        let mut ranked = rerank(&self.ranker, &self.snapshot, user, &candidates)?;
-        ranked.truncate(n);
+        let ranked = rerank(&self.ranker, &self.snapshot, user, &candidates)?;
         lap("ranking", &mut timings);
+
+        // The freshness boost multiplies scores, so they must be positive: lambdarank's raw
+        // scores go through a logistic map (order-preserving).
+        let probabilities = self.ranker.objective() == Objective::Binary;
+        let finished = finish(
+            ranked
+                .into_iter()
+                .map(|(i, s)| {
+                    let s = if probabilities {
+                        s
+                    } else {
+                        1.0 / (1.0 + (-s).exp())
+                    };
+                    self.candidate(i, s)
+                })
+                .collect(),
+            query.n,
+            &rules,
+        );
+        lap("rules", &mut timings);
         Ok(Recommendation {
-            items: ranked,
+            items: finished.into_iter().map(|c| (c.item, c.score)).collect(),
             fallback: false,
             timings,
         })
     }
+}
+
+/// What a caller asks for.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    pub user_id: &'a str,
+    pub n: usize,
+    /// Dense item ids never to return (the request's exclusions and recently seen items).
+    pub exclude: &'a HashSet<u32>,
+    /// Only items with one of these categories, when set.
+    pub categories: Option<&'a HashSet<u32>>,
+    /// Only items first seen at most this many days ago, when set.
+    pub max_age_days: Option<f32>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -1,7 +1,14 @@
-//! The online path: a loaded model version answering requests, and its gRPC front.
+//! The online path: a loaded model version answering requests, its gRPC and HTTP fronts,
+//! metrics, feedback and hot reload.
 
 pub mod bundle;
 pub mod engine;
+pub mod feedback;
 pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod recent;
+pub mod state;
 
-pub use engine::{Engine, EngineError, EngineOptions, Recommendation};
+pub use engine::{Engine, EngineError, EngineOptions, Query, Recommendation};
+pub use state::ServingState;

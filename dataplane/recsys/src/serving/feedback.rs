@@ -1,0 +1,127 @@
+//! Feedback: validate the events clients report, count them per experiment and arm, remember
+//! what users saw (so it is not shown again), and append them — in the pipeline's event
+//! schema — to an event log the next training run ingests. The loop closes here.
+
+use super::metrics::ServingMetrics;
+use super::recent::RecentItems;
+use crate::data::events_io::COLUMNS;
+use recsys_api::v1::{FeedbackEvent, FeedbackRejection};
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Mutex;
+
+pub const EVENT_TYPES: [&str; 4] = ["impression", "click", "add_to_cart", "purchase"];
+
+/// The pipeline's event type for a feedback type: an impression is a `view` of the item.
+fn pipeline_type(feedback_type: &str) -> &str {
+    match feedback_type {
+        "impression" => "view",
+        other => other,
+    }
+}
+
+/// Appends events as CSV; flushed after every batch so a crash loses at most one batch.
+pub struct EventLog {
+    out: Mutex<csv::Writer<BufWriter<File>>>,
+}
+
+impl EventLog {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let fresh = !path.exists() || std::fs::metadata(path)?.len() == 0;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut out = csv::Writer::from_writer(BufWriter::new(file));
+        if fresh {
+            out.write_record(COLUMNS)?;
+            out.flush()?;
+        }
+        Ok(Self {
+            out: Mutex::new(out),
+        })
+    }
+
+    fn append(&self, events: &[(&FeedbackEvent, i64)]) -> std::io::Result<()> {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        for (e, ts) in events {
+            let value = if e.value > 0.0 {
+                e.value.to_string()
+            } else {
+                String::new()
+            };
+            out.write_record([
+                e.user_id.as_str(),
+                &e.item_id,
+                pipeline_type(&e.event_type),
+                &ts.to_string(),
+                &value,
+                &e.request_id,
+                "",
+                "",
+                &e.placement,
+            ])?;
+        }
+        // csv's flush also flushes the BufWriter underneath.
+        out.flush()
+    }
+}
+
+fn check(e: &FeedbackEvent) -> Result<(), String> {
+    if e.user_id.trim().is_empty() {
+        return Err("user_id is required".into());
+    }
+    if e.item_id.trim().is_empty() {
+        return Err("item_id is required".into());
+    }
+    if !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        return Err(format!(
+            "unknown event_type {:?}; known: {EVENT_TYPES:?}",
+            e.event_type
+        ));
+    }
+    if !e.value.is_finite() || e.value < 0.0 {
+        return Err("value must be a non-negative number".into());
+    }
+    Ok(())
+}
+
+/// Accepts the valid events of a batch; returns how many and the rejections.
+pub fn accept(
+    events: &[FeedbackEvent],
+    now: i64,
+    metrics: &ServingMetrics,
+    recent: &RecentItems,
+    log: Option<&EventLog>,
+) -> std::io::Result<(u32, Vec<FeedbackRejection>)> {
+    let mut ok = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        match check(e) {
+            Ok(()) => ok.push((
+                e,
+                if e.timestamp_unix > 0 {
+                    e.timestamp_unix
+                } else {
+                    now
+                },
+            )),
+            Err(reason) => rejected.push(FeedbackRejection {
+                index: i as u32,
+                reason,
+            }),
+        }
+    }
+    // Persist first: an event counted but not logged would be lost to training.
+    if let Some(log) = log {
+        log.append(&ok)?;
+    }
+    for (e, ts) in &ok {
+        let experiment = metrics.bounded(&e.experiment);
+        let arm = metrics.bounded(&e.variant);
+        metrics
+            .feedback
+            .with_label_values(&[experiment.as_str(), arm.as_str(), e.event_type.as_str()])
+            .inc();
+        recent.record(&e.user_id, &e.item_id, *ts);
+    }
+    Ok((ok.len() as u32, rejected))
+}

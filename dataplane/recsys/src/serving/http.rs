@@ -1,0 +1,180 @@
+//! The small HTTP/JSON surface for humans and probes: `GET /recommend?user_id=…&num_items=…`,
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use super::state::ServingState;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use recsys_api::v1::{Filters, RecommendRequest};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        "application/json",
+        serde_json::json!({ "error": message }).to_string(),
+    )
+}
+
+/// The gRPC status a failed request maps to, as an HTTP status.
+fn http_status(code: tonic::Code) -> StatusCode {
+    match code {
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Builds a request from the query string; malformed numbers are the caller's error.
+fn parse_query(query: &str) -> Result<RecommendRequest, String> {
+    let mut req = RecommendRequest {
+        num_items: 10,
+        ..Default::default()
+    };
+    let mut filters = Filters::default();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "user_id" => req.user_id = value.into_owned(),
+            "num_items" => {
+                req.num_items = value
+                    .parse()
+                    .map_err(|_| format!("num_items must be a whole number, got {value:?}"))?
+            }
+            "placement" => req.placement = value.into_owned(),
+            "exclude" => req.exclude_item_ids.push(value.into_owned()),
+            "category" => filters.categories.push(value.into_owned()),
+            "explain" => req.explain = matches!(value.as_ref(), "1" | "true"),
+            other => return Err(format!("unknown parameter {other:?}")),
+        }
+    }
+    if !filters.categories.is_empty() {
+        req.filters = Some(filters);
+    }
+    Ok(req)
+}
+
+async fn handle(
+    state: &Arc<ServingState>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" if state.is_ready() => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+        "/readyz" => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready\n".into(),
+        ),
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            state.metrics.render(),
+        ),
+        "/recommend" => {
+            let started = Instant::now();
+            let request = match parse_query(req.uri().query().unwrap_or("")) {
+                Ok(r) => r,
+                Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
+            };
+            let result = state.recommend(request).await;
+            state.observe("HttpRecommend", started, &result);
+            match result {
+                Ok(r) => {
+                    let items: Vec<serde_json::Value> = r
+                        .items
+                        .iter()
+                        .map(|i| {
+                            serde_json::json!({
+                                "item_id": i.item_id, "rank": i.rank, "score": i.score,
+                                "title": i.title, "category": i.category,
+                            })
+                        })
+                        .collect();
+                    let timings: serde_json::Map<String, serde_json::Value> = r
+                        .timings
+                        .iter()
+                        .map(|t| (t.stage.clone(), serde_json::json!(t.millis)))
+                        .collect();
+                    let body = serde_json::json!({
+                        "items": items, "model_version": r.model_version, "variant": r.variant,
+                        "request_id": r.request_id, "fallback": r.fallback, "timings_ms": timings,
+                    });
+                    reply(StatusCode::OK, "application/json", body.to_string())
+                }
+                Err(status) => json_error(http_status(status.code()), status.message()),
+            }
+        }
+        _ => json_error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// Binds `addr` and serves until `shutdown` resolves.
+pub async fn bind(
+    state: Arc<ServingState>,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let server = async move {
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut shutdown => return,
+            };
+            let Ok((stream, _)) = accepted else {
+                continue;
+            };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    };
+    Ok((local, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_become_requests_and_bad_ones_are_refused() {
+        let r = parse_query("user_id=42&num_items=5&category=Drama&exclude=7&explain=1").unwrap();
+        assert_eq!(
+            (r.user_id.as_str(), r.num_items, r.explain),
+            ("42", 5, true)
+        );
+        assert_eq!(r.exclude_item_ids, vec!["7"]);
+        assert_eq!(r.filters.unwrap().categories, vec!["Drama"]);
+        assert_eq!(parse_query("user_id=a%20b").unwrap().user_id, "a b");
+        assert!(parse_query("num_items=ten")
+            .unwrap_err()
+            .contains("num_items"));
+        assert!(parse_query("colour=red").unwrap_err().contains("colour"));
+        assert_eq!(
+            http_status(tonic::Code::InvalidArgument),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! Serving metrics, Prometheus conventions: `_total` counters, `_seconds` histograms, bounded
+//! labels (methods, gRPC codes, stages, cache names, and feedback labels capped in number).
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Distinct experiment/arm label values kept before the rest are counted as "other".
+const MAX_LABEL_VALUES: usize = 64;
+
+pub struct ServingMetrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub stage_seconds: HistogramVec,
+    pub fallbacks: IntCounterVec,
+    pub feedback: IntCounterVec,
+    pub cache: IntCounterVec,
+    pub reloads: IntCounterVec,
+    pub model_info: IntGaugeVec,
+    seen_labels: Mutex<HashSet<String>>,
+}
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+impl Default for ServingMetrics {
+    fn default() -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                labels,
+            )
+            .expect("valid metric")
+        };
+        let m = Self {
+            registry: Registry::new(),
+            requests: counter(
+                "recsys_requests_total",
+                "Requests by method and gRPC status code.",
+                &["method", "code"],
+            ),
+            request_seconds: histogram(
+                "recsys_request_duration_seconds",
+                "End-to-end request latency by method.",
+                &["method"],
+            ),
+            stage_seconds: histogram(
+                "recsys_stage_duration_seconds",
+                "Latency of each stage of the recommendation path.",
+                &["stage"],
+            ),
+            fallbacks: counter(
+                "recsys_fallbacks_total",
+                "Requests answered with popular items, by reason.",
+                &["reason"],
+            ),
+            feedback: counter(
+                "recsys_feedback_events_total",
+                "Feedback events by experiment, arm and event type.",
+                &["experiment", "arm", "event_type"],
+            ),
+            cache: counter(
+                "recsys_cache_requests_total",
+                "Cache lookups by cache and result (hit, miss, error).",
+                &["cache", "result"],
+            ),
+            reloads: counter(
+                "recsys_model_reloads_total",
+                "Model version loads by result (loaded, refused).",
+                &["result"],
+            ),
+            model_info: IntGaugeVec::new(
+                Opts::new(
+                    "recsys_model_info",
+                    "The model version being served (value 1).",
+                ),
+                &["version", "variant"],
+            )
+            .expect("valid metric"),
+            seen_labels: Mutex::new(HashSet::new()),
+        };
+        for c in [
+            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.request_seconds.clone()),
+            Box::new(m.stage_seconds.clone()),
+            Box::new(m.fallbacks.clone()),
+            Box::new(m.feedback.clone()),
+            Box::new(m.cache.clone()),
+            Box::new(m.reloads.clone()),
+            Box::new(m.model_info.clone()),
+        ] {
+            m.registry.register(c).expect("unique metric names");
+        }
+        m
+    }
+}
+
+impl ServingMetrics {
+    /// A client-supplied label value, kept only while the number of distinct values is small
+    /// and the value is a short identifier; otherwise "other".
+    pub fn bounded(&self, value: &str) -> String {
+        let ok = !value.is_empty()
+            && value.len() <= 40
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return if value.is_empty() { "none" } else { "other" }.into();
+        }
+        let mut seen = self.seen_labels.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(value) || seen.len() < MAX_LABEL_VALUES {
+            seen.insert(value.to_owned());
+            value.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+
+    /// Marks `version` as the one served (and no other).
+    pub fn set_model(&self, version: &str, variant: &str) {
+        self.model_info.reset();
+        self.model_info
+            .with_label_values(&[version, variant])
+            .set(1);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_labels_stay_bounded() {
+        let m = ServingMetrics::default();
+        assert_eq!(m.bounded("exp-1"), "exp-1");
+        assert_eq!(m.bounded(""), "none");
+        assert_eq!(m.bounded("drop table; --"), "other");
+        for i in 0..200 {
+            m.bounded(&format!("e{i}"));
+        }
+        assert_eq!(m.bounded("brand-new"), "other");
+        assert_eq!(m.bounded("exp-1"), "exp-1", "known values keep their label");
+        m.set_model("v1", "stable");
+        m.set_model("v2", "stable");
+        let text = m.render();
+        assert!(text.contains("recsys_model_info{variant=\"stable\",version=\"v2\"} 1"));
+        assert!(!text.contains("version=\"v1\""));
+    }
+}

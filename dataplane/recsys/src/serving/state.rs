@@ -1,0 +1,285 @@
+//! What a serving process holds: the live model version (swappable), metrics, the
+//! recently-seen store and the feedback log; and the request logic both fronts (gRPC, HTTP)
+//! share.
+
+use super::engine::{Engine, EngineOptions, Query};
+use super::feedback::{self, EventLog};
+use super::metrics::ServingMetrics;
+use super::recent::RecentItems;
+use recsys_api::v1::{
+    FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse, RecommendedItem,
+    StageTiming,
+};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tonic::Status;
+
+/// Largest `num_items` a caller may ask for.
+pub const MAX_ITEMS: u32 = 100;
+pub const PLACEMENTS: [&str; 3] = ["home", "detail", "search"];
+/// The file in a model root that names the version to serve.
+pub const CURRENT_FILE: &str = "CURRENT";
+
+pub struct ServingState {
+    engine: RwLock<Arc<Engine>>,
+    pub metrics: ServingMetrics,
+    pub recent: RecentItems,
+    pub log: Option<EventLog>,
+    /// False while starting and once shutdown begins: `/readyz` turns traffic away.
+    pub ready: AtomicBool,
+}
+
+impl ServingState {
+    pub fn new(engine: Engine, log: Option<EventLog>) -> Self {
+        let metrics = ServingMetrics::default();
+        metrics.set_model(engine.version(), engine.variant());
+        metrics.reloads.with_label_values(&["loaded"]).inc();
+        Self {
+            engine: RwLock::new(Arc::new(engine)),
+            metrics,
+            recent: RecentItems::default(),
+            log,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    /// The version serving right now; requests keep the one they started with.
+    pub fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.engine.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the live version in one step; in-flight requests finish on the old one.
+    pub fn swap(&self, engine: Engine) {
+        self.metrics.set_model(engine.version(), engine.variant());
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Counts a finished request by method and code, with its latency.
+    pub fn observe<T>(&self, method: &str, started: Instant, result: &Result<T, Status>) {
+        let code = match result {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        self.metrics
+            .requests
+            .with_label_values(&[method, &format!("{code:?}")])
+            .inc();
+        self.metrics
+            .request_seconds
+            .with_label_values(&[method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    pub async fn recommend(&self, req: RecommendRequest) -> Result<RecommendResponse, Status> {
+        validate(&req)?;
+        let engine = self.engine();
+        let categories: Option<HashSet<u32>> = match req.filters.as_ref() {
+            Some(f) if !f.categories.is_empty() => Some(
+                f.categories
+                    .iter()
+                    .map(|c| {
+                        engine.category_id(c).ok_or_else(|| {
+                            Status::invalid_argument(format!("unknown category {c:?}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => None,
+        };
+        let max_age_days = req
+            .filters
+            .as_ref()
+            .map(|f| f.max_age_days)
+            .filter(|&d| d > 0)
+            .map(|d| d as f32);
+        let now = chrono::Utc::now().timestamp();
+        let exclude: HashSet<u32> = req
+            .exclude_item_ids
+            .iter()
+            .cloned()
+            .chain(self.recent.recent(&req.user_id, now))
+            .filter_map(|id| engine.item_by_external_id(&id))
+            .collect();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let worker_engine = Arc::clone(&engine);
+        let user_id = req.user_id.clone();
+        let n = req.num_items as usize;
+        let rec = tokio::task::spawn_blocking(move || {
+            worker_engine.recommend(&Query {
+                user_id: &user_id,
+                n,
+                exclude: &exclude,
+                categories: categories.as_ref(),
+                max_age_days,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+        for &(stage, millis) in &rec.timings {
+            self.metrics
+                .stage_seconds
+                .with_label_values(&[stage])
+                .observe(millis / 1e3);
+        }
+        if rec.fallback {
+            self.metrics
+                .fallbacks
+                .with_label_values(&["unknown_user"])
+                .inc();
+        }
+        let items = rec
+            .items
+            .iter()
+            .enumerate()
+            .map(|(rank, &(item, score))| {
+                let meta = &engine.catalog().items[item as usize];
+                RecommendedItem {
+                    item_id: meta.external_id.clone(),
+                    score,
+                    rank: rank as u32 + 1,
+                    title: meta.title.clone(),
+                    category: meta.genres.first().cloned().unwrap_or_default(),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let timings = if req.explain {
+            rec.timings
+                .iter()
+                .map(|&(stage, millis)| StageTiming {
+                    stage: stage.to_owned(),
+                    millis,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The assignment is logged with every response: experiment analysis joins on it.
+        tracing::info!(
+            request_id,
+            user = req.user_id,
+            variant = engine.variant(),
+            model_version = engine.version(),
+            fallback = rec.fallback,
+            "recommend"
+        );
+        Ok(RecommendResponse {
+            items,
+            model_version: engine.version().to_owned(),
+            variant: engine.variant().to_owned(),
+            request_id,
+            fallback: rec.fallback,
+            timings,
+        })
+    }
+
+    pub async fn feedback(
+        self: &Arc<Self>,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, Status> {
+        if req.events.is_empty() {
+            return Err(Status::invalid_argument("no events"));
+        }
+        let state = Arc::clone(self);
+        let now = chrono::Utc::now().timestamp();
+        let (accepted, rejected) = tokio::task::spawn_blocking(move || {
+            feedback::accept(
+                &req.events,
+                now,
+                &state.metrics,
+                &state.recent,
+                state.log.as_ref(),
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(|e| Status::unavailable(format!("event log: {e}")))?;
+        Ok(FeedbackResponse { accepted, rejected })
+    }
+}
+
+pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
+    if req.user_id.trim().is_empty() {
+        return Err(Status::invalid_argument("user_id is required"));
+    }
+    if req.num_items == 0 || req.num_items > MAX_ITEMS {
+        return Err(Status::invalid_argument(format!(
+            "num_items must be in 1..={MAX_ITEMS}, got {}",
+            req.num_items
+        )));
+    }
+    if !req.placement.is_empty() && !PLACEMENTS.contains(&req.placement.as_str()) {
+        return Err(Status::invalid_argument(format!(
+            "unknown placement {:?}; known: {PLACEMENTS:?}",
+            req.placement
+        )));
+    }
+    Ok(())
+}
+
+/// The version directory to load: `dir` itself when it holds a manifest, else the version
+/// its `CURRENT` file names (a model root that hot reload watches).
+pub fn resolve(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
+    if dir.join(crate::artifacts::MANIFEST).exists() {
+        return Ok((dir.to_path_buf(), false));
+    }
+    let current = std::fs::read_to_string(dir.join(CURRENT_FILE)).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: neither a model version (no manifest) nor a model root (no {CURRENT_FILE}): {e}",
+            dir.display()
+        )
+    })?;
+    Ok((dir.join(current.trim()), true))
+}
+
+/// Polls `root/CURRENT`; when it names another version, loads that version beside the live
+/// one and swaps it in. A version that fails to load or verify is refused, counted and logged;
+/// the live one keeps serving.
+pub async fn watch(
+    state: Arc<ServingState>,
+    root: PathBuf,
+    options: EngineOptions,
+    period: std::time::Duration,
+) {
+    let mut live_dir = resolve(&root).map(|r| r.0).ok();
+    let mut last_refused: Option<PathBuf> = None;
+    loop {
+        tokio::time::sleep(period).await;
+        let Ok((dir, _)) = resolve(&root) else {
+            continue;
+        };
+        if live_dir.as_ref() == Some(&dir) || last_refused.as_ref() == Some(&dir) {
+            continue;
+        }
+        let live = state.engine();
+        let options = options.clone();
+        let target = dir.clone();
+        match tokio::task::spawn_blocking(move || Engine::load_with(&target, options)).await {
+            Ok(Ok(engine)) => {
+                tracing::info!(
+                    from = live.version(),
+                    to = engine.version(),
+                    "model swapped"
+                );
+                state.metrics.reloads.with_label_values(&["loaded"]).inc();
+                state.swap(engine);
+                live_dir = Some(dir);
+                last_refused = None;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(dir = %dir.display(), error = %e, "refused a model version; the live one keeps serving");
+                state.metrics.reloads.with_label_values(&["refused"]).inc();
+                last_refused = Some(dir);
+            }
+            Err(e) => tracing::error!(error = %e, "model loader failed"),
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The serving process for real: `recsys serve` started as a child process on loopback,
+//! exercised over gRPC and HTTP — ranking shape, business rules on every response, request
+//! validation, feedback into the event log and the metrics, hot reload (a corrupt version is
+//! refused while serving continues; a good one is swapped in under load without a failed
+//! request) and a graceful drain on SIGTERM.
+
+use recsys::artifacts::{self, Manifest};
+use recsys::pipeline::demo::{self, DemoOptions};
+use recsys_api::v1::recommender_client::RecommenderClient;
+use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A minimal HTTP/1.1 GET: status and body.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|b| b.1.to_owned())?;
+    Some((status, body))
+}
+
+struct Server {
+    child: Child,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn start(root: &Path, log: &Path) -> Server {
+    let (grpc, http) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model-dir"])
+        .arg(root)
+        .args([
+            "--addr",
+            &grpc.to_string(),
+            "--http-addr",
+            &http.to_string(),
+        ])
+        .args(["--reload-secs", "1", "--event-log"])
+        .arg(log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(http, "/readyz").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Server { child, grpc, http }
+}
+
+/// A copy of `from` sealed as a new version named `name` (`tamper` corrupts it afterwards).
+fn new_version(from: &Path, root: &Path, name: &str, tamper: bool) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let mut manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(artifacts::MANIFEST)).unwrap()).unwrap();
+    manifest.model_version = name.into();
+    artifacts::seal(&dir, manifest).unwrap();
+    if tamper {
+        let ranker = dir.join("ranker.txt");
+        let mut text = std::fs::read_to_string(&ranker).unwrap();
+        text.push_str("\n# tampered\n");
+        std::fs::write(ranker, text).unwrap();
+    }
+}
+
+fn metric(http: SocketAddr, line_start: &str) -> f64 {
+    let (_, body) = http_get(http, "/metrics").unwrap();
+    body.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safely() {
+    recsys_models::set_torch_threads(1);
+    let work = tempfile::tempdir().unwrap();
+    let summary = demo::run(DemoOptions {
+        data_dir: None,
+        artifacts_dir: work.path().join("trained"),
+        user: Some("416".into()),
+        max_epochs: 2,
+        split: demo::SplitKind::Seed,
+        ranker_trials: 1,
+    })
+    .await
+    .unwrap();
+    let root = work.path().join("models");
+    new_version(&summary.artifact_dir, &root, "v1", false);
+    std::fs::write(root.join("CURRENT"), "v1\n").unwrap();
+    let log = work.path().join("feedback.csv");
+    let mut server = start(&root, &log);
+    let mut client = RecommenderClient::connect(format!("http://{}", server.grpc))
+        .await
+        .unwrap();
+    let catalog: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("v1/catalog.json")).unwrap()).unwrap();
+    let category_of: HashMap<String, String> = catalog["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["external_id"].as_str().unwrap().to_owned(),
+                i["genres"][0].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+
+    // Shape and business rules on every response, for known and unknown users alike.
+    for u in (1..=300)
+        .step_by(3)
+        .map(|u| u.to_string())
+        .chain(["stranger".into()])
+    {
+        let r = client
+            .recommend(RecommendRequest {
+                user_id: u.clone(),
+                num_items: 20,
+                exclude_item_ids: vec!["50".into(), "100".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.items.len(), 20, "user {u}");
+        assert_eq!(r.model_version, "v1");
+        assert!(!r.request_id.is_empty());
+        let ranks: Vec<u32> = r.items.iter().map(|i| i.rank).collect();
+        assert_eq!(ranks, (1..=20).collect::<Vec<_>>());
+        let mut per_category: HashMap<&str, usize> = HashMap::new();
+        for item in &r.items[..10] {
+            *per_category.entry(&category_of[&item.item_id]).or_default() += 1;
+        }
+        assert!(
+            per_category.values().all(|&n| n <= 3),
+            "user {u}: {per_category:?}"
+        );
+        assert!(r
+            .items
+            .iter()
+            .all(|i| i.item_id != "50" && i.item_id != "100"));
+        assert!(r.items[..10].windows(2).all(|w| w[0].score >= w[1].score));
+        let mut ids: Vec<&str> = r.items.iter().map(|i| i.item_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 20, "no duplicates");
+        assert_eq!(r.fallback, u == "stranger");
+    }
+
+    // Filters: only the asked category.
+    let drama = client
+        .recommend(RecommendRequest {
+            user_id: "416".into(),
+            num_items: 5,
+            filters: Some(Filters {
+                categories: vec!["Drama".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(drama.items.len(), 5);
+    for item in &drama.items {
+        let genres = catalog["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["external_id"] == item.item_id.as_str())
+            .unwrap()["genres"]
+            .to_string();
+        assert!(genres.contains("Drama"), "{genres}");
+    }
+
+    // Bad requests: INVALID_ARGUMENT with a message that says what is wrong.
+    for (req, needle) in [
+        (
+            RecommendRequest {
+                user_id: "".into(),
+                num_items: 5,
+                ..Default::default()
+            },
+            "user_id",
+        ),
+        (
+            RecommendRequest {
+                user_id: "1".into(),
+                num_items: 0,
+                ..Default::default()
+            },
+            "num_items",
+        ),
+        (
+            RecommendRequest {
+                user_id: "1".into(),
+                num_items: 101,
+                ..Default::default()
+            },
+            "num_items",
+        ),
+        (
+            RecommendRequest {
+                user_id: "1".into(),
+                num_items: 5,
+                placement: "moon".into(),
+                ..Default::default()
+            },
+            "placement",
+        ),
+        (
+            RecommendRequest {
+                user_id: "1".into(),
+                num_items: 5,
+                filters: Some(Filters {
+                    categories: vec!["Opera".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "category",
+        ),
+    ] {
+        let status = client.recommend(req).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains(needle), "{}", status.message());
+    }
+
+    // Feedback: logged in the pipeline schema, counted per arm, and seen items are not shown
+    // again.
+    let before = client
+        .recommend(RecommendRequest {
+            user_id: "7".into(),
+            num_items: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let shown: Vec<String> = before.items.iter().map(|i| i.item_id.clone()).collect();
+    let mut events: Vec<FeedbackEvent> = shown
+        .iter()
+        .map(|item| FeedbackEvent {
+            user_id: "7".into(),
+            item_id: item.clone(),
+            event_type: "impression".into(),
+            variant: "stable".into(),
+            experiment: "exp-1".into(),
+            request_id: before.request_id.clone(),
+            ..Default::default()
+        })
+        .collect();
+    events.push(FeedbackEvent {
+        user_id: "7".into(),
+        item_id: shown[0].clone(),
+        event_type: "teleport".into(),
+        ..Default::default()
+    });
+    let fb = client
+        .feedback(FeedbackRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fb.accepted, 5);
+    assert_eq!(fb.rejected.len(), 1);
+    assert!(fb.rejected[0].reason.contains("event_type"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.starts_with("user_id,item_id,event_type,timestamp"));
+    assert_eq!(
+        logged
+            .lines()
+            .filter(|l| l.starts_with("7,") && l.contains(",view,"))
+            .count(),
+        5
+    );
+    let after = client
+        .recommend(RecommendRequest {
+            user_id: "7".into(),
+            num_items: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        after.items.iter().all(|i| !shown.contains(&i.item_id)),
+        "seen items are not repeated"
+    );
+    let impressions = metric(
+        server.http,
+        "recsys_feedback_events_total{arm=\"stable\",event_type=\"impression\",experiment=\"exp-1\"}",
+    );
+    assert_eq!(impressions, 5.0);
+
+    // HTTP surface.
+    let (status, body) =
+        http_get(server.http, "/recommend?user_id=416&num_items=3&explain=1").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 3);
+    assert!(json["timings_ms"]["ranking"].as_f64().is_some(), "{json}");
+    assert_eq!(
+        http_get(server.http, "/recommend?num_items=3").unwrap().0,
+        400
+    );
+    assert_eq!(http_get(server.http, "/healthz").unwrap().0, 200);
+    assert!(
+        metric(
+            server.http,
+            "recsys_requests_total{code=\"Ok\",method=\"Recommend\"}"
+        ) > 100.0
+    );
+    assert!(
+        metric(
+            server.http,
+            "recsys_requests_total{code=\"InvalidArgument\",method=\"Recommend\"}"
+        ) >= 5.0
+    );
+
+    // A corrupt version is refused; v1 keeps serving.
+    new_version(&summary.artifact_dir, &root, "v2-corrupt", true);
+    std::fs::write(root.join("CURRENT"), "v2-corrupt\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(
+        server.http,
+        "recsys_model_reloads_total{result=\"refused\"}",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the corrupt version was never looked at"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let still = client
+        .recommend(RecommendRequest {
+            user_id: "416".into(),
+            num_items: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.model_version, "v1");
+
+    // A good version swaps in under load with no failed request.
+    new_version(&summary.artifact_dir, &root, "v3", false);
+    let load = {
+        let addr = server.grpc;
+        tokio::spawn(async move {
+            let mut c = RecommenderClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+            let (mut ok, mut versions) = (0, std::collections::BTreeSet::new());
+            let deadline = Instant::now() + Duration::from_secs(8);
+            let mut u = 0;
+            while Instant::now() < deadline {
+                u = (u + 1) % 900 + 1;
+                let r = c
+                    .recommend(RecommendRequest {
+                        user_id: u.to_string(),
+                        num_items: 10,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("no request fails during a swap")
+                    .into_inner();
+                versions.insert(r.model_version);
+                ok += 1;
+            }
+            (ok, versions)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(root.join("CURRENT"), "v3\n").unwrap();
+    let (ok, versions) = load.await.unwrap();
+    assert!(ok > 50, "{ok} requests");
+    assert!(versions.contains("v3"), "{versions:?}");
+
+    // SIGTERM: not ready, drain, exit cleanly.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+}
