@@ -7,6 +7,7 @@ use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, validate};
 use recsys::serving::feedback::EventLog;
+use recsys::serving::router::{self, RouterState};
 use recsys::serving::{grpc, http, state, Engine, EngineOptions, ServingState};
 use recsys_core::validation::ValidationConfig;
 use recsys_models::IndexKind;
@@ -77,6 +78,14 @@ enum Command {
         /// How often a model root's CURRENT is checked, seconds.
         #[arg(long, default_value_t = 5)]
         reload_secs: u64,
+    },
+    /// The sticky experiment router: forwards each user to the arm the routing table assigns.
+    Route {
+        /// The routing table (JSON, as the operator writes it); reloaded when it changes.
+        #[arg(long)]
+        table: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: SocketAddr,
     },
     /// Write synthetic events (power-law popularity, taste clusters, daily cycle, bots and
     /// planted defects) as CSV, deterministically from a seed.
@@ -261,6 +270,18 @@ async fn main() -> anyhow::Result<()> {
             grpc_task.await??;
             http_task.await?;
             eprintln!("drained; bye");
+        }
+        Command::Route { table, addr } => {
+            let state = Arc::new(RouterState::new(router::read_table(&table)?));
+            let (bound, server) =
+                router::bind(Arc::clone(&state), addr, grpc::termination()).await?;
+            tokio::spawn(router::watch(
+                state,
+                table,
+                std::time::Duration::from_secs(1),
+            ));
+            eprintln!("routing on {bound}");
+            server.await?;
         }
         Command::Generate {
             events,

@@ -49,7 +49,7 @@ impl Drop for Server {
     }
 }
 
-fn start(root: &Path, log: &Path) -> Server {
+fn start(root: &Path, log: &Path, extra: &[&str]) -> Server {
     let (grpc, http) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
         .args(["serve", "--model-dir"])
@@ -62,6 +62,7 @@ fn start(root: &Path, log: &Path) -> Server {
         ])
         .args(["--reload-secs", "1", "--event-log"])
         .arg(log)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -121,7 +122,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     new_version(&summary.artifact_dir, &root, "v1", false);
     std::fs::write(root.join("CURRENT"), "v1\n").unwrap();
     let log = work.path().join("feedback.csv");
-    let mut server = start(&root, &log);
+    let mut server = start(&root, &log, &[]);
     let mut client = RecommenderClient::connect(format!("http://{}", server.grpc))
         .await
         .unwrap();
@@ -409,6 +410,112 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let (ok, versions) = load.await.unwrap();
     assert!(ok > 50, "{ok} requests");
     assert!(versions.contains("v3"), "{versions:?}");
+
+    // The router: a sticky 80/20 split between this server and a canary process, then 50/50
+    // from a rewritten table file, with users moving only from stable to canary.
+    let canary = start(
+        &root,
+        &work.path().join("canary.csv"),
+        &["--variant", "canary"],
+    );
+    let table_path = work.path().join("routing.json");
+    let write_table = |canary_weight: u32| {
+        let arms = [
+            ("stable", server.grpc, 100 - canary_weight),
+            ("canary", canary.grpc, canary_weight),
+        ]
+        .map(|(name, addr, weight)| recsys_core::routing::WeightedArm {
+            name: name.into(),
+            endpoint: format!("http://{addr}"),
+            model_version: "v3".into(),
+            weight,
+        });
+        let table = recsys_core::routing::RoutingTable::from_weights("exp-salt", &arms).unwrap();
+        std::fs::write(&table_path, serde_json::to_vec(&table).unwrap()).unwrap();
+    };
+    write_table(20);
+    let router_addr = free_port();
+    let mut router = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["route", "--table"])
+        .arg(&table_path)
+        .args(["--addr", &router_addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut routed = loop {
+        match RecommenderClient::connect(format!("http://{router_addr}")).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut arm_of = HashMap::new();
+    for u in 0..1000 {
+        let r = routed
+            .recommend(RecommendRequest {
+                user_id: format!("user-{u}"),
+                num_items: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        arm_of.insert(u, r.variant);
+    }
+    let on_canary = arm_of.values().filter(|v| *v == "canary").count();
+    // Binomial(1000, 0.2): sd ≈ 12.6; ±60 is beyond four sigma.
+    assert!(
+        (on_canary as i64 - 200).abs() < 60,
+        "{on_canary} of 1000 on the canary"
+    );
+    for u in 0..50 {
+        let r = routed
+            .recommend(RecommendRequest {
+                user_id: format!("user-{u}"),
+                num_items: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.variant, arm_of[&u], "user-{u} keeps their arm");
+    }
+    let bad = routed
+        .recommend(RecommendRequest {
+            user_id: "".into(),
+            num_items: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    write_table(50);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut now_canary = 0;
+    for u in 0..1000 {
+        let r = routed
+            .recommend(RecommendRequest {
+                user_id: format!("user-{u}"),
+                num_items: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if arm_of[&u] == "canary" {
+            assert_eq!(
+                r.variant, "canary",
+                "user-{u} stays on the canary as it grows"
+            );
+        }
+        now_canary += usize::from(r.variant == "canary");
+    }
+    assert!(
+        (now_canary as i64 - 500).abs() < 70,
+        "{now_canary} of 1000 at 50 %"
+    );
+    let _ = router.kill();
+    drop(canary);
 
     // SIGTERM: not ready, drain, exit cleanly.
     let pid = server.child.id().to_string();

@@ -3,7 +3,7 @@
 
 use super::pod::{container_security, pod_security, scratch_volumes};
 use super::serving::{self, arms, Arm};
-use super::{child_meta, labels, version_of, GRPC_PORT, HTTP_PORT};
+use super::{child_meta, labels, version_of, GRPC_PORT};
 use crate::crd::v1alpha1::RecModel;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -97,21 +97,12 @@ pub fn deployment(rm: &RecModel) -> Deployment {
             format!("{TABLE_DIR}/{TABLE_KEY}"),
             "--addr".into(),
             format!("0.0.0.0:{GRPC_PORT}"),
-            "--http-addr".into(),
-            format!("0.0.0.0:{HTTP_PORT}"),
         ]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("grpc".into()),
-                container_port: GRPC_PORT,
-                ..Default::default()
-            },
-            ContainerPort {
-                name: Some("http".into()),
-                container_port: HTTP_PORT,
-                ..Default::default()
-            },
-        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("grpc".into()),
+            container_port: GRPC_PORT,
+            ..Default::default()
+        }]),
         security_context: Some(container_security()),
         readiness_probe: Some(probe(5)),
         liveness_probe: Some(probe(10)),
@@ -151,7 +142,7 @@ pub fn service(rm: &RecModel) -> Service {
         metadata: child_meta(rm, rm.name_any(), selector(rm)),
         spec: Some(ServiceSpec {
             selector: Some(selector(rm)),
-            ports: Some(serving::ports()),
+            ports: Some(serving::ports().into_iter().take(1).collect()),
             ..Default::default()
         }),
         status: None,

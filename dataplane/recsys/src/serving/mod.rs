@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod recent;
+pub mod router;
 pub mod state;
 
 pub use engine::{Engine, EngineError, EngineOptions, Query, Recommendation};

@@ -1,0 +1,202 @@
+//! `recsys route`: the sticky experiment router. Every request's user goes to the arm owning
+//! `hash(salt, user_id) mod 10000` in the routing table (the operator's ConfigMap, a file
+//! here), which is reloaded when it changes — a bad table is refused and the old one kept.
+
+use super::metrics::ServingMetrics;
+use super::state::validate;
+use recsys_api::v1::recommender_client::RecommenderClient;
+use recsys_api::v1::recommender_server::{Recommender, RecommenderServer};
+use recsys_api::v1::{FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse};
+use recsys_core::routing::{bucket, RoutingTable};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+pub struct RouterState {
+    table: RwLock<Arc<RoutingTable>>,
+    clients: Mutex<HashMap<String, RecommenderClient<Channel>>>,
+    pub metrics: ServingMetrics,
+}
+
+/// Reads and checks a routing table file.
+pub fn read_table(path: &Path) -> anyhow::Result<RoutingTable> {
+    let table: RoutingTable = serde_json::from_slice(&std::fs::read(path)?)?;
+    table.validate()?;
+    Ok(table)
+}
+
+impl RouterState {
+    pub fn new(table: RoutingTable) -> Self {
+        Self {
+            table: RwLock::new(Arc::new(table)),
+            clients: Mutex::new(HashMap::new()),
+            metrics: ServingMetrics::default(),
+        }
+    }
+
+    pub fn table(&self) -> Arc<RoutingTable> {
+        Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A client for an arm's endpoint; connections are made lazily and reused.
+    fn client(&self, endpoint: &str) -> Result<RecommenderClient<Channel>, Status> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(endpoint) {
+            return Ok(c.clone());
+        }
+        let channel = Channel::from_shared(endpoint.to_owned())
+            .map_err(|e| Status::internal(format!("bad arm endpoint {endpoint}: {e}")))?
+            .connect_lazy();
+        let client = RecommenderClient::new(channel);
+        clients.insert(endpoint.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    fn count(&self, method: &str, arm: &str, started: Instant, code: tonic::Code) {
+        self.metrics
+            .requests
+            .with_label_values(&[method, &format!("{code:?}")])
+            .inc();
+        self.metrics
+            .request_seconds
+            .with_label_values(&[arm])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+pub struct RouterService {
+    state: Arc<RouterState>,
+}
+
+#[tonic::async_trait]
+impl Recommender for RouterService {
+    async fn recommend(
+        &self,
+        request: Request<RecommendRequest>,
+    ) -> Result<Response<RecommendResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        if let Err(status) = validate(&req) {
+            self.state
+                .count("Recommend", "none", started, status.code());
+            return Err(status);
+        }
+        let table = self.state.table();
+        let arm = table.assign(&req.user_id).clone();
+        let user = req.user_id.clone();
+        let result = self.state.client(&arm.endpoint)?.recommend(req).await;
+        let code = result
+            .as_ref()
+            .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        self.state.count("Recommend", &arm.name, started, code);
+        let mut response = result?.into_inner();
+        response.variant = arm.name.clone();
+        // The assignment, logged with every response: the experiment's analysis joins on it.
+        tracing::info!(
+            request_id = response.request_id,
+            user,
+            bucket = bucket(&table.salt, &user),
+            arm = arm.name,
+            model_version = response.model_version,
+            "routed"
+        );
+        Ok(Response::new(response))
+    }
+
+    async fn feedback(
+        &self,
+        request: Request<FeedbackRequest>,
+    ) -> Result<Response<FeedbackResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        // Each event goes to the arm its user is assigned to, keeping its index for errors.
+        let table = self.state.table();
+        let mut by_arm: HashMap<String, Vec<(u32, recsys_api::v1::FeedbackEvent)>> = HashMap::new();
+        for (i, e) in req.events.into_iter().enumerate() {
+            let endpoint = table.assign(&e.user_id).endpoint.clone();
+            by_arm.entry(endpoint).or_default().push((i as u32, e));
+        }
+        let mut out = FeedbackResponse::default();
+        for (endpoint, events) in by_arm {
+            let indexes: Vec<u32> = events.iter().map(|e| e.0).collect();
+            let batch = FeedbackRequest {
+                events: events.into_iter().map(|e| e.1).collect(),
+            };
+            let answer = self
+                .state
+                .client(&endpoint)?
+                .feedback(batch)
+                .await?
+                .into_inner();
+            out.accepted += answer.accepted;
+            out.rejected
+                .extend(answer.rejected.into_iter().map(|mut r| {
+                    r.index = indexes[r.index as usize];
+                    r
+                }));
+        }
+        self.state
+            .count("Feedback", "all", started, tonic::Code::Ok);
+        Ok(Response::new(out))
+    }
+}
+
+/// Polls the table file; a changed, valid table replaces the live one.
+pub async fn watch(state: Arc<RouterState>, path: PathBuf, period: std::time::Duration) {
+    let mut last = std::fs::read(&path).ok();
+    loop {
+        tokio::time::sleep(period).await;
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if last.as_ref() == Some(&bytes) {
+            continue;
+        }
+        last = Some(bytes);
+        match read_table(&path) {
+            Ok(table) => {
+                tracing::info!(arms = table.arms.len(), "routing table reloaded");
+                state.metrics.reloads.with_label_values(&["loaded"]).inc();
+                *state.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "refused a routing table; the old one stays");
+                state.metrics.reloads.with_label_values(&["refused"]).inc();
+            }
+        }
+    }
+}
+
+/// Binds the router's gRPC server (health and reflection included).
+pub async fn bind(
+    state: Arc<RouterState>,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(
+    SocketAddr,
+    impl Future<Output = Result<(), tonic::transport::Error>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<RecommenderServer<RouterService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(recsys_api::v1::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let server = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(RecommenderServer::new(RouterService { state }))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        );
+    Ok((local, server))
+}
