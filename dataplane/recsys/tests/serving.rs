@@ -515,6 +515,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         "{now_canary} of 1000 at 50 %"
     );
     let _ = router.kill();
+    let _ = router.wait();
     drop(canary);
 
     // SIGTERM: not ready, drain, exit cleanly.
