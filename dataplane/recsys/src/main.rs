@@ -6,6 +6,7 @@ use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, validate};
+use recsys::serving::cache::{EmbeddingStore, InProcessStore, RedisStore};
 use recsys::serving::feedback::EventLog;
 use recsys::serving::router::{self, RouterState};
 use recsys::serving::{grpc, http, state, Engine, EngineOptions, ServingState};
@@ -75,6 +76,10 @@ enum Command {
         /// Append feedback events (pipeline schema, CSV) to this file.
         #[arg(long)]
         event_log: Option<PathBuf>,
+        /// Cache user embeddings in this Redis (e.g. redis://127.0.0.1:6379/); in-process
+        /// when absent. Redis being down never fails a request.
+        #[arg(long, env = "RECSYS_REDIS_URL")]
+        redis_url: Option<String>,
         /// How often a model root's CURRENT is checked, seconds.
         #[arg(long, default_value_t = 5)]
         reload_secs: u64,
@@ -226,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
             variant,
             max_per_category,
             event_log,
+            redis_url,
             reload_secs,
         } => {
             let options = EngineOptions {
@@ -237,7 +243,11 @@ async fn main() -> anyhow::Result<()> {
             let (version_dir, watching) = state::resolve(&model_dir)?;
             let engine = Engine::load_with(&version_dir, options.clone())?;
             let log = event_log.as_deref().map(EventLog::open).transpose()?;
-            let state = Arc::new(ServingState::new(engine, log));
+            let cache: Arc<dyn EmbeddingStore> = match redis_url {
+                Some(url) => Arc::new(RedisStore::new(&url)?),
+                None => Arc::new(InProcessStore::default()),
+            };
+            let state = Arc::new(ServingState::with_cache(engine, log, cache));
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|&s| s).await;

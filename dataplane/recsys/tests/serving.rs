@@ -122,7 +122,25 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     new_version(&summary.artifact_dir, &root, "v1", false);
     std::fs::write(root.join("CURRENT"), "v1\n").unwrap();
     let log = work.path().join("feedback.csv");
-    let mut server = start(&root, &log, &[]);
+    // A real Redis on loopback for the user-embedding cache (Debian's redis-server, installed
+    // by scripts/setup.sh).
+    let redis_port = free_port().port();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/setup.sh)");
+    let redis_url = format!("redis://127.0.0.1:{redis_port}/");
+    let mut server = start(&root, &log, &["--redis-url", &redis_url]);
     let mut client = RecommenderClient::connect(format!("http://{}", server.grpc))
         .await
         .unwrap();
@@ -349,6 +367,44 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
             server.http,
             "recsys_requests_total{code=\"InvalidArgument\",method=\"Recommend\"}"
         ) >= 5.0
+    );
+
+    // The cache: repeated users hit it, the vectors are in Redis; then Redis dies mid-test and
+    // not one request fails.
+    assert!(
+        metric(
+            server.http,
+            "recsys_cache_requests_total{cache=\"user_embedding\",result=\"hit\"}"
+        ) >= 1.0
+    );
+    let keys = Command::new("redis-cli")
+        .args(["-p", &redis_port.to_string(), "dbsize"])
+        .output()
+        .unwrap();
+    let keys: u64 = String::from_utf8_lossy(&keys.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(keys >= 100, "{keys} embeddings in redis");
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    for u in 500..560 {
+        let r = client
+            .recommend(RecommendRequest {
+                user_id: u.to_string(),
+                num_items: 5,
+                ..Default::default()
+            })
+            .await
+            .expect("redis down must not fail requests")
+            .into_inner();
+        assert_eq!(r.items.len(), 5);
+    }
+    assert!(
+        metric(
+            server.http,
+            "recsys_cache_requests_total{cache=\"user_embedding\",result=\"error\"}"
+        ) >= 1.0
     );
 
     // A corrupt version is refused; v1 keeps serving.

@@ -2,6 +2,7 @@
 //! features → LightGBM → top N. Unknown users get recent popular items instead.
 
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
+use super::cache::{EmbeddingStore, Lookup};
 use crate::artifacts::{self, ArtifactError};
 use crate::features::{ranker::feature_names, tower, FeatureSnapshot};
 use crate::pipeline::ranking::{rerank, CANDIDATES};
@@ -30,6 +31,8 @@ pub struct Recommendation {
     pub items: Vec<(u32, f32)>,
     pub fallback: bool,
     pub timings: Vec<(&'static str, f64)>,
+    /// The user-embedding cache lookup's result, when a cache was consulted.
+    pub cache: Option<&'static str>,
 }
 
 /// Deployment-time settings of a serving process.
@@ -233,6 +236,7 @@ impl Engine {
                 items,
                 fallback: true,
                 timings: Vec::new(),
+                cache: None,
             });
         };
         let mut timings = Vec::new();
@@ -249,12 +253,24 @@ impl Engine {
         inputs
             .ids
             .push(tower::user_row(&self.snapshot, user, &mut inputs.features));
-        let query_vector = {
-            let model = self
-                .tower
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            model.embed_users(&inputs)?
+        let key = format!("recsys:{}:user-embedding:{}", self.version, query.user_id);
+        let lookup = query.cache.map(|c| c.get(&key));
+        let dim = self.ann.dim();
+        let query_vector = match &lookup {
+            Some(Lookup::Hit(v)) if v.len() == dim => v.clone(),
+            _ => {
+                let v = {
+                    let model = self
+                        .tower
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    model.embed_users(&inputs)?
+                };
+                if let Some(cache) = query.cache {
+                    cache.put(&key, &v);
+                }
+                v
+            }
         };
         lap("embedding", &mut timings);
 
@@ -295,12 +311,13 @@ impl Engine {
             items: finished.into_iter().map(|c| (c.item, c.score)).collect(),
             fallback: false,
             timings,
+            cache: lookup.map(|l| l.label()),
         })
     }
 }
 
 /// What a caller asks for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Query<'a> {
     pub user_id: &'a str,
     pub n: usize,
@@ -310,6 +327,8 @@ pub struct Query<'a> {
     pub categories: Option<&'a HashSet<u32>>,
     /// Only items first seen at most this many days ago, when set.
     pub max_age_days: Option<f32>,
+    /// Where user embeddings are cached, if anywhere.
+    pub cache: Option<&'a dyn EmbeddingStore>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -2,6 +2,7 @@
 //! metrics, feedback and hot reload.
 
 pub mod bundle;
+pub mod cache;
 pub mod engine;
 pub mod feedback;
 pub mod grpc;

@@ -2,6 +2,7 @@
 //! recently-seen store and the feedback log; and the request logic both fronts (gRPC, HTTP)
 //! share.
 
+use super::cache::{EmbeddingStore, InProcessStore};
 use super::engine::{Engine, EngineOptions, Query};
 use super::feedback::{self, EventLog};
 use super::metrics::ServingMetrics;
@@ -28,12 +29,22 @@ pub struct ServingState {
     pub metrics: ServingMetrics,
     pub recent: RecentItems,
     pub log: Option<EventLog>,
+    /// User embeddings: Redis when configured, in-process otherwise.
+    pub cache: Arc<dyn EmbeddingStore>,
     /// False while starting and once shutdown begins: `/readyz` turns traffic away.
     pub ready: AtomicBool,
 }
 
 impl ServingState {
     pub fn new(engine: Engine, log: Option<EventLog>) -> Self {
+        Self::with_cache(engine, log, Arc::new(InProcessStore::default()))
+    }
+
+    pub fn with_cache(
+        engine: Engine,
+        log: Option<EventLog>,
+        cache: Arc<dyn EmbeddingStore>,
+    ) -> Self {
         let metrics = ServingMetrics::default();
         metrics.set_model(engine.version(), engine.variant());
         metrics.reloads.with_label_values(&["loaded"]).inc();
@@ -42,6 +53,7 @@ impl ServingState {
             metrics,
             recent: RecentItems::default(),
             log,
+            cache,
             ready: AtomicBool::new(true),
         }
     }
@@ -111,6 +123,7 @@ impl ServingState {
         let worker_engine = Arc::clone(&engine);
         let user_id = req.user_id.clone();
         let n = req.num_items as usize;
+        let cache = Arc::clone(&self.cache);
         let rec = tokio::task::spawn_blocking(move || {
             worker_engine.recommend(&Query {
                 user_id: &user_id,
@@ -118,6 +131,7 @@ impl ServingState {
                 exclude: &exclude,
                 categories: categories.as_ref(),
                 max_age_days,
+                cache: Some(cache.as_ref()),
             })
         })
         .await
@@ -128,6 +142,12 @@ impl ServingState {
                 .stage_seconds
                 .with_label_values(&[stage])
                 .observe(millis / 1e3);
+        }
+        if let Some(result) = rec.cache {
+            self.metrics
+                .cache
+                .with_label_values(&["user_embedding", result])
+                .inc();
         }
         if rec.fallback {
             self.metrics

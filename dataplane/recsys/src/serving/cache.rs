@@ -1,0 +1,189 @@
+//! The user-embedding cache (TTL 1 h, the seed's): Redis when configured, in-process
+//! otherwise. Redis failing never fails a request: the lookup reports an error, the caller
+//! computes the embedding, and an in-process copy serves until Redis is back.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const USER_EMBEDDING_TTL: Duration = Duration::from_secs(3600);
+const IN_PROCESS_CAPACITY: usize = 100_000;
+/// How long a request may wait on Redis before it is treated as down.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// After a failure, how long before the next reconnection attempt.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Hit(Vec<f32>),
+    Miss,
+    /// The store is unreachable; treated as a miss.
+    Error,
+}
+
+impl Lookup {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Lookup::Hit(_) => "hit",
+            Lookup::Miss => "miss",
+            Lookup::Error => "error",
+        }
+    }
+}
+
+pub trait EmbeddingStore: Send + Sync {
+    fn get(&self, key: &str) -> Lookup;
+    fn put(&self, key: &str, vector: &[f32]);
+}
+
+/// A bounded map with expiry; cleared wholesale when full (cheap, and misses only cost an
+/// embedding).
+#[derive(Default)]
+pub struct InProcessStore {
+    map: Mutex<HashMap<String, (Vec<f32>, Instant)>>,
+}
+
+impl EmbeddingStore for InProcessStore {
+    fn get(&self, key: &str) -> Lookup {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some((v, at)) if at.elapsed() < USER_EMBEDDING_TTL => Lookup::Hit(v.clone()),
+            _ => Lookup::Miss,
+        }
+    }
+
+    fn put(&self, key: &str, vector: &[f32]) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= IN_PROCESS_CAPACITY {
+            map.clear();
+        }
+        map.insert(key.to_owned(), (vector.to_vec(), Instant::now()));
+    }
+}
+
+pub struct RedisStore {
+    client: redis::Client,
+    connection: Mutex<(Option<redis::Connection>, Option<Instant>)>,
+    fallback: InProcessStore,
+}
+
+impl RedisStore {
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            connection: Mutex::new((None, None)),
+            fallback: InProcessStore::default(),
+        })
+    }
+
+    /// Runs `f` on a live connection; on any failure drops it and reports the error.
+    fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let mut guard = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        let (connection, failed_at) = &mut *guard;
+        if connection.is_none() {
+            if failed_at.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+                return None;
+            }
+            match self.client.get_connection_with_timeout(REDIS_TIMEOUT) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(REDIS_TIMEOUT));
+                    let _ = c.set_write_timeout(Some(REDIS_TIMEOUT));
+                    *connection = Some(c);
+                }
+                Err(e) => {
+                    if failed_at.is_none() {
+                        tracing::warn!(error = %e, "redis unreachable; using the in-process cache");
+                    }
+                    *failed_at = Some(Instant::now());
+                    return None;
+                }
+            }
+        }
+        match f(connection.as_mut().expect("connected above")) {
+            Ok(v) => {
+                *failed_at = None;
+                Some(v)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "redis call failed; using the in-process cache");
+                *connection = None;
+                *failed_at = Some(Instant::now());
+                None
+            }
+        }
+    }
+}
+
+fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Option<Vec<f32>> {
+    (b.len() % 4 == 0).then(|| {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
+}
+
+impl EmbeddingStore for RedisStore {
+    fn get(&self, key: &str) -> Lookup {
+        let found =
+            self.with_connection(|c| redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(c));
+        match found {
+            Some(Some(bytes)) => from_bytes(&bytes).map_or(Lookup::Miss, Lookup::Hit),
+            Some(None) => Lookup::Miss,
+            None => match self.fallback.get(key) {
+                Lookup::Hit(v) => Lookup::Hit(v),
+                _ => Lookup::Error,
+            },
+        }
+    }
+
+    fn put(&self, key: &str, vector: &[f32]) {
+        let bytes = to_bytes(vector);
+        let stored = self.with_connection(|c| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(bytes.as_slice())
+                .arg("EX")
+                .arg(USER_EMBEDDING_TTL.as_secs())
+                .query::<()>(c)
+        });
+        if stored.is_none() {
+            self.fallback.put(key, vector);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_process_store_round_trips_and_bytes_are_exact() {
+        let s = InProcessStore::default();
+        assert_eq!(s.get("k"), Lookup::Miss);
+        s.put("k", &[0.5, -1.25]);
+        assert_eq!(s.get("k"), Lookup::Hit(vec![0.5, -1.25]));
+        assert_eq!(
+            from_bytes(&to_bytes(&[1.0, f32::MIN_POSITIVE])),
+            Some(vec![1.0, f32::MIN_POSITIVE])
+        );
+        assert_eq!(from_bytes(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn an_unreachable_redis_is_an_error_lookup_not_a_failure() {
+        // Port 1 on loopback: nothing listens there.
+        let s = RedisStore::new("redis://127.0.0.1:1/").unwrap();
+        assert_eq!(s.get("k"), Lookup::Error);
+        s.put("k", &[1.0]);
+        // The in-process copy answers while Redis is down.
+        assert_eq!(s.get("k"), Lookup::Hit(vec![1.0]));
+    }
+}
