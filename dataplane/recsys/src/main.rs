@@ -9,7 +9,7 @@ use recsys::pipeline::{drift, validate};
 use recsys::serving::cache::{EmbeddingStore, InProcessStore, RedisStore};
 use recsys::serving::feedback::EventLog;
 use recsys::serving::router::{self, RouterState};
-use recsys::serving::{grpc, http, state, Engine, EngineOptions, ServingState};
+use recsys::serving::{grpc, http, load, state, Engine, EngineOptions, ServingState};
 use recsys_core::validation::ValidationConfig;
 use recsys_models::IndexKind;
 use std::net::SocketAddr;
@@ -91,6 +91,25 @@ enum Command {
         table: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: SocketAddr,
+    },
+    /// Load-test a Recommend endpoint: fixed concurrency (or a fixed rate), Zipf-distributed
+    /// users; prints throughput and latency percentiles.
+    BenchServe {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        target: String,
+        /// Comma-separated concurrency levels, run one after another.
+        #[arg(long, default_value = "1,4,16")]
+        concurrency: String,
+        /// Total requests per second (default: closed loop, as fast as answers come).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// A model version directory whose catalog.json supplies the user ids.
+        #[arg(long)]
+        users_from: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        num_items: u32,
     },
     /// Write synthetic events (power-law popularity, taste clusters, daily cycle, bots and
     /// planted defects) as CSV, deterministically from a seed.
@@ -292,6 +311,36 @@ async fn main() -> anyhow::Result<()> {
             ));
             eprintln!("routing on {bound}");
             server.await?;
+        }
+        Command::BenchServe {
+            target,
+            concurrency,
+            rate,
+            duration_secs,
+            users_from,
+            num_items,
+        } => {
+            let users: Vec<String> = match users_from {
+                Some(dir) => {
+                    let catalog: recsys::serving::bundle::Catalog = serde_json::from_slice(
+                        &std::fs::read(dir.join(recsys::serving::bundle::CATALOG_FILE))?,
+                    )?;
+                    catalog.user_ids
+                }
+                None => (1..=1000).map(|u| u.to_string()).collect(),
+            };
+            for level in concurrency.split(',') {
+                let report = load::run(load::LoadOptions {
+                    target: target.clone(),
+                    concurrency: level.trim().parse()?,
+                    rate,
+                    duration: std::time::Duration::from_secs(duration_secs),
+                    users: users.clone(),
+                    num_items,
+                })
+                .await?;
+                println!("concurrency {:>3}: {report}", level.trim());
+            }
         }
         Command::Generate {
             events,

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod feedback;
 pub mod grpc;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod recent;
 pub mod router;

@@ -195,7 +195,7 @@ pub async fn bind(
         .add_service(reflection)
         .add_service(RecommenderServer::new(RouterService { state }))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         );
     Ok((local, server))
