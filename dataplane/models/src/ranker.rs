@@ -167,6 +167,41 @@ impl Ranker {
             .predict_with_params(features, n as i32, true, "num_threads=1")?)
     }
 
+    /// Per-feature contributions (SHAP values, in raw-score units) to each row's score, the
+    /// `k` largest in magnitude per row, for explanations.
+    pub fn top_contributions(
+        &self,
+        features: &[f32],
+        k: usize,
+    ) -> Result<Vec<Vec<(String, f64)>>, ModelError> {
+        let n = self.feature_names.len();
+        if features.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !features.len().is_multiple_of(n) {
+            return Err(ModelError::Invalid(format!(
+                "{} values are not rows of {n} features",
+                features.len()
+            )));
+        }
+        let values = self.booster.0.predict_contrib(features, n as i32, true)?;
+        // Each row: one value per feature, then the bias.
+        Ok(values
+            .chunks(n + 1)
+            .map(|row| {
+                let mut pairs: Vec<(String, f64)> = self
+                    .feature_names
+                    .iter()
+                    .cloned()
+                    .zip(row[..n].iter().copied())
+                    .collect();
+                pairs.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                pairs.truncate(k);
+                pairs
+            })
+            .collect())
+    }
+
     /// Gain importance per feature, largest first.
     pub fn feature_importance(&self) -> Result<Vec<(String, f64)>, ModelError> {
         let gains = self.booster.0.feature_importance(ImportanceType::Gain)?;
@@ -267,6 +302,12 @@ mod tests {
         assert!(accuracy > 0.9, "accuracy {accuracy}");
         let importance = ranker.feature_importance().unwrap();
         assert_eq!(importance.last().unwrap().0, "noise");
+        // Explanations: the planted signal, never the noise column, drives each row's score.
+        let top = ranker.top_contributions(&xv[..30], 2).unwrap();
+        assert_eq!(top.len(), 10);
+        assert!(top
+            .iter()
+            .all(|row| row.len() == 2 && row.iter().all(|f| f.0 != "noise")));
     }
 
     #[test]

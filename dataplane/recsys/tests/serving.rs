@@ -351,6 +351,21 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["items"].as_array().unwrap().len(), 3);
     assert!(json["timings_ms"]["ranking"].as_f64().is_some(), "{json}");
+    let explained = client
+        .recommend(RecommendRequest {
+            user_id: "416".into(),
+            num_items: 3,
+            explain: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for item in &explained.items {
+        assert_eq!(item.top_features.len(), 3, "{item:?}");
+        assert!(item.top_features[0].value.abs() >= item.top_features[2].value.abs());
+    }
+    assert!(explained.timings.iter().any(|t| t.stage == "rules"));
     assert_eq!(
         http_get(server.http, "/recommend?num_items=3").unwrap().0,
         400

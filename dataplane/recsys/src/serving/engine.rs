@@ -4,7 +4,7 @@
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
 use super::cache::{EmbeddingStore, Lookup};
 use crate::artifacts::{self, ArtifactError};
-use crate::features::{ranker::feature_names, tower, FeatureSnapshot};
+use crate::features::{ranker::feature_names, ranker_row, tower, FeatureSnapshot, RANKER_FEATURES};
 use crate::pipeline::ranking::{rerank, CANDIDATES};
 use crate::pipeline::retrieval::retrieve_unseen;
 use recsys_core::ranking;
@@ -33,6 +33,9 @@ pub struct Recommendation {
     pub timings: Vec<(&'static str, f64)>,
     /// The user-embedding cache lookup's result, when a cache was consulted.
     pub cache: Option<&'static str>,
+    /// Each item's retrieval score and rank (the ranker's inputs), for explanations; empty
+    /// for the popular fallback.
+    pub retrieval: Vec<(f32, usize)>,
 }
 
 /// Deployment-time settings of a serving process.
@@ -237,6 +240,7 @@ impl Engine {
                 fallback: true,
                 timings: Vec::new(),
                 cache: None,
+                retrieval: Vec::new(),
             });
         };
         let mut timings = Vec::new();
@@ -307,12 +311,42 @@ impl Engine {
             &rules,
         );
         lap("rules", &mut timings);
+        let retrieved: HashMap<u32, (f32, usize)> = candidates
+            .iter()
+            .enumerate()
+            .map(|(rank, &(item, score))| (item, (score, rank)))
+            .collect();
         Ok(Recommendation {
+            retrieval: finished.iter().map(|c| retrieved[&c.item]).collect(),
             items: finished.into_iter().map(|c| (c.item, c.score)).collect(),
             fallback: false,
             timings,
             cache: lookup.map(|l| l.label()),
         })
+    }
+}
+
+impl Engine {
+    /// The `k` features that moved each item's ranking score most for this user (empty for
+    /// unknown users, who are not ranked).
+    pub fn explain(
+        &self,
+        user_id: &str,
+        rec: &Recommendation,
+        k: usize,
+    ) -> Result<Vec<Vec<(String, f64)>>, EngineError> {
+        let Some(&user) = self.users.get(user_id) else {
+            return Ok(vec![Vec::new(); rec.items.len()]);
+        };
+        if rec.retrieval.len() != rec.items.len() {
+            return Ok(vec![Vec::new(); rec.items.len()]);
+        }
+        // The same rows the ranker scored: retrieval score and rank included.
+        let mut features = Vec::with_capacity(rec.items.len() * RANKER_FEATURES.len());
+        for (&(item, _), &(score, rank)) in rec.items.iter().zip(&rec.retrieval) {
+            ranker_row(&self.snapshot, user, item, score, rank, &mut features);
+        }
+        Ok(self.ranker.top_contributions(&features, k)?)
     }
 }
 

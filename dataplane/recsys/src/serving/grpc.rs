@@ -65,8 +65,7 @@ pub async fn bind(
         .build_v1()?;
     // Small request/response messages: without TCP_NODELAY, Nagle's algorithm and delayed
     // ACKs add ~40 ms to every call.
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)

@@ -8,8 +8,8 @@ use super::feedback::{self, EventLog};
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use recsys_api::v1::{
-    FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse, RecommendedItem,
-    StageTiming,
+    FeatureContribution, FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse,
+    RecommendedItem, StageTiming,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -155,11 +155,19 @@ impl ServingState {
                 .with_label_values(&["unknown_user"])
                 .inc();
         }
+        let explanations = if req.explain && !rec.fallback {
+            engine
+                .explain(&req.user_id, &rec, 3)
+                .map_err(|e| Status::internal(e.to_string()))?
+        } else {
+            vec![Vec::new(); rec.items.len()]
+        };
         let items = rec
             .items
             .iter()
+            .zip(explanations)
             .enumerate()
-            .map(|(rank, &(item, score))| {
+            .map(|(rank, (&(item, score), top))| {
                 let meta = &engine.catalog().items[item as usize];
                 RecommendedItem {
                     item_id: meta.external_id.clone(),
@@ -167,6 +175,10 @@ impl ServingState {
                     rank: rank as u32 + 1,
                     title: meta.title.clone(),
                     category: meta.genres.first().cloned().unwrap_or_default(),
+                    top_features: top
+                        .into_iter()
+                        .map(|(feature, value)| FeatureContribution { feature, value })
+                        .collect(),
                     ..Default::default()
                 }
             })
