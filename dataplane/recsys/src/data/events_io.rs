@@ -73,43 +73,106 @@ fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> an
         }
     }
     let width = header.len();
-    let mut line = 0u64;
-    let mut record = csv::ByteRecord::new();
-    loop {
-        line += 1;
-        match csv.read_byte_record(&mut record) {
-            Ok(false) => return Ok(line - 1),
-            Err(e) => visit(line, Err(&format!("unreadable CSV row: {e}")))?,
-            Ok(true) => {
-                let fields: Option<Vec<&str>> = (record.len() == width)
-                    .then(|| record.iter().map(|f| std::str::from_utf8(f).ok()).collect())
-                    .flatten();
-                match fields {
-                    None => {
-                        let raw = String::from_utf8_lossy(record.as_slice()).into_owned();
-                        visit(line, Err(&raw))?;
+    // Parsing CSV and deciding rows share the work across two cores: a reader thread fills
+    // batches of records, this thread visits them; emptied batches go back for reuse.
+    const BATCH: usize = 4096;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(4);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
+    std::thread::scope(|scope| -> anyhow::Result<u64> {
+        scope.spawn(move || loop {
+            let mut batch = empty_rx.try_recv().unwrap_or_default();
+            batch.resize_with(BATCH, || Parsed::Record(csv::ByteRecord::new()));
+            let mut filled = 0;
+            while filled < BATCH {
+                let slot = &mut batch[filled];
+                let record = match slot {
+                    Parsed::Record(r) => r,
+                    Parsed::Error(_) => {
+                        *slot = Parsed::Record(csv::ByteRecord::new());
+                        let Parsed::Record(r) = slot else {
+                            unreachable!()
+                        };
+                        r
                     }
-                    Some(f) => {
-                        let get = |i: usize| index[i].map(|j| f[j]);
-                        visit(
-                            line,
-                            Ok(RawView {
-                                user_id: get(0),
-                                item_id: get(1),
-                                event_type: get(2),
-                                timestamp: get(3),
-                                value: get(4),
-                                session: get(5),
-                                device: get(6),
-                                country: get(7),
-                                placement: get(8),
-                            }),
-                        )?;
+                };
+                match csv.read_byte_record(record) {
+                    Ok(true) => filled += 1,
+                    Ok(false) => break,
+                    Err(e) => {
+                        *slot = Parsed::Error(format!("unreadable CSV row: {e}"));
+                        filled += 1;
                     }
                 }
             }
+            batch.truncate(filled);
+            let done = filled < BATCH;
+            if !batch.is_empty() && full_tx.send(batch).is_err() {
+                return;
+            }
+            if done {
+                return;
+            }
+        });
+        let mut line = 0u64;
+        for batch in full_rx {
+            for parsed in &batch {
+                line += 1;
+                let record = match parsed {
+                    Parsed::Error(message) => {
+                        visit(line, Err(message))?;
+                        continue;
+                    }
+                    Parsed::Record(r) => r,
+                };
+                let mut fields = [None::<&str>; 9];
+                // A row of the wrong width is malformed as a whole; so is one that is not UTF-8.
+                let mut readable = record.len() == width;
+                if readable {
+                    for (slot, column) in fields.iter_mut().zip(&index) {
+                        if let Some(j) = *column {
+                            match std::str::from_utf8(&record[j]) {
+                                Ok(text) => *slot = Some(text),
+                                Err(_) => readable = false,
+                            }
+                        }
+                    }
+                }
+                if !readable {
+                    let raw = record
+                        .iter()
+                        .map(String::from_utf8_lossy)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    visit(line, Err(&raw))?;
+                    continue;
+                }
+                let [user_id, item_id, event_type, timestamp, value, session, device, country, placement] =
+                    fields;
+                visit(
+                    line,
+                    Ok(RawView {
+                        user_id,
+                        item_id,
+                        event_type,
+                        timestamp,
+                        value,
+                        session,
+                        device,
+                        country,
+                        placement,
+                    }),
+                )?;
+            }
+            let _ = empty_tx.send(batch);
         }
-    }
+        Ok(line)
+    })
+}
+
+/// A record read by the CSV thread, or why it could not be read.
+enum Parsed {
+    Record(csv::ByteRecord),
+    Error(String),
 }
 
 fn jsonl_rows(reader: BufReader<File>, visit: &mut Visitor<'_>) -> anyhow::Result<u64> {
@@ -247,5 +310,47 @@ impl QuarantineWriter {
     pub fn finish(mut self) -> anyhow::Result<()> {
         self.out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_rows_and_invalid_utf8_come_back_as_raw_text_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.csv");
+        let mut bytes = format!("{}\n", COLUMNS.join(",")).into_bytes();
+        bytes.extend_from_slice(b"u1,i1,click,1700000000,,,,,\n");
+        bytes.extend_from_slice(b"u2,i2\n");
+        bytes.extend_from_slice(b"u\xe9,i3,view,1700000000,,,,,\n");
+        bytes.extend_from_slice(b"u4,i4,view,1700000001,,s,web,DE,home\n");
+        std::fs::write(&path, bytes).unwrap();
+        let mut seen = Vec::new();
+        let rows = for_each_row(&path, |line, row| {
+            seen.push((
+                line,
+                row.map(|r| r.user_id.map(str::to_owned))
+                    .map_err(str::to_owned),
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 4);
+        assert_eq!(seen[0], (1, Ok(Some("u1".into()))));
+        assert_eq!(seen[1], (2, Err("u2,i2".into())));
+        assert!(seen[2].1.is_err(), "{:?}", seen[2]);
+        assert_eq!(seen[3], (4, Ok(Some("u4".into()))));
+    }
+
+    #[test]
+    fn a_file_without_required_columns_is_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.csv");
+        std::fs::write(&path, "user,item\nu,i\n").unwrap();
+        let err = for_each_row(&path, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("user_id"), "{err}");
+        assert!(Format::of(Path::new("x.parquet")).is_err());
     }
 }
