@@ -141,6 +141,22 @@ impl Ranker {
         self.best_validation
     }
 
+    /// Whether `features` holds rows of this model's width: `Ok(false)` when empty, an error
+    /// when ragged.
+    fn check_rows(&self, features: &[f32]) -> Result<bool, ModelError> {
+        let n = self.feature_names.len();
+        if features.is_empty() {
+            return Ok(false);
+        }
+        if !features.len().is_multiple_of(n) {
+            return Err(ModelError::Invalid(format!(
+                "{} values are not rows of {n} features",
+                features.len()
+            )));
+        }
+        Ok(true)
+    }
+
     pub fn feature_names(&self) -> &[String] {
         &self.feature_names
     }
@@ -152,14 +168,8 @@ impl Ranker {
     /// Probabilities for row-major `features` (`rows × feature_names.len()`).
     pub fn predict(&self, features: &[f32]) -> Result<Vec<f64>, ModelError> {
         let n = self.feature_names.len();
-        if features.is_empty() {
+        if !self.check_rows(features)? {
             return Ok(Vec::new());
-        }
-        if !features.len().is_multiple_of(n) {
-            return Err(ModelError::Invalid(format!(
-                "{} values are not rows of {n} features",
-                features.len()
-            )));
         }
         Ok(self
             .booster
@@ -175,14 +185,8 @@ impl Ranker {
         k: usize,
     ) -> Result<Vec<Vec<(String, f64)>>, ModelError> {
         let n = self.feature_names.len();
-        if features.is_empty() {
+        if !self.check_rows(features)? {
             return Ok(Vec::new());
-        }
-        if !features.len().is_multiple_of(n) {
-            return Err(ModelError::Invalid(format!(
-                "{} values are not rows of {n} features",
-                features.len()
-            )));
         }
         let values = self.booster.0.predict_contrib(features, n as i32, true)?;
         // Each row: one value per feature, then the bias.

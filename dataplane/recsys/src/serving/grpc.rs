@@ -53,12 +53,23 @@ pub async fn bind(
     SocketAddr,
     impl Future<Output = Result<(), tonic::transport::Error>>,
 )> {
+    serve(RecommenderService::new(state), addr, shutdown).await
+}
+
+/// Serves any implementation of `recsys.v1.Recommender` (the server, the router) with
+/// `grpc.health.v1` and server reflection beside it.
+pub async fn serve<S: Recommender>(
+    service: S,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(
+    SocketAddr,
+    impl Future<Output = Result<(), tonic::transport::Error>>,
+)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<RecommenderServer<RecommenderService>>()
-        .await;
+    reporter.set_serving::<RecommenderServer<S>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(recsys_api::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -69,7 +80,7 @@ pub async fn bind(
     let server = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(RecommenderServer::new(RecommenderService::new(state)))
+        .add_service(RecommenderServer::new(service))
         .serve_with_incoming_shutdown(incoming, shutdown);
     Ok((local, server))
 }

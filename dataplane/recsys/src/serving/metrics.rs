@@ -123,6 +123,16 @@ impl ServingMetrics {
         }
     }
 
+    /// Counts a finished request by method and gRPC code, with its latency.
+    pub fn observe(&self, method: &str, started: std::time::Instant, code: tonic::Code) {
+        self.requests
+            .with_label_values(&[method, &format!("{code:?}")])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     /// Marks `version` as the one served (and no other).
     pub fn set_model(&self, version: &str, variant: &str) {
         self.model_info.reset();

@@ -5,7 +5,7 @@
 use super::metrics::ServingMetrics;
 use super::state::validate;
 use recsys_api::v1::recommender_client::RecommenderClient;
-use recsys_api::v1::recommender_server::{Recommender, RecommenderServer};
+use recsys_api::v1::recommender_server::Recommender;
 use recsys_api::v1::{FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse};
 use recsys_core::routing::{bucket, RoutingTable};
 use std::collections::HashMap;
@@ -56,17 +56,6 @@ impl RouterState {
         clients.insert(endpoint.to_owned(), client.clone());
         Ok(client)
     }
-
-    fn count(&self, method: &str, arm: &str, started: Instant, code: tonic::Code) {
-        self.metrics
-            .requests
-            .with_label_values(&[method, &format!("{code:?}")])
-            .inc();
-        self.metrics
-            .request_seconds
-            .with_label_values(&[arm])
-            .observe(started.elapsed().as_secs_f64());
-    }
 }
 
 pub struct RouterService {
@@ -83,7 +72,8 @@ impl Recommender for RouterService {
         let req = request.into_inner();
         if let Err(status) = validate(&req) {
             self.state
-                .count("Recommend", "none", started, status.code());
+                .metrics
+                .observe("Recommend", started, status.code());
             return Err(status);
         }
         let table = self.state.table();
@@ -93,7 +83,7 @@ impl Recommender for RouterService {
         let code = result
             .as_ref()
             .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
-        self.state.count("Recommend", &arm.name, started, code);
+        self.state.metrics.observe("Recommend", started, code);
         let mut response = result?.into_inner();
         response.variant = arm.name.clone();
         // The assignment, logged with every response: the experiment's analysis joins on it.
@@ -141,7 +131,8 @@ impl Recommender for RouterService {
                 }));
         }
         self.state
-            .count("Feedback", "all", started, tonic::Code::Ok);
+            .metrics
+            .observe("Feedback", started, tonic::Code::Ok);
         Ok(Response::new(out))
     }
 }
@@ -181,22 +172,5 @@ pub async fn bind(
     SocketAddr,
     impl Future<Output = Result<(), tonic::transport::Error>>,
 )> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<RecommenderServer<RouterService>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(recsys_api::v1::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let server = tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(RecommenderServer::new(RouterService { state }))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        );
-    Ok((local, server))
+    super::grpc::serve(RouterService { state }, addr, shutdown).await
 }

@@ -75,18 +75,10 @@ impl ServingState {
 
     /// Counts a finished request by method and code, with its latency.
     pub fn observe<T>(&self, method: &str, started: Instant, result: &Result<T, Status>) {
-        let code = match result {
-            Ok(_) => tonic::Code::Ok,
-            Err(s) => s.code(),
-        };
-        self.metrics
-            .requests
-            .with_label_values(&[method, &format!("{code:?}")])
-            .inc();
-        self.metrics
-            .request_seconds
-            .with_label_values(&[method])
-            .observe(started.elapsed().as_secs_f64());
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.observe(method, started, code);
     }
 
     pub async fn recommend(&self, req: RecommendRequest) -> Result<RecommendResponse, Status> {
