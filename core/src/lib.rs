@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod bootstrap;
 pub mod drift;
 pub mod event;
+pub mod features;
 pub mod metrics;
 pub mod ranking;
 pub mod routing;

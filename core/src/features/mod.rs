@@ -1,0 +1,29 @@
+//! The declarative feature definition and the one implementation of it that offline jobs and
+//! the serving path share: aggregates per entity as of a time, context columns per request,
+//! and [`assemble`], which lays them out as one model input row.
+
+pub mod aggregate;
+pub mod context;
+pub mod spec;
+
+pub use aggregate::{Entity, FeatureEngine, FeatureTable};
+pub use context::{context_row, Context};
+pub use spec::{FeatureSpec, SpecError};
+
+/// Appends one row in [`FeatureSpec::vector_names`] order: the user's values, the item's, then
+/// the context's. An entity the store does not know gets each feature's default.
+pub fn assemble(
+    spec: &FeatureSpec,
+    user: Option<&[f32]>,
+    item: Option<&[f32]>,
+    ctx: &Context,
+    out: &mut Vec<f32>,
+) {
+    for (values, entity) in [(user, &spec.user), (item, &spec.item)] {
+        match values {
+            Some(v) => out.extend_from_slice(v),
+            None => out.extend(entity.features.iter().map(|f| f.default)),
+        }
+    }
+    context_row(spec, ctx, out);
+}
