@@ -76,6 +76,24 @@ pub struct RawView<'a> {
     pub placement: Option<&'a str>,
 }
 
+impl RawView<'_> {
+    /// An owned copy, for keeping a row beyond its reader's buffer.
+    pub fn to_owned_record(&self) -> RawRecord {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        RawRecord {
+            user_id: own(self.user_id),
+            item_id: own(self.item_id),
+            event_type: own(self.event_type),
+            timestamp: own(self.timestamp),
+            value: own(self.value),
+            session: own(self.session),
+            device: own(self.device),
+            country: own(self.country),
+            placement: own(self.placement),
+        }
+    }
+}
+
 impl RawRecord {
     pub fn view(&self) -> RawView<'_> {
         RawView {

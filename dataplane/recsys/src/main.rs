@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys::pipeline::{drift, validate};
+use recsys::pipeline::{drift, feature_job, validate};
 use recsys::serving::cache::{EmbeddingStore, InProcessStore, RedisStore};
 use recsys::serving::feedback::EventLog;
 use recsys::serving::router::{self, RouterState};
@@ -144,6 +144,30 @@ enum Command {
         bot_events_per_day: u32,
         #[arg(long, default_value_t = 0.95)]
         quality_alert_below: f64,
+    },
+    /// Compute the declarative features (core/features.yaml or --spec) as of the end of
+    /// --as-of into the offline store: <store>/date=YYYY-MM-DD/{user,item}.parquet.
+    Features {
+        /// Events (CSV or JSONL), normally `recsys validate`'s clean output.
+        #[arg(long)]
+        input: PathBuf,
+        /// UTC date, YYYY-MM-DD: events before the following midnight count.
+        #[arg(long)]
+        as_of: chrono::NaiveDate,
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
+    /// Copy the newest offline partition into the online store (Redis) with the definition's
+    /// TTLs.
+    Materialize {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long, env = "RECSYS_REDIS_URL")]
+        redis_url: String,
+        #[arg(long)]
+        spec: Option<PathBuf>,
     },
     /// PSI per feature between a reference and a current event window.
     Drift {
@@ -389,6 +413,39 @@ async fn main() -> anyhow::Result<()> {
             if report.alert {
                 std::process::exit(3);
             }
+        }
+        Command::Features {
+            input,
+            as_of,
+            store,
+            spec,
+        } => {
+            let spec = feature_job::load_spec(spec.as_deref())?;
+            let (dir, m, rate) = feature_job::compute(&input, as_of, &spec, &store)?;
+            println!(
+                "{}: {} users, {} items from {} events ({} at or after the as-of time ignored, {} unreadable rows skipped); schema {}; {rate:.0} rows/s",
+                dir.display(),
+                m.users,
+                m.items,
+                m.events_used,
+                m.events_after_as_of,
+                m.rows_rejected,
+                m.schema_hash
+            );
+        }
+        Command::Materialize {
+            store,
+            redis_url,
+            spec,
+        } => {
+            let spec = feature_job::load_spec(spec.as_deref())?;
+            let done = feature_job::materialize(&store, &redis_url, &spec)?;
+            println!(
+                "{} → {redis_url}: {} keys in {:.1} s",
+                done.partition.display(),
+                done.keys,
+                done.seconds
+            );
         }
         Command::Drift { reference, current } => {
             for f in drift::compare(&reference, &current)? {

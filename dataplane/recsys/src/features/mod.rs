@@ -1,7 +1,13 @@
-//! Point-in-time features: everything is computed from interactions strictly before a cut-off,
-//! and the same snapshot feeds training, offline evaluation and serving, so the three can never
-//! disagree about what a feature means.
+//! Point-in-time features. Two families:
+//! - the demo ranker's MovieLens features (`snapshot`, `ranker`, `tower`): computed from
+//!   interactions strictly before a cut-off, one snapshot feeding training, evaluation and
+//!   serving;
+//! - the declarative definition (`recsys_core::features`, `core/features.yaml`) with its
+//!   offline store (Parquet per date) and online store (Redis), which serving reads through
+//!   the same row assembly as the offline job.
 
+pub mod offline_store;
+pub mod online_store;
 pub mod ranker;
 pub mod snapshot;
 pub mod tower;
