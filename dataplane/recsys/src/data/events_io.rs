@@ -25,6 +25,7 @@ pub const COLUMNS: [&str; 9] = [
 pub enum Format {
     Csv,
     Jsonl,
+    Parquet,
 }
 
 impl Format {
@@ -32,8 +33,9 @@ impl Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some("csv") => Ok(Self::Csv),
             Some("jsonl") | Some("ndjson") => Ok(Self::Jsonl),
+            Some("parquet") => Ok(Self::Parquet),
             _ => bail!(
-                "{}: unknown event file format (expected .csv or .jsonl; Parquet is not supported yet)",
+                "{}: unknown event file format (expected .csv, .jsonl or .parquet)",
                 path.display()
             ),
         }
@@ -50,11 +52,16 @@ pub fn for_each_row(
     path: &Path,
     mut visit: impl FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
+    let format = Format::of(path)?;
+    if format == Format::Parquet {
+        return super::parquet_events::parquet_rows(path, &mut visit);
+    }
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = BufReader::with_capacity(1 << 20, file);
-    match Format::of(path)? {
+    match format {
         Format::Csv => csv_rows(reader, path, &mut visit),
         Format::Jsonl => jsonl_rows(reader, &mut visit),
+        Format::Parquet => unreachable!("handled above"),
     }
 }
 

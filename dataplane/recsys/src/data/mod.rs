@@ -3,6 +3,7 @@
 pub mod events_io;
 pub mod locate;
 pub mod movielens;
+pub mod parquet_events;
 pub mod synthetic;
 
 use recsys_core::Interaction;
