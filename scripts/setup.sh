@@ -51,6 +51,13 @@ if ! "$PY" -c "import kubernetes_validate, helm_python, yaml, jsonschema" 2>/dev
     'kubernetes-validate==1.37.0' 'helm-python-sdk==0.2.2' 'PyYAML>=6'
 fi
 
+# A real S3 endpoint on loopback for the object-storage tests (moto's server speaks the S3
+# REST protocol; nothing leaves the machine).
+if [[ ! -x "$VENV/bin/moto_server" ]]; then
+  log "installing moto[server] (local S3 endpoint for tests)"
+  "$PY" -m pip install -q --disable-pip-version-check 'moto[server]==5.1.22'
+fi
+
 TORCH_DIR="$("$PY" -c 'import importlib.util,os; s=importlib.util.find_spec("torch"); print(os.path.dirname(s.origin))')"
 CMAKE_BIN="$VENV/bin/cmake"
 

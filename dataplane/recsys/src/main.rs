@@ -1,7 +1,9 @@
 //! `recsys`: the data plane's one binary. Pipeline jobs and the server are subcommands so the
 //! operator's Jobs and Deployments run the same image.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use recsys::data::remote;
 use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
@@ -133,10 +135,12 @@ enum Command {
     /// Validate an event file (CSV or JSONL): clean rows, quarantined rows with reasons and a
     /// JSON report in --out-dir. Exits non-zero when the quality rate is below the alert level.
     Validate {
+        /// A local path or an object-storage URI (s3://bucket/key, file:///path).
         #[arg(long)]
-        input: PathBuf,
+        input: String,
+        /// A local directory or an object-storage prefix.
         #[arg(long)]
-        out_dir: PathBuf,
+        out_dir: String,
         /// "Now" for future/too-old checks, unix seconds (default: the current time).
         #[arg(long)]
         now: Option<i64>,
@@ -148,22 +152,25 @@ enum Command {
     /// Compute the declarative features (core/features.yaml or --spec) as of the end of
     /// --as-of into the offline store: <store>/date=YYYY-MM-DD/{user,item}.parquet.
     Features {
-        /// Events (CSV or JSONL), normally `recsys validate`'s clean output.
+        /// Events (CSV, JSONL or Parquet; a path or an s3:// / file:// URI), normally
+        /// `recsys validate`'s clean output.
         #[arg(long)]
-        input: PathBuf,
+        input: String,
         /// UTC date, YYYY-MM-DD: events before the following midnight count.
         #[arg(long)]
         as_of: chrono::NaiveDate,
+        /// The offline store: a directory or an object-storage prefix.
         #[arg(long)]
-        store: PathBuf,
+        store: String,
         #[arg(long)]
         spec: Option<PathBuf>,
     },
     /// Copy the newest offline partition into the online store (Redis) with the definition's
     /// TTLs.
     Materialize {
+        /// The offline store: a directory or an object-storage prefix.
         #[arg(long)]
-        store: PathBuf,
+        store: String,
         #[arg(long, env = "RECSYS_REDIS_URL")]
         redis_url: String,
         #[arg(long)]
@@ -172,9 +179,9 @@ enum Command {
     /// PSI per feature between a reference and a current event window.
     Drift {
         #[arg(long)]
-        reference: PathBuf,
+        reference: String,
         #[arg(long)]
-        current: PathBuf,
+        current: String,
     },
     /// Build an ANN index over a model version's items, measure its recall against exact
     /// search, and publish it only at or above the target (the ItemIndex Job).
@@ -408,7 +415,11 @@ async fn main() -> anyhow::Result<()> {
                 quality_alert_below,
                 ..ValidationConfig::new(now.unwrap_or_else(|| chrono::Utc::now().timestamp()))
             };
-            let report = validate::run(&input, &out_dir, &config)?;
+            let scratch = remote::Scratch::new("validate")?;
+            let input = remote::fetch(&input, &scratch.path().join("input"))?;
+            let out = remote::Output::new(&out_dir, &scratch);
+            let report = validate::run(&input, out.local(), &config)?;
+            out.publish("")?;
             println!("{}", report.summary());
             if report.alert {
                 std::process::exit(3);
@@ -421,7 +432,11 @@ async fn main() -> anyhow::Result<()> {
             spec,
         } => {
             let spec = feature_job::load_spec(spec.as_deref())?;
-            let (dir, m, rate) = feature_job::compute(&input, as_of, &spec, &store)?;
+            let scratch = remote::Scratch::new("features")?;
+            let input = remote::fetch(&input, &scratch.path().join("input"))?;
+            let out = remote::Output::new(&store, &scratch);
+            let (dir, m, rate) = feature_job::compute(&input, as_of, &spec, out.local())?;
+            out.publish(&format!("date={}", m.date))?;
             println!(
                 "{}: {} users, {} items from {} events ({} at or after the as-of time ignored, {} unreadable rows skipped); schema {}; {rate:.0} rows/s",
                 dir.display(),
@@ -439,7 +454,22 @@ async fn main() -> anyhow::Result<()> {
             spec,
         } => {
             let spec = feature_job::load_spec(spec.as_deref())?;
-            let done = feature_job::materialize(&store, &redis_url, &spec)?;
+            let scratch = remote::Scratch::new("materialize")?;
+            let local = if remote::is_remote(&store) {
+                let dates = remote::complete_partitions(&store)?;
+                let latest = dates
+                    .last()
+                    .with_context(|| format!("{store}: no complete date=… partition"))?;
+                let local = scratch.path().join("store");
+                remote::download_prefix(
+                    &format!("{}/{latest}", store.trim_end_matches('/')),
+                    &local.join(latest),
+                )?;
+                local
+            } else {
+                PathBuf::from(&store)
+            };
+            let done = feature_job::materialize(&local, &redis_url, &spec)?;
             println!(
                 "{} → {redis_url}: {} keys in {:.1} s",
                 done.partition.display(),
@@ -448,6 +478,9 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Drift { reference, current } => {
+            let scratch = remote::Scratch::new("drift")?;
+            let reference = remote::fetch(&reference, &scratch.path().join("reference"))?;
+            let current = remote::fetch(&current, &scratch.path().join("current"))?;
             for f in drift::compare(&reference, &current)? {
                 println!("{:<12} PSI {:>8.4}  {:?}", f.feature, f.psi, f.level);
             }

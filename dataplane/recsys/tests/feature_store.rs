@@ -47,9 +47,10 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/setup.sh)");
+        let redis = Self(child, port);
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self(child, port);
+                return redis;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -43,7 +43,7 @@ impl Format {
 }
 
 /// What [`for_each_row`] calls per row.
-type Visitor<'v> = dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()> + 'v;
+pub(super) type Visitor<'v> = dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()> + 'v;
 
 /// Calls `visit` with every row of an event file, in order: its 1-based position among the
 /// data rows and either its fields (borrowed from a reused buffer: no allocation per row) or

@@ -4,6 +4,7 @@ pub mod events_io;
 pub mod locate;
 pub mod movielens;
 pub mod parquet_events;
+pub mod remote;
 pub mod synthetic;
 
 use recsys_core::Interaction;

@@ -3,7 +3,7 @@
 //! handed to validation as text, exactly as a CSV cell would be, so one set of rules decides
 //! every format.
 
-use super::events_io::COLUMNS;
+use super::events_io::{Visitor, COLUMNS};
 use anyhow::{bail, Context};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -109,7 +109,7 @@ fn column_text(array: &ArrayRef, name: &str, path: &Path) -> anyhow::Result<Vec<
 /// Calls `visit` with every row of a Parquet event file; returns the number of rows.
 pub fn parquet_rows(
     path: &Path,
-    visit: &mut dyn FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
+    visit: &mut Visitor<'_>,
 ) -> anyhow::Result<u64> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
