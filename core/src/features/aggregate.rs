@@ -311,8 +311,13 @@ impl Accumulator {
             if seq.len() == cap && seq.front().is_some_and(|&f| entry <= f) {
                 return;
             }
-            let at = seq.partition_point(|&e| e < entry);
-            seq.insert(at, entry);
+            // Events mostly arrive in time order: appending is the common case.
+            if seq.back().is_none_or(|&b| b < entry) {
+                seq.push_back(entry);
+            } else {
+                let at = seq.partition_point(|&e| e < entry);
+                seq.insert(at, entry);
+            }
             if seq.len() > cap {
                 seq.pop_front();
             }

@@ -80,30 +80,37 @@ fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> an
         }
     }
     let width = header.len();
-    // Parsing CSV and deciding rows share the work across two cores: a reader thread fills
-    // batches of records, this thread visits them; emptied batches go back for reuse.
+    // Parsing CSV and deciding rows share the work across two cores: a reader thread splits
+    // rows into fields, checks their width and UTF-8, and fills batches; this thread visits
+    // them; emptied batches go back for reuse, so nothing is allocated per row.
     const BATCH: usize = 4096;
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(4);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
     std::thread::scope(|scope| -> anyhow::Result<u64> {
         scope.spawn(move || loop {
             let mut batch = empty_rx.try_recv().unwrap_or_default();
-            batch.resize_with(BATCH, || Parsed::Record(csv::ByteRecord::new()));
+            batch.resize_with(BATCH, || Parsed::Error(String::new()));
             let mut filled = 0;
             while filled < BATCH {
                 let slot = &mut batch[filled];
-                let record = match slot {
-                    Parsed::Record(r) => r,
-                    Parsed::Error(_) => {
-                        *slot = Parsed::Record(csv::ByteRecord::new());
-                        let Parsed::Record(r) = slot else {
-                            unreachable!()
-                        };
-                        r
-                    }
+                let mut record = match std::mem::replace(slot, Parsed::Error(String::new())) {
+                    Parsed::Record(r) => r.into_byte_record(),
+                    Parsed::Error(_) => csv::ByteRecord::new(),
                 };
-                match csv.read_byte_record(record) {
-                    Ok(true) => filled += 1,
+                match csv.read_byte_record(&mut record) {
+                    Ok(true) => {
+                        // A row of the wrong width is malformed as a whole; so is one that
+                        // is not UTF-8.
+                        *slot = if record.len() != width {
+                            Parsed::Error(lossy(&record))
+                        } else {
+                            match csv::StringRecord::from_byte_record(record) {
+                                Ok(r) => Parsed::Record(r),
+                                Err(e) => Parsed::Error(lossy(&e.into_byte_record())),
+                            }
+                        };
+                        filled += 1;
+                    }
                     Ok(false) => break,
                     Err(e) => {
                         *slot = Parsed::Error(format!("unreadable CSV row: {e}"));
@@ -131,42 +138,19 @@ fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> an
                     }
                     Parsed::Record(r) => r,
                 };
-                let mut fields = [None::<&str>; 9];
-                // A row of the wrong width is malformed as a whole; so is one that is not UTF-8.
-                let mut readable = record.len() == width;
-                if readable {
-                    for (slot, column) in fields.iter_mut().zip(&index) {
-                        if let Some(j) = *column {
-                            match std::str::from_utf8(&record[j]) {
-                                Ok(text) => *slot = Some(text),
-                                Err(_) => readable = false,
-                            }
-                        }
-                    }
-                }
-                if !readable {
-                    let raw = record
-                        .iter()
-                        .map(String::from_utf8_lossy)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    visit(line, Err(&raw))?;
-                    continue;
-                }
-                let [user_id, item_id, event_type, timestamp, value, session, device, country, placement] =
-                    fields;
+                let field = |c: usize| index[c].map(|j| &record[j]);
                 visit(
                     line,
                     Ok(RawView {
-                        user_id,
-                        item_id,
-                        event_type,
-                        timestamp,
-                        value,
-                        session,
-                        device,
-                        country,
-                        placement,
+                        user_id: field(0),
+                        item_id: field(1),
+                        event_type: field(2),
+                        timestamp: field(3),
+                        value: field(4),
+                        session: field(5),
+                        device: field(6),
+                        country: field(7),
+                        placement: field(8),
                     }),
                 )?;
             }
@@ -176,9 +160,17 @@ fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> an
     })
 }
 
+fn lossy(record: &csv::ByteRecord) -> String {
+    record
+        .iter()
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A record read by the CSV thread, or why it could not be read.
 enum Parsed {
-    Record(csv::ByteRecord),
+    Record(csv::StringRecord),
     Error(String),
 }
 
@@ -358,6 +350,7 @@ mod tests {
         std::fs::write(&path, "user,item\nu,i\n").unwrap();
         let err = for_each_row(&path, |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("user_id"), "{err}");
-        assert!(Format::of(Path::new("x.parquet")).is_err());
+        assert_eq!(Format::of(Path::new("x.parquet")).unwrap(), Format::Parquet);
+        assert!(Format::of(Path::new("x.xlsx")).is_err());
     }
 }

@@ -107,10 +107,7 @@ fn column_text(array: &ArrayRef, name: &str, path: &Path) -> anyhow::Result<Vec<
 }
 
 /// Calls `visit` with every row of a Parquet event file; returns the number of rows.
-pub fn parquet_rows(
-    path: &Path,
-    visit: &mut Visitor<'_>,
-) -> anyhow::Result<u64> {
+pub fn parquet_rows(path: &Path, visit: &mut Visitor<'_>) -> anyhow::Result<u64> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
