@@ -10,6 +10,8 @@ use std::time::Instant;
 const CANDIDATES: usize = 500;
 const REPEATS: usize = 2000;
 
+type Scorer = fn(&Ranker, &[f32]) -> Result<Vec<f64>, recsys_models::ModelError>;
+
 /// A deterministic pseudo-random value in [0, 1) for (row, column).
 fn value(row: usize, col: usize) -> f32 {
     let x = (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -71,24 +73,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let features = ranker.feature_names().len();
     let batch = rows(CANDIDATES, features, 1_000_000);
-    for _ in 0..50 {
-        ranker.predict(&batch)?;
-    }
-    let mut micros = Vec::with_capacity(REPEATS);
-    for _ in 0..REPEATS {
-        let start = Instant::now();
-        let scores = ranker.predict(&batch)?;
-        micros.push(start.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(scores.len(), CANDIDATES);
-    }
-    micros.sort_by(f64::total_cmp);
-    let pct = |q: f64| micros[((q * micros.len() as f64) as usize).min(micros.len() - 1)];
-    println!(
-        "{} trees, {features} features: {CANDIDATES} candidates per call, one thread, {REPEATS} calls: mean {:.0} µs, p50 {:.0} µs, p99 {:.0} µs",
-        ranker.num_trees(),
-        micros.iter().sum::<f64>() / micros.len() as f64,
-        pct(0.5),
-        pct(0.99)
+    // The two paths must agree exactly before either is timed.
+    let fast = ranker.predict(&batch)?;
+    let reference = ranker.predict_with_lightgbm(&batch)?;
+    assert!(
+        fast.iter()
+            .zip(&reference)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "the forest and LightGBM disagree"
     );
+    let paths: [(&str, Scorer); 2] = [
+        ("LightGBM C API", Ranker::predict_with_lightgbm),
+        (
+            if ranker.uses_forest() {
+                "recsys forest"
+            } else {
+                "recsys forest (refused: LightGBM)"
+            },
+            Ranker::predict,
+        ),
+    ];
+    for (name, score) in paths {
+        for _ in 0..50 {
+            score(&ranker, &batch)?;
+        }
+        let mut micros = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            let start = Instant::now();
+            let scores = score(&ranker, &batch)?;
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(scores.len(), CANDIDATES);
+        }
+        micros.sort_by(f64::total_cmp);
+        let pct = |q: f64| micros[((q * micros.len() as f64) as usize).min(micros.len() - 1)];
+        println!(
+            "{name:<16} {} trees, {features} features: {CANDIDATES} candidates per call, one thread, {REPEATS} calls: mean {:.0} µs, p50 {:.0} µs, p99 {:.0} µs",
+            ranker.num_trees(),
+            micros.iter().sum::<f64>() / micros.len() as f64,
+            pct(0.5),
+            pct(0.99)
+        );
+    }
     Ok(())
 }

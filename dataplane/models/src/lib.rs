@@ -3,6 +3,7 @@
 
 pub mod ann;
 pub mod error;
+pub mod forest;
 pub mod lgbm_train;
 pub mod mf;
 pub mod ranker;
@@ -10,6 +11,7 @@ pub mod two_tower;
 
 pub use ann::{AnnIndex, IndexKind};
 pub use error::ModelError;
+pub use forest::Forest;
 pub use lgbm_train::GroupedRows;
 pub use mf::{ImplicitMf, MfParams};
 pub use ranker::{Objective, Ranker, RankerParams};

@@ -3,6 +3,7 @@
 //! never be fed columns in the wrong order.
 
 use crate::error::ModelError;
+use crate::forest::Forest;
 use crate::lgbm_train::{boost, GroupedRows};
 use lightgbm3::{Booster, ImportanceType};
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,9 @@ unsafe impl Sync for SharedBooster {}
 /// A trained LightGBM ranker and the feature names it expects, in order.
 pub struct Ranker {
     booster: SharedBooster,
+    /// The same trees laid out for fast batch scoring; None when the model needs LightGBM's
+    /// own path (see [`Forest::parse`]).
+    forest: Option<Forest>,
     feature_names: Vec<String>,
     best_validation: Option<f64>,
     objective: Objective,
@@ -124,8 +128,10 @@ impl Ranker {
             params.num_iterations as usize,
             params.early_stopping_rounds as usize,
         )?;
+        let forest = compile(&booster, feature_names.len())?;
         Ok(Self {
             booster: SharedBooster(booster),
+            forest,
             feature_names,
             best_validation: outcome.best_validation,
             objective: params.objective,
@@ -165,8 +171,26 @@ impl Ranker {
         self.booster.0.num_iterations().max(0) as usize
     }
 
-    /// Probabilities for row-major `features` (`rows × feature_names.len()`).
+    /// Scores for row-major `features` (`rows × feature_names.len()`): probabilities for the
+    /// binary objective, raw scores for lambdarank. Identical to LightGBM's own `predict`,
+    /// through the CPU-laid-out [`Forest`] when the model allows it.
     pub fn predict(&self, features: &[f32]) -> Result<Vec<f64>, ModelError> {
+        if !self.check_rows(features)? {
+            return Ok(Vec::new());
+        }
+        match &self.forest {
+            Some(forest) => Ok(forest.predict(features)),
+            None => self.predict_with_lightgbm(features),
+        }
+    }
+
+    /// Whether [`Ranker::predict`] uses the fast evaluator.
+    pub fn uses_forest(&self) -> bool {
+        self.forest.is_some()
+    }
+
+    /// LightGBM's own prediction, for comparison and for models the forest refuses.
+    pub fn predict_with_lightgbm(&self, features: &[f32]) -> Result<Vec<f64>, ModelError> {
         let n = self.feature_names.len();
         if !self.check_rows(features)? {
             return Ok(Vec::new());
@@ -239,12 +263,31 @@ impl Ranker {
         } else {
             Objective::Binary
         };
+        let forest = compile(&booster, names.len())?;
         Ok(Self {
             booster: SharedBooster(booster),
+            forest,
             feature_names: names,
             best_validation: None,
             objective,
         })
+    }
+}
+
+/// The booster's trees as a [`Forest`], or None (with the reason logged) when only LightGBM
+/// can score the model exactly.
+fn compile(booster: &Booster, features: usize) -> Result<Option<Forest>, ModelError> {
+    let text = booster.save_string()?;
+    match Forest::parse(&text) {
+        Ok(forest) if forest.num_features() == features => Ok(Some(forest)),
+        Ok(forest) => Err(ModelError::Invalid(format!(
+            "the model text has {} features, its names {features}",
+            forest.num_features()
+        ))),
+        Err(reason) => {
+            tracing::info!(%reason, "ranker scored by LightGBM itself");
+            Ok(None)
+        }
     }
 }
 
@@ -438,5 +481,106 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ModelError::Invalid(_)));
+    }
+
+    /// Rows with NaNs, zeros, values within 1e-35 of zero and negative zero, so LightGBM
+    /// learns every missing-value rule.
+    fn awkward(n: usize, offset: usize) -> (Vec<f32>, Vec<f32>, Vec<i32>) {
+        let (base, labels) = synthetic(n, offset);
+        let mut features = Vec::with_capacity(n * 4);
+        for (i, row) in base.chunks(3).enumerate() {
+            let k = i + offset;
+            let x1 = match k % 10 {
+                0 | 1 => f32::NAN,
+                2 => 0.0,
+                3 => -0.0,
+                4 => 1e-38,
+                _ => row[1],
+            };
+            let sparse = if k.is_multiple_of(3) {
+                0.0
+            } else {
+                row[0] * 2.0 - 1.0
+            };
+            features.extend([row[0], x1, row[2], sparse]);
+        }
+        let groups = vec![25; n / 25];
+        (features, labels, groups)
+    }
+
+    #[test]
+    fn the_forest_scores_exactly_like_lightgbm_for_both_objectives() {
+        let names: Vec<String> = ["x0", "x1", "noise", "sparse"].map(String::from).to_vec();
+        for objective in [Objective::Binary, Objective::LambdaRank] {
+            let (xt, yt, gt) = awkward(3000, 0);
+            let (xv, yv, gv) = awkward(500, 7000);
+            let params = RankerParams {
+                objective,
+                num_iterations: 60,
+                min_data_in_leaf: 5,
+                ..Default::default()
+            };
+            let ranker = Ranker::train(
+                GroupedRows {
+                    features: &xt,
+                    labels: &yt,
+                    groups: Some(&gt),
+                },
+                Some(GroupedRows {
+                    features: &xv,
+                    labels: &yv,
+                    groups: Some(&gv),
+                }),
+                names.clone(),
+                &params,
+            )
+            .unwrap();
+            assert!(ranker.uses_forest(), "{objective:?}");
+            let (mut test, _, _) = awkward(4000, 20_000);
+            test.extend([
+                f32::NAN,
+                f32::NAN,
+                f32::NAN,
+                f32::NAN,
+                0.0,
+                -0.0,
+                1e-40,
+                f32::MAX,
+            ]);
+            let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+            let fast = ranker.predict(&test).unwrap();
+            assert_eq!(fast.len(), 4002);
+            assert!(
+                fast.iter().any(|&p| p != fast[0]),
+                "a model that learned something"
+            );
+            assert_eq!(
+                bits(fast),
+                bits(ranker.predict_with_lightgbm(&test).unwrap()),
+                "{objective:?}"
+            );
+
+            // A saved and reloaded model compiles to the same scores.
+            let path = std::env::temp_dir().join(format!(
+                "recsys-forest-{}-{objective:?}.txt",
+                std::process::id()
+            ));
+            ranker.save(&path).unwrap();
+            let loaded = Ranker::load(&path, &names).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            // The model really has NaN-aware splits (missing type NaN: decision_type 8 or 10).
+            let kinds: Vec<u8> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("decision_type="))
+                .flat_map(|l| l.split(' ').map(|v| v.parse::<u8>().unwrap()))
+                .collect();
+            assert!(kinds.iter().any(|k| (k >> 2) & 3 == 2), "{kinds:?}");
+            assert!(loaded.uses_forest());
+            assert_eq!(
+                bits(loaded.predict(&test).unwrap()),
+                bits(ranker.predict_with_lightgbm(&test).unwrap())
+            );
+        }
     }
 }
