@@ -7,7 +7,7 @@ use recsys::data::remote;
 use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys::pipeline::{drift, feature_job, validate};
+use recsys::pipeline::{drift, events_model, feature_job, validate};
 use recsys::serving::cache::{EmbeddingStore, InProcessStore, RedisStore};
 use recsys::serving::feedback::EventLog;
 use recsys::serving::router::{self, RouterState};
@@ -75,6 +75,10 @@ enum Command {
         /// At most this many items of one category in the top 10.
         #[arg(long, default_value_t = 3)]
         max_per_category: usize,
+        /// Item attribute feed (CSV: item_id,in_stock,regions,age_rating,brand_safe), read
+        /// with every model version.
+        #[arg(long)]
+        item_attributes: Option<PathBuf>,
         /// Append feedback events (pipeline schema, CSV) to this file.
         #[arg(long)]
         event_log: Option<PathBuf>,
@@ -164,6 +168,30 @@ enum Command {
         store: String,
         #[arg(long)]
         spec: Option<PathBuf>,
+    },
+    /// Train a servable model version from an event file (e.g. `recsys generate` output at
+    /// 1M items) with the demo's towers, index and ranker.
+    TrainEvents {
+        #[arg(long)]
+        input: String,
+        /// Model root; the version is written to <out>/<version>.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "v1")]
+        version: String,
+        /// Items i0..i{N-1} are in the catalog even without events.
+        #[arg(long, default_value_t = 0)]
+        catalog_items: u32,
+        #[arg(long, default_value_t = 20)]
+        clusters: u32,
+        #[arg(long, default_value_t = 7)]
+        holdout_days: i64,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        #[arg(long, default_value_t = 2000)]
+        ranker_users: usize,
+        #[arg(long, default_value_t = 200)]
+        ranker_trees: u32,
     },
     /// Copy the newest offline partition into the online store (Redis) with the definition's
     /// TTLs.
@@ -280,6 +308,7 @@ async fn main() -> anyhow::Result<()> {
             candidates,
             variant,
             max_per_category,
+            item_attributes,
             event_log,
             redis_url,
             reload_secs,
@@ -289,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
                 candidates: candidates as usize,
                 variant,
                 max_per_category,
+                item_attributes,
             };
             let (version_dir, watching) = state::resolve(&model_dir)?;
             let engine = Engine::load_with(&version_dir, options.clone())?;
@@ -447,6 +477,30 @@ async fn main() -> anyhow::Result<()> {
                 m.rows_rejected,
                 m.schema_hash
             );
+        }
+        Command::TrainEvents {
+            input,
+            out,
+            version,
+            catalog_items,
+            clusters,
+            holdout_days,
+            epochs,
+            ranker_users,
+            ranker_trees,
+        } => {
+            let scratch = remote::Scratch::new("train-events")?;
+            let input = remote::fetch(&input, &scratch.path().join("input"))?;
+            let options = events_model::EventsModelOptions {
+                catalog_items,
+                clusters,
+                holdout_days,
+                epochs,
+                ranker_users,
+                ranker_trees,
+                version,
+            };
+            events_model::train(&input, &out, &options)?;
         }
         Command::Materialize {
             store,

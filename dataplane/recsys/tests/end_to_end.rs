@@ -161,7 +161,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
             index_dir: Some(out.path().join("index-flat")),
             candidates: 100,
             variant: "canary".into(),
-            max_per_category: 3,
+            ..EngineOptions::default()
         },
     )
     .unwrap();

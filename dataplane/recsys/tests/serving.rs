@@ -7,7 +7,7 @@
 use recsys::artifacts::{self, Manifest};
 use recsys::pipeline::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
-use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest};
+use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest, RequestContext};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -140,7 +140,31 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         .spawn()
         .expect("redis-server is installed (scripts/setup.sh)");
     let redis_url = format!("redis://127.0.0.1:{redis_port}/");
-    let mut server = start(&root, &log, &["--redis-url", &redis_url]);
+    // The catalog feed: every 5th item out of stock, every 7th (from 1) only in DE, every
+    // 11th (from 2) rated 18, every 13th (from 3) not brand-safe.
+    let attributes = work.path().join("item_attributes.csv");
+    let mut feed = String::from("item_id,in_stock,regions,age_rating,brand_safe\n");
+    for id in 1..=1682u32 {
+        feed.push_str(&format!(
+            "{id},{},{},{},{}\n",
+            id % 5 != 0,
+            if id % 7 == 1 { "DE" } else { "" },
+            if id % 11 == 2 { 18 } else { 0 },
+            id % 13 != 3
+        ));
+    }
+    std::fs::write(&attributes, feed).unwrap();
+    let mut server = start(
+        &root,
+        &log,
+        &[
+            "--redis-url",
+            &redis_url,
+            "--item-attributes",
+            attributes.to_str().unwrap(),
+        ],
+    );
+    let id_of = |item: &str| item.parse::<u32>().unwrap();
     let mut client = RecommenderClient::connect(format!("http://{}", server.grpc))
         .await
         .unwrap();
@@ -197,7 +221,60 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         ids.dedup();
         assert_eq!(ids.len(), 20, "no duplicates");
         assert_eq!(r.fallback, u == "stranger");
+        // Never out of stock; without a country, never a region-restricted item.
+        assert!(
+            r.items.iter().all(|i| id_of(&i.item_id) % 5 != 0),
+            "user {u}"
+        );
+        assert!(
+            r.items.iter().all(|i| id_of(&i.item_id) % 7 != 1),
+            "user {u}"
+        );
     }
+
+    // Region, age rating and brand safety from the request.
+    let mut german_items = 0;
+    for u in (1..=120)
+        .step_by(4)
+        .map(|u| u.to_string())
+        .chain(["stranger".into()])
+    {
+        for country in ["DE", "US"] {
+            let r = client
+                .recommend(RecommendRequest {
+                    user_id: u.clone(),
+                    num_items: 20,
+                    context: Some(RequestContext {
+                        country: country.into(),
+                        ..Default::default()
+                    }),
+                    filters: Some(Filters {
+                        max_age_rating: 16,
+                        brand_safe_only: true,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.items.len(), 20, "user {u} in {country}");
+            for id in r.items.iter().map(|i| id_of(&i.item_id)) {
+                assert!(
+                    id % 5 != 0 && id % 11 != 2 && id % 13 != 3,
+                    "user {u}: item {id}"
+                );
+                if id % 7 == 1 {
+                    assert_eq!(
+                        country, "DE",
+                        "user {u}: DE-only item {id} shown in {country}"
+                    );
+                    german_items += 1;
+                }
+            }
+        }
+    }
+    assert!(german_items > 0, "DE-only items reach German requests");
 
     // Filters: only the asked category.
     let drama = client

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod demo;
 pub mod drift;
 pub mod evaluate;
+pub mod events_model;
 pub mod feature_job;
 pub mod html_report;
 pub mod index_build;

@@ -1,6 +1,7 @@
 //! One loaded model version and the two-stage request path: user tower → ANN top-500 → ranker
 //! features → LightGBM → top N. Unknown users get recent popular items instead.
 
+use super::attributes::{self, Audience, ItemAttributes};
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
 use super::cache::{EmbeddingStore, Lookup};
 use crate::artifacts::{self, ArtifactError};
@@ -49,6 +50,8 @@ pub struct EngineOptions {
     pub variant: String,
     /// Diversity: at most this many items of one category in the top 10.
     pub max_per_category: usize,
+    /// The item attribute feed (stock, regions, age rating, brand safety), if any.
+    pub item_attributes: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +61,7 @@ impl Default for EngineOptions {
             candidates: CANDIDATES,
             variant: "stable".into(),
             max_per_category: 3,
+            item_attributes: None,
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct Engine {
     users: HashMap<String, u32>,
     items: HashMap<String, u32>,
     popular: Vec<(u32, f32)>,
+    /// Per dense item; empty without a feed (everything allowed).
+    attributes: Vec<ItemAttributes>,
 }
 
 impl Engine {
@@ -144,6 +150,23 @@ impl Engine {
             .collect();
         popular.sort_by(ranking::compare_scored);
         popular.truncate(1000);
+        let attributes = match &options.item_attributes {
+            None => Vec::new(),
+            Some(path) => {
+                let (table, unknown) = attributes::load(path, &items, catalog.items.len())
+                    .map_err(|e| EngineError::BadFile {
+                        file: path.display().to_string(),
+                        message: format!("{e:#}"),
+                    })?;
+                if unknown > 0 {
+                    tracing::warn!(
+                        unknown,
+                        "item attribute rows for items outside the catalog ignored"
+                    );
+                }
+                table
+            }
+        };
         Ok(Self {
             version: manifest.model_version,
             options,
@@ -155,6 +178,7 @@ impl Engine {
             users,
             items,
             popular,
+            attributes,
         })
     }
 
@@ -189,6 +213,11 @@ impl Engine {
     fn allowed(&self, item: u32, query: &Query<'_>) -> bool {
         if query.exclude.contains(&item) {
             return false;
+        }
+        if let Some(a) = self.attributes.get(item as usize) {
+            if !a.allows(&query.audience) {
+                return false;
+            }
         }
         let features = &self.snapshot.items[item as usize];
         if let Some(categories) = query.categories {
@@ -363,6 +392,8 @@ pub struct Query<'a> {
     pub max_age_days: Option<f32>,
     /// Where user embeddings are cached, if anywhere.
     pub cache: Option<&'a dyn EmbeddingStore>,
+    /// Region, age rating and brand safety of the request (stock always applies).
+    pub audience: Audience<'a>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -56,11 +56,20 @@ fn parse_query(query: &str) -> Result<RecommendRequest, String> {
             "placement" => req.placement = value.into_owned(),
             "exclude" => req.exclude_item_ids.push(value.into_owned()),
             "category" => filters.categories.push(value.into_owned()),
+            "country" => {
+                req.context.get_or_insert_with(Default::default).country = value.into_owned()
+            }
+            "max_age_rating" => {
+                filters.max_age_rating = value
+                    .parse()
+                    .map_err(|_| format!("max_age_rating must be a whole number, got {value:?}"))?
+            }
+            "brand_safe_only" => filters.brand_safe_only = matches!(value.as_ref(), "1" | "true"),
             "explain" => req.explain = matches!(value.as_ref(), "1" | "true"),
             other => return Err(format!("unknown parameter {other:?}")),
         }
     }
-    if !filters.categories.is_empty() {
+    if filters != Filters::default() {
         req.filters = Some(filters);
     }
     Ok(req)

@@ -1,6 +1,7 @@
 //! The online path: a loaded model version answering requests, its gRPC and HTTP fronts,
 //! metrics, feedback and hot reload.
 
+pub mod attributes;
 pub mod bundle;
 pub mod cache;
 pub mod engine;

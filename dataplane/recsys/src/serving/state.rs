@@ -2,6 +2,7 @@
 //! recently-seen store and the feedback log; and the request logic both fronts (gRPC, HTTP)
 //! share.
 
+use super::attributes::Audience;
 use super::cache::{EmbeddingStore, InProcessStore};
 use super::engine::{Engine, EngineOptions, Query};
 use super::feedback::{self, EventLog};
@@ -116,6 +117,17 @@ impl ServingState {
         let user_id = req.user_id.clone();
         let n = req.num_items as usize;
         let cache = Arc::clone(&self.cache);
+        let country = req
+            .context
+            .as_ref()
+            .map(|c| c.country.clone())
+            .filter(|c| !c.is_empty());
+        let (max_age_rating, brand_safe_only) = req.filters.as_ref().map_or((None, false), |f| {
+            (
+                (f.max_age_rating > 0).then_some(f.max_age_rating),
+                f.brand_safe_only,
+            )
+        });
         let rec = tokio::task::spawn_blocking(move || {
             worker_engine.recommend(&Query {
                 user_id: &user_id,
@@ -124,6 +136,11 @@ impl ServingState {
                 categories: categories.as_ref(),
                 max_age_days,
                 cache: Some(cache.as_ref()),
+                audience: Audience {
+                    country: country.as_deref(),
+                    max_age_rating,
+                    brand_safe_only,
+                },
             })
         })
         .await
