@@ -152,6 +152,15 @@ enum Command {
         bot_events_per_day: u32,
         #[arg(long, default_value_t = 0.95)]
         quality_alert_below: f64,
+        /// Also compute the declarative features as of the end of this UTC date from the
+        /// clean rows, in the same pass, into --feature-store.
+        #[arg(long, requires = "feature_store")]
+        features_as_of: Option<chrono::NaiveDate>,
+        /// The offline feature store (a directory or an object-storage prefix).
+        #[arg(long)]
+        feature_store: Option<String>,
+        #[arg(long)]
+        feature_spec: Option<PathBuf>,
     },
     /// Compute the declarative features (core/features.yaml or --spec) as of the end of
     /// --as-of into the offline store: <store>/date=YYYY-MM-DD/{user,item}.parquet.
@@ -439,7 +448,11 @@ async fn main() -> anyhow::Result<()> {
             now,
             bot_events_per_day,
             quality_alert_below,
+            features_as_of,
+            feature_store,
+            feature_spec,
         } => {
+            let started = std::time::Instant::now();
             let config = ValidationConfig {
                 bot_events_per_day,
                 quality_alert_below,
@@ -448,9 +461,39 @@ async fn main() -> anyhow::Result<()> {
             let scratch = remote::Scratch::new("validate")?;
             let input = remote::fetch(&input, &scratch.path().join("input"))?;
             let out = remote::Output::new(&out_dir, &scratch);
-            let report = validate::run(&input, out.local(), &config)?;
+            let spec = feature_job::load_spec(feature_spec.as_deref())?;
+            let mut engine = features_as_of.map(|date| {
+                recsys_core::features::FeatureEngine::new(&spec, feature_job::as_of_for(date))
+            });
+            let report = validate::run_with(&input, out.local(), &config, &mut |event| {
+                if let Some(engine) = engine.as_mut() {
+                    engine.observe(event);
+                }
+            })?;
             out.publish("")?;
             println!("{}", report.summary());
+            if let (Some(engine), Some(date), Some(store)) = (engine, features_as_of, feature_store)
+            {
+                let store_scratch = remote::Scratch::new("validate-features")?;
+                let store_out = remote::Output::new(&store, &store_scratch);
+                let (dir, m) = feature_job::write_engine(
+                    engine,
+                    date,
+                    &spec,
+                    store_out.local(),
+                    report.tally.quarantined,
+                )?;
+                store_out.publish(&format!("date={}", m.date))?;
+                println!(
+                    "{}: {} users, {} items from {} clean events ({} at or after the as-of time ignored); {:.1} s in all",
+                    dir.display(),
+                    m.users,
+                    m.items,
+                    m.events_used,
+                    m.events_after_as_of,
+                    started.elapsed().as_secs_f64()
+                );
+            }
             if report.alert {
                 std::process::exit(3);
             }

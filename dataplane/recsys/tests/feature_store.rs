@@ -279,3 +279,72 @@ fn serving_rows_from_redis_equal_offline_training_rows_bit_for_bit() {
         "{stderr}"
     );
 }
+
+#[test]
+fn features_computed_during_validation_equal_the_separate_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("events.csv");
+    let config = GeneratorConfig {
+        days: 10,
+        bots: 1,
+        ..GeneratorConfig::new(40_000, START)
+    };
+    generate(&raw, &config).unwrap();
+    let date = chrono::DateTime::from_timestamp(START + 6 * DAY, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let (validated, fused, separate) = (
+        dir.path().join("validated"),
+        dir.path().join("fused"),
+        dir.path().join("separate"),
+    );
+    let now = (START + 10 * DAY).to_string();
+    let out = recsys(&[
+        "validate",
+        "--input",
+        raw.to_str().unwrap(),
+        "--out-dir",
+        validated.to_str().unwrap(),
+        "--now",
+        &now,
+        "--features-as-of",
+        &date,
+        "--feature-store",
+        fused.to_str().unwrap(),
+    ]);
+    // The bot pushes quality below the alert level (exit 3); the outputs are still written.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = validated.join(validate::CLEAN_FILE);
+    let out = recsys(&[
+        "features",
+        "--input",
+        clean.to_str().unwrap(),
+        "--as-of",
+        &date,
+        "--store",
+        separate.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let spec = FeatureSpec::default_spec();
+    let a = PartitionTables::load(&latest_partition(&fused).unwrap(), &spec).unwrap();
+    let b = PartitionTables::load(&latest_partition(&separate).unwrap(), &spec).unwrap();
+    assert_eq!(a.users, b.users);
+    assert_eq!(a.items, b.items);
+    assert_eq!(a.manifest.events_used, b.manifest.events_used);
+    assert!(
+        a.manifest.rows_rejected > 0,
+        "quarantined rows are counted, not fed"
+    );
+    assert!(a.users.len() > 100);
+}

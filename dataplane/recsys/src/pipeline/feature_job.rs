@@ -81,28 +81,42 @@ pub fn compute(
     })?;
     progress.finish_and_clear();
     let (used, after) = engine.counts();
-    let (users, items) = engine.finish();
-    let manifest = PartitionManifest {
-        date: date.format("%Y-%m-%d").to_string(),
-        as_of,
-        schema_hash: String::new(),
-        users: 0,
-        items: 0,
-        events_used: used,
-        events_after_as_of: after,
-        rows_rejected: rejected,
-    };
     anyhow::ensure!(
         used + after + rejected == rows,
         "row counts do not reconcile"
     );
-    let dir = offline_store::write_partition(store, spec, &users, &items, manifest)?;
-    let manifest = offline_store::read_manifest(&dir)?;
+    let (dir, manifest) = write_engine(engine, date, spec, store, rejected)?;
     Ok((
         dir,
         manifest,
         rows as f64 / started.elapsed().as_secs_f64().max(1e-9),
     ))
+}
+
+/// Finishes `engine` (built for `as_of_for(date)`) into the offline store's partition for
+/// `date`; `rows_rejected` counts input rows the engine never saw.
+pub fn write_engine(
+    engine: FeatureEngine,
+    date: chrono::NaiveDate,
+    spec: &FeatureSpec,
+    store: &Path,
+    rows_rejected: u64,
+) -> anyhow::Result<(PathBuf, PartitionManifest)> {
+    let (used, after) = engine.counts();
+    let (users, items) = engine.finish();
+    let manifest = PartitionManifest {
+        date: date.format("%Y-%m-%d").to_string(),
+        as_of: as_of_for(date),
+        schema_hash: String::new(),
+        users: 0,
+        items: 0,
+        events_used: used,
+        events_after_as_of: after,
+        rows_rejected,
+    };
+    let dir = offline_store::write_partition(store, spec, &users, &items, manifest)?;
+    let manifest = offline_store::read_manifest(&dir)?;
+    Ok((dir, manifest))
 }
 
 /// What `materialize` did.

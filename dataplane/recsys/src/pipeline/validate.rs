@@ -5,7 +5,7 @@
 
 use crate::data::events_io::{self, EventWriter, QuarantineWriter};
 use anyhow::{ensure, Context};
-use recsys_core::validation::{check_record, Profile, Reason, Tally, ValidationConfig};
+use recsys_core::validation::{check_record, Event, Profile, Reason, Tally, ValidationConfig};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -84,6 +84,17 @@ pub fn run(
     out_dir: &Path,
     config: &ValidationConfig,
 ) -> anyhow::Result<ValidationReport> {
+    run_with(input, out_dir, config, &mut |_| {})
+}
+
+/// [`run`], also handing every clean event to `on_clean` as it is written (one pass feeds
+/// downstream work such as the feature engine, without reading clean.csv again).
+pub fn run_with(
+    input: &Path,
+    out_dir: &Path,
+    config: &ValidationConfig,
+    on_clean: &mut dyn FnMut(&Event<'_>),
+) -> anyhow::Result<ValidationReport> {
     let started = Instant::now();
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
@@ -121,6 +132,7 @@ pub fn run(
                     Ok(event) => {
                         tally.accept();
                         clean.write(&event)?;
+                        on_clean(&event);
                     }
                     Err(reason) => {
                         tally.reject(reason);
