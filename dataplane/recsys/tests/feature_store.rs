@@ -2,6 +2,8 @@
 //! store, `recsys materialize` copies it to Redis, and the serving path's rows (read from
 //! Redis) equal the offline job's training rows bit for bit — no training/serving skew.
 
+mod support;
+
 use recsys::data::events_io;
 use recsys::data::synthetic::{generate, GeneratorConfig};
 use recsys::features::offline_store::{latest_partition, PartitionTables};
@@ -9,9 +11,9 @@ use recsys::features::online_store::OnlineStore;
 use recsys::pipeline::validate;
 use recsys_core::features::{Context, Entity, FeatureEngine, FeatureSpec};
 use recsys_core::validation::{check_record, EventType, ValidationConfig};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use support::RedisServer;
 
 const START: i64 = 1_790_000_000 - 1_790_000_000 % 86_400;
 const DAY: i64 = 86_400;
@@ -22,51 +24,6 @@ fn recsys(args: &[&str]) -> std::process::Output {
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("the recsys binary runs")
-}
-
-struct Redis(std::process::Child, u16);
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/setup.sh)");
-        let redis = Self(child, port);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.1)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// (user, item, type, timestamp, device, country, placement) of every clean event.
@@ -145,7 +102,7 @@ fn serving_rows_from_redis_equal_offline_training_rows_bit_for_bit() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let out = recsys(&[
         "materialize",
         "--store",

@@ -2,13 +2,15 @@
 //! (moto's server, installed by scripts/setup.sh): validate → features → materialize with
 //! every input and output an s3:// URI.
 
+mod support;
+
 use recsys::data::remote;
 use recsys::data::synthetic::{generate, GeneratorConfig};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use support::{free_port, wait_for_port, RedisServer};
 
 const START: i64 = 1_790_000_000 - 1_790_000_000 % 86_400;
 
@@ -21,24 +23,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(port: u16) {
-    for _ in 0..200 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port}");
-}
-
 fn moto() -> (Server, u16) {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
     let port = free_port();
@@ -48,8 +32,9 @@ fn moto() -> (Server, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", venv.display()));
-    wait_for(port);
-    (Server(child), port)
+    let server = Server(child);
+    wait_for_port(port);
+    (server, port)
 }
 
 fn create_bucket(port: u16, bucket: &str) {
@@ -174,25 +159,8 @@ fn validate_features_and_materialize_run_on_s3_uris() {
         vec![format!("date={date}")]
     );
 
-    let redis_port = free_port();
-    let _redis = Server(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/setup.sh)"),
-    );
-    wait_for(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}/");
+    let redis = RedisServer::start();
+    let url = redis.url();
     let said = ok(&recsys(
         &env,
         &[

@@ -4,6 +4,8 @@
 //! refused while serving continues; a good one is swapped in under load without a failed
 //! request) and a graceful drain on SIGTERM.
 
+mod support;
+
 use recsys::artifacts::{self, Manifest};
 use recsys::pipeline::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
@@ -14,6 +16,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::RedisServer;
 
 fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -122,24 +125,9 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     new_version(&summary.artifact_dir, &root, "v1", false);
     std::fs::write(root.join("CURRENT"), "v1\n").unwrap();
     let log = work.path().join("feedback.csv");
-    // A real Redis on loopback for the user-embedding cache (Debian's redis-server, installed
-    // by scripts/setup.sh).
-    let redis_port = free_port().port();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (scripts/setup.sh)");
-    let redis_url = format!("redis://127.0.0.1:{redis_port}/");
+    // A real Redis on loopback for the user-embedding cache.
+    let mut redis = RedisServer::start();
+    let (redis_port, redis_url) = (redis.port, redis.url());
     // The catalog feed: every 5th item out of stock, every 7th (from 1) only in DE, every
     // 11th (from 2) rated 18, every 13th (from 3) not brand-safe.
     let attributes = work.path().join("item_attributes.csv");
@@ -478,8 +466,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         .parse()
         .unwrap();
     assert!(keys >= 100, "{keys} embeddings in redis");
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.stop();
     for u in 500..560 {
         let r = client
             .recommend(RecommendRequest {

@@ -12,7 +12,7 @@ use crate::pipeline::ranking::{self, CandidateRows};
 use crate::pipeline::retrieval;
 use crate::serving::bundle::{self, BundleParts, Catalog};
 use anyhow::{ensure, Context};
-use recsys_core::validation::{check_record, ValidationConfig};
+use recsys_core::validation::check_record;
 use recsys_core::Interaction;
 use recsys_models::{Ranker, RankerParams};
 use serde_json::json;
@@ -54,11 +54,7 @@ impl Ids {
 }
 
 fn load(input: &Path, options: &EventsModelOptions) -> anyhow::Result<Dataset> {
-    let config = ValidationConfig {
-        future_skew_secs: i64::MAX / 4,
-        max_age_days: i64::MAX / (4 * 86_400),
-        ..ValidationConfig::new(0)
-    };
+    let config = super::feature_job::parse_only(0);
     let (mut users, mut items) = (Ids::default(), Ids::default());
     for k in 0..options.catalog_items {
         items.id(&format!("i{k}"));

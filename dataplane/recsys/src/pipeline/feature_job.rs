@@ -35,7 +35,7 @@ pub fn as_of_for(date: chrono::NaiveDate) -> i64 {
 
 /// The parse-level checks only: the input is meant to be `recsys validate`'s clean output,
 /// and rows that still fail are counted, never guessed at.
-fn parse_only(as_of: i64) -> ValidationConfig {
+pub fn parse_only(as_of: i64) -> ValidationConfig {
     ValidationConfig {
         future_skew_secs: i64::MAX / 4,
         max_age_days: i64::MAX / (4 * 86_400),
