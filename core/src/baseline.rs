@@ -46,6 +46,7 @@ mod tests {
             item,
             timestamp: ts,
             value: 1.0,
+            kind: crate::validation::EventType::Rating,
         }
     }
 

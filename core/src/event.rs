@@ -1,5 +1,6 @@
 //! The interaction event as every stage sees it after ingest.
 
+use crate::validation::EventType;
 use serde::{Deserialize, Serialize};
 
 /// Dense user index (0-based, assigned at ingest).
@@ -16,6 +17,13 @@ pub struct Interaction {
     pub timestamp: i64,
     /// Explicit rating or event value; 1.0 for implicit events.
     pub value: f32,
+    /// What the user did (MovieLens rows are all ratings).
+    #[serde(default = "rating")]
+    pub kind: EventType,
+}
+
+fn rating() -> EventType {
+    EventType::Rating
 }
 
 impl Interaction {

@@ -84,6 +84,7 @@ mod tests {
             item: 0,
             timestamp: ts,
             value: 5.0,
+            kind: crate::validation::EventType::Rating,
         }
     }
 

@@ -2,7 +2,8 @@
 //! needs and a manifest with the data window, the feature schema hash, hyper-parameters,
 //! metrics and a SHA-256 per file. A directory that fails any check is refused whole.
 
-use crate::features::{FeatureSnapshot, RANKER_FEATURES};
+use crate::features::ranker::feature_names_for;
+use crate::features::FeatureSnapshot;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -27,6 +28,10 @@ pub struct Manifest {
     pub created_at: String,
     pub data_window: DataWindow,
     pub feature_schema_hash: String,
+    /// Schema hash of the declared feature definition the ranker reads (`core/features.yaml`):
+    /// the online store keys this version looks up start with `recsys:features:<this>`.
+    #[serde(default)]
+    pub feature_spec_hash: String,
     pub hyper_parameters: serde_json::Value,
     pub metrics: serde_json::Value,
     /// File name → lowercase hex SHA-256.
@@ -58,10 +63,13 @@ pub enum ArtifactError {
     },
 }
 
-/// Hash of everything that defines the feature layout: ranker columns, tower vocabularies.
+/// Hash of everything that defines the feature layout: ranker columns (the declared ones
+/// included, by their definition's hash), tower vocabularies.
 pub fn feature_schema_hash(snapshot: &FeatureSnapshot) -> String {
     let mut h = Sha256::new();
-    for name in RANKER_FEATURES {
+    h.update(snapshot.declared.spec.schema_hash().as_bytes());
+    h.update([2]);
+    for name in feature_names_for(&snapshot.declared.spec) {
         h.update(name.as_bytes());
         h.update([0]);
     }
@@ -172,6 +180,7 @@ mod tests {
                 rows: 3,
             },
             feature_schema_hash: "abc".into(),
+            feature_spec_hash: "def".into(),
             hyper_parameters: serde_json::json!({}),
             metrics: serde_json::json!({}),
             files: BTreeMap::new(),

@@ -8,7 +8,7 @@ use recsys::data::synthetic::{self, GeneratorConfig};
 use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, events_model, feature_job, validate};
-use recsys::serving::cache::{EmbeddingStore, InProcessStore, RedisStore};
+use recsys::serving::cache::{CacheStore, InProcessStore, RedisStore};
 use recsys::serving::feedback::EventLog;
 use recsys::serving::router::{self, RouterState};
 use recsys::serving::{grpc, http, load, state, Engine, EngineOptions, ServingState};
@@ -332,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
             let (version_dir, watching) = state::resolve(&model_dir)?;
             let engine = Engine::load_with(&version_dir, options.clone())?;
             let log = event_log.as_deref().map(EventLog::open).transpose()?;
-            let cache: Arc<dyn EmbeddingStore> = match redis_url {
+            let cache: Arc<dyn CacheStore> = match redis_url {
                 Some(url) => Arc::new(RedisStore::new(&url)?),
                 None => Arc::new(InProcessStore::default()),
             };

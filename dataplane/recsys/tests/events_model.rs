@@ -57,6 +57,7 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
                 max_age_days: None,
                 cache: None,
                 audience: Default::default(),
+                context: Default::default(),
             })
             .unwrap();
         if rec.fallback {

@@ -140,6 +140,7 @@ fn read_interactions(
             item,
             timestamp: timestamp as i64,
             value,
+            kind: recsys_core::validation::EventType::Rating,
         });
     }
     Ok(rows)
@@ -198,7 +199,8 @@ mod tests {
                 user: 1,
                 item: 1,
                 timestamp: 100,
-                value: 4.0
+                value: 4.0,
+                kind: recsys_core::validation::EventType::Rating,
             }
         );
     }

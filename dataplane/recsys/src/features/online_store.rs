@@ -18,11 +18,22 @@ pub struct OnlineStore {
     item_width: usize,
 }
 
+/// Every key of a definition starts with this; the hash keeps definitions apart.
+pub fn key_prefix(spec: &FeatureSpec) -> String {
+    format!("recsys:features:{}", spec.schema_hash())
+}
+
+/// The key of one entity's values under the definition with prefix `prefix`.
+pub fn entity_key(prefix: &str, entity: Entity, id: &str) -> String {
+    format!("{prefix}:{}:{id}", entity.as_str())
+}
+
 fn encode(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn decode(bytes: &[u8], width: usize) -> Option<Vec<f32>> {
+/// Little-endian f32s of exactly `width` values; None otherwise.
+pub fn decode(bytes: &[u8], width: usize) -> Option<Vec<f32>> {
     (bytes.len() == width * 4).then(|| {
         bytes
             .chunks_exact(4)
@@ -48,14 +59,14 @@ impl OnlineStore {
         Ok(Self {
             url: url.to_owned(),
             connection,
-            prefix: format!("recsys:features:{}", spec.schema_hash()),
+            prefix: key_prefix(spec),
             user_width: spec.user.features.len(),
             item_width: spec.item.features.len(),
         })
     }
 
     pub fn key(&self, entity: Entity, id: &str) -> String {
-        format!("{}:{}:{id}", self.prefix, entity.as_str())
+        entity_key(&self.prefix, entity, id)
     }
 
     fn sequence_key(&self, id: &str) -> String {

@@ -1,9 +1,12 @@
-//! The ranker's feature vector for one (user, candidate) pair. Training, offline evaluation and
-//! the serving path all call [`ranker_row`], so the columns can never drift apart.
+//! The ranker's feature vector for one (user, candidate) pair: its own columns
+//! ([`RANKER_FEATURES`]) followed by the declared features of `core/features.yaml` (user,
+//! item, context). Training, offline evaluation and the serving path all call [`ranker_row`] or
+//! [`ranker_row_with`], so the columns can never drift apart.
 
 use super::snapshot::FeatureSnapshot;
+use recsys_core::features::{assemble, Context, FeatureSpec};
 
-/// Column names, in order; stored in the LightGBM model and checked when it is loaded.
+/// The ranker's own columns, in order.
 pub const RANKER_FEATURES: [&str; 15] = [
     "retrieval_score",
     "retrieval_rank",
@@ -22,13 +25,39 @@ pub const RANKER_FEATURES: [&str; 15] = [
     "user_item_year_gap",
 ];
 
-/// Appends the features of (`user`, `item`) to `out`.
+/// Where a row's declared user and item values come from: the snapshot's own (training,
+/// evaluation, serving without an online store) or values read from the online store.
+#[derive(Debug, Clone, Copy)]
+pub struct Declared<'a> {
+    pub user: Option<&'a [f32]>,
+    pub item: Option<&'a [f32]>,
+}
+
+/// Appends the features of (`user`, `item`) in `ctx` to `out`, with the snapshot's declared
+/// values.
 pub fn ranker_row(
     s: &FeatureSnapshot,
     user: u32,
     item: u32,
-    retrieval_score: f32,
-    retrieval_rank: usize,
+    retrieval: (f32, usize),
+    ctx: &Context,
+    out: &mut Vec<f32>,
+) {
+    let declared = Declared {
+        user: s.declared.user(user),
+        item: s.declared.item(item),
+    };
+    ranker_row_with(s, user, item, retrieval, declared, ctx, out);
+}
+
+/// [`ranker_row`] with the declared values given (missing ones take the spec's defaults).
+pub fn ranker_row_with(
+    s: &FeatureSnapshot,
+    user: u32,
+    item: u32,
+    (retrieval_score, retrieval_rank): (f32, usize),
+    declared: Declared<'_>,
+    ctx: &Context,
     out: &mut Vec<f32>,
 ) {
     let u = &s.users[user as usize];
@@ -62,8 +91,18 @@ pub fn ranker_row(
         u.days_since_last,
         year_gap,
     ]);
+    assemble(&s.declared.spec, declared.user, declared.item, ctx, out);
 }
 
+/// Every column of a ranker row under `spec`, in order; stored in the LightGBM model and
+/// checked when it is loaded.
+pub fn feature_names_for(spec: &FeatureSpec) -> Vec<String> {
+    let mut names: Vec<String> = RANKER_FEATURES.iter().map(|s| (*s).to_owned()).collect();
+    names.extend(spec.vector_names());
+    names
+}
+
+/// [`feature_names_for`] the shipped definition (the one training uses).
 pub fn feature_names() -> Vec<String> {
-    RANKER_FEATURES.iter().map(|s| (*s).to_owned()).collect()
+    feature_names_for(&FeatureSpec::default_spec())
 }

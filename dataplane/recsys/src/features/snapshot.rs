@@ -1,6 +1,8 @@
 //! Per-user and per-item statistics as of a cut-off time.
 
+use super::declared::DeclaredFeatures;
 use crate::data::Dataset;
+use recsys_core::features::FeatureSpec;
 use recsys_core::Interaction;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -47,6 +49,9 @@ pub struct FeatureSnapshot {
     pub occupations: Vec<String>,
     pub users: Vec<UserFeatures>,
     pub items: Vec<ItemFeatures>,
+    /// The declarative definition's user and item values at the same cut-off.
+    #[serde(default)]
+    pub declared: DeclaredFeatures,
 }
 
 impl FeatureSnapshot {
@@ -159,6 +164,12 @@ impl FeatureSnapshot {
             occupations,
             users,
             items,
+            declared: DeclaredFeatures::compute(
+                &FeatureSpec::default_spec(),
+                data,
+                history,
+                cutoff,
+            ),
         }
     }
 
@@ -210,6 +221,7 @@ mod tests {
             item,
             timestamp: day * 86_400,
             value: 4.0,
+            kind: recsys_core::validation::EventType::Rating,
         }
     }
 

@@ -3,7 +3,7 @@
 //! server → one real `Recommend` call.
 
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
-use super::labels::relevant_by_user;
+use super::labels::{first_event_times, relevant_by_user};
 use super::{compare, html_report, mf_baseline, ranking, report, retrieval, tuning};
 use crate::artifacts::DataWindow;
 use crate::data::{locate, movielens, Dataset};
@@ -13,6 +13,7 @@ use crate::serving::{grpc, Engine, ServingState};
 use anyhow::Context;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
+use recsys_core::features::Context as RequestContext;
 use recsys_core::{
     baseline, metrics, ranking as rank_util, ItemId, SplitWindows, TimeSplit, UserId,
 };
@@ -196,6 +197,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     )?;
 
     let relevant = relevant_by_user(&split.test);
+    // Each test user's ranking context: the time they came back (as a request would carry).
+    let request_times = first_event_times(&split.test);
     let users: Vec<UserId> = relevant.keys().copied().collect();
     let warm: HashSet<UserId> = users
         .iter()
@@ -231,7 +234,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             u,
             candidates.iter().take(LIST_LENGTH).map(|c| c.0).collect(),
         );
-        let ranked = ranking::rerank(&ranker, &snapshot_test, u, &candidates)?;
+        let ctx = RequestContext {
+            timestamp: request_times[&u],
+            ..RequestContext::default()
+        };
+        let ranked = ranking::rerank(&ranker, &snapshot_test, u, &candidates, &ctx)?;
         for &(item, score) in &ranked {
             auc_scores.push(score);
             auc_labels.push(relevant[&u].contains(&item));

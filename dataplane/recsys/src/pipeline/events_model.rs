@@ -68,6 +68,7 @@ fn load(input: &Path, options: &EventsModelOptions) -> anyhow::Result<Dataset> {
                 item: items.id(e.item_id),
                 timestamp: e.timestamp,
                 value: e.value.unwrap_or(1.0) as f32,
+                kind: e.event_type,
             }),
             _ => skipped += 1,
         }

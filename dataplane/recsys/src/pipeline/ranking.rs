@@ -1,8 +1,9 @@
 //! Second stage: LightGBM over the retrieval stage's candidates.
 
-use crate::features::{ranker::feature_names, ranker_row, FeatureSnapshot, RANKER_FEATURES};
-use crate::pipeline::labels::relevant_by_user;
+use crate::features::{ranker::feature_names, ranker_row, FeatureSnapshot};
+use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
+use recsys_core::features::Context;
 use recsys_core::{ranking, Interaction};
 use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
 use std::collections::HashSet;
@@ -72,9 +73,14 @@ pub fn candidate_rows(
     window: &[Interaction],
 ) -> Result<CandidateRows, ModelError> {
     let labels = relevant_by_user(window);
+    let times = first_event_times(window);
     let mut rows = CandidateRows::default();
     for (&user, relevant) in &labels {
-        add_user(&mut rows, retrieval, snapshot, user, relevant)?;
+        let ctx = Context {
+            timestamp: times[&user],
+            ..Context::default()
+        };
+        add_user(&mut rows, retrieval, snapshot, user, relevant, &ctx)?;
     }
     Ok(rows)
 }
@@ -85,6 +91,7 @@ fn add_user(
     snapshot: &FeatureSnapshot,
     user: u32,
     relevant: &HashSet<u32>,
+    ctx: &Context,
 ) -> Result<(), ModelError> {
     let candidates = retrieval.retrieve(snapshot, user, CANDIDATES)?;
     if candidates.is_empty() {
@@ -92,7 +99,7 @@ fn add_user(
     }
     rows.groups.push(candidates.len() as i32);
     for (rank, (item, score)) in candidates.into_iter().enumerate() {
-        ranker_row(snapshot, user, item, score, rank, &mut rows.features);
+        ranker_row(snapshot, user, item, (score, rank), ctx, &mut rows.features);
         rows.labels
             .push(f32::from(u8::from(relevant.contains(&item))));
         rows.users.push(user);
@@ -167,12 +174,22 @@ pub fn rerank(
     snapshot: &FeatureSnapshot,
     user: u32,
     candidates: &[(u32, f32)],
+    ctx: &Context,
 ) -> Result<Vec<(u32, f32)>, ModelError> {
-    let mut features = Vec::with_capacity(candidates.len() * RANKER_FEATURES.len());
+    let mut features = Vec::with_capacity(candidates.len() * ranker.feature_names().len());
     for (rank, &(item, score)) in candidates.iter().enumerate() {
-        ranker_row(snapshot, user, item, score, rank, &mut features);
+        ranker_row(snapshot, user, item, (score, rank), ctx, &mut features);
     }
-    let scores = ranker.predict(&features)?;
+    score_rows(ranker, candidates, &features)
+}
+
+/// Scores prepared rows (one per candidate, in order); returns the candidates best first.
+pub fn score_rows(
+    ranker: &Ranker,
+    candidates: &[(u32, f32)],
+    features: &[f32],
+) -> Result<Vec<(u32, f32)>, ModelError> {
+    let scores = ranker.predict(features)?;
     let mut scored: Vec<(u32, f32)> = candidates
         .iter()
         .zip(scores)

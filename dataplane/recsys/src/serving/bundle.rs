@@ -54,6 +54,7 @@ pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
         created_at: chrono::Utc::now().to_rfc3339(),
         data_window: parts.data_window,
         feature_schema_hash: artifacts::feature_schema_hash(parts.snapshot),
+        feature_spec_hash: parts.snapshot.declared.spec.schema_hash(),
         hyper_parameters: parts.hyper_parameters,
         metrics: parts.metrics,
         files: Default::default(),

@@ -1,6 +1,8 @@
-//! The user-embedding cache (TTL 1 h, the seed's): Redis when configured, in-process
-//! otherwise. Redis failing never fails a request: the lookup reports an error, the caller
-//! computes the embedding, and an in-process copy serves until Redis is back.
+//! What serving reads from Redis: the user-embedding cache (TTL 1 h, the seed's; in-process
+//! when no Redis is configured) and the online feature store (written by `recsys
+//! materialize`). Redis failing never fails a request: an embedding lookup reports an error and
+//! the caller computes the embedding (an in-process copy serves until Redis is back); a
+//! feature read reports None and the caller uses the version's own values.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,9 +34,20 @@ impl Lookup {
     }
 }
 
-pub trait EmbeddingStore: Send + Sync {
+pub trait CacheStore: Send + Sync {
     fn get(&self, key: &str) -> Lookup;
     fn put(&self, key: &str, vector: &[f32]);
+
+    /// The raw values of `keys` in one round trip; None when there is no shared store behind
+    /// this one (in-process) or it is unreachable.
+    fn get_many(&self, _keys: &[String]) -> Option<Vec<Option<Vec<u8>>>> {
+        None
+    }
+
+    /// Whether other processes (`recsys materialize`, other replicas) share this store.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// A bounded map with expiry; cleared wholesale when full (cheap, and misses only cost an
@@ -44,7 +57,7 @@ pub struct InProcessStore {
     map: Mutex<HashMap<String, (Vec<f32>, Instant)>>,
 }
 
-impl EmbeddingStore for InProcessStore {
+impl CacheStore for InProcessStore {
     fn get(&self, key: &str) -> Lookup {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(key) {
@@ -130,7 +143,7 @@ fn from_bytes(b: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
-impl EmbeddingStore for RedisStore {
+impl CacheStore for RedisStore {
     fn get(&self, key: &str) -> Lookup {
         let found =
             self.with_connection(|c| redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(c));
@@ -142,6 +155,17 @@ impl EmbeddingStore for RedisStore {
                 _ => Lookup::Error,
             },
         }
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn get_many(&self, keys: &[String]) -> Option<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Some(Vec::new());
+        }
+        self.with_connection(|c| redis::cmd("MGET").arg(keys).query(c))
     }
 
     fn put(&self, key: &str, vector: &[f32]) {
@@ -185,5 +209,8 @@ mod tests {
         s.put("k", &[1.0]);
         // The in-process copy answers while Redis is down.
         assert_eq!(s.get("k"), Lookup::Hit(vec![1.0]));
+        // Feature reads say "nothing" rather than fail.
+        assert_eq!(s.get_many(&["k".to_owned()]), None);
+        assert_eq!(InProcessStore::default().get_many(&["k".to_owned()]), None);
     }
 }

@@ -3,11 +3,15 @@
 
 use super::attributes::{self, Audience, ItemAttributes};
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
-use super::cache::{EmbeddingStore, Lookup};
+use super::cache::{CacheStore, Lookup};
+use super::online_features::{self, OnlineRows};
 use crate::artifacts::{self, ArtifactError};
-use crate::features::{ranker::feature_names, ranker_row, tower, FeatureSnapshot, RANKER_FEATURES};
-use crate::pipeline::ranking::{rerank, CANDIDATES};
+use crate::features::online_store::key_prefix;
+use crate::features::ranker::{feature_names_for, ranker_row_with, Declared};
+use crate::features::{tower, FeatureSnapshot};
+use crate::pipeline::ranking::{score_rows, CANDIDATES};
 use crate::pipeline::retrieval::retrieve_unseen;
+use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
 use recsys_models::{AnnIndex, ModelError, Objective, Ranker, TowerInputs, TwoTower};
@@ -34,9 +38,11 @@ pub struct Recommendation {
     pub timings: Vec<(&'static str, f64)>,
     /// The user-embedding cache lookup's result, when a cache was consulted.
     pub cache: Option<&'static str>,
-    /// Each item's retrieval score and rank (the ranker's inputs), for explanations; empty
-    /// for the popular fallback.
-    pub retrieval: Vec<(f32, usize)>,
+    /// The ranker rows the returned items were scored with (row-major, in item order), for
+    /// explanations; empty for the popular fallback.
+    pub rows: Vec<f32>,
+    /// The online feature read's result (`hit`, `partial`, `miss`, `error`), when one was made.
+    pub online_features: Option<&'static str>,
 }
 
 /// Deployment-time settings of a serving process.
@@ -78,6 +84,8 @@ pub struct Engine {
     users: HashMap<String, u32>,
     items: HashMap<String, u32>,
     popular: Vec<(u32, f32)>,
+    /// Online feature store keys of this version's feature definition start with this.
+    feature_prefix: String,
     /// Per dense item; empty without a feed (everything allowed).
     attributes: Vec<ItemAttributes>,
 }
@@ -125,7 +133,9 @@ impl Engine {
                 ),
             });
         }
-        let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names())?;
+        let spec = &snapshot.declared.spec;
+        let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names_for(spec))?;
+        let feature_prefix = key_prefix(spec);
         let users = catalog
             .user_ids
             .iter()
@@ -178,6 +188,7 @@ impl Engine {
             users,
             items,
             popular,
+            feature_prefix,
             attributes,
         })
     }
@@ -269,7 +280,8 @@ impl Engine {
                 fallback: true,
                 timings: Vec::new(),
                 cache: None,
-                retrieval: Vec::new(),
+                rows: Vec::new(),
+                online_features: None,
             });
         };
         let mut timings = Vec::new();
@@ -318,7 +330,24 @@ impl Engine {
         candidates.truncate(self.options.candidates);
         lap("retrieval", &mut timings);
 
-        let ranked = rerank(&self.ranker, &self.snapshot, user, &candidates)?;
+        let online = match query.cache {
+            // Only a shared store (Redis) holds materialized features.
+            Some(store) if store.shared() => Some(online_features::fetch(
+                store,
+                &self.feature_prefix,
+                &self.snapshot.declared.spec,
+                query.user_id,
+                candidates
+                    .iter()
+                    .map(|&(i, _)| self.catalog.items[i as usize].external_id.as_str()),
+            )),
+            _ => None,
+        };
+        lap("features", &mut timings);
+
+        let width = self.ranker.feature_names().len();
+        let features = self.ranker_rows(user, &candidates, online.as_ref(), &query.context);
+        let ranked = score_rows(&self.ranker, &candidates, &features)?;
         lap("ranking", &mut timings);
 
         // The freshness boost multiplies scores, so they must be positive: lambdarank's raw
@@ -340,42 +369,77 @@ impl Engine {
             &rules,
         );
         lap("rules", &mut timings);
-        let retrieved: HashMap<u32, (f32, usize)> = candidates
+        let position: HashMap<u32, usize> = candidates
             .iter()
             .enumerate()
-            .map(|(rank, &(item, score))| (item, (score, rank)))
+            .map(|(k, &(item, _))| (item, k))
+            .collect();
+        let rows = finished
+            .iter()
+            .flat_map(|c| {
+                let k = position[&c.item];
+                features[k * width..(k + 1) * width].iter().copied()
+            })
             .collect();
         Ok(Recommendation {
-            retrieval: finished.iter().map(|c| retrieved[&c.item]).collect(),
+            rows,
             items: finished.into_iter().map(|c| (c.item, c.score)).collect(),
             fallback: false,
             timings,
             cache: lookup.map(|l| l.label()),
+            online_features: online.map(|o| o.result),
         })
+    }
+
+    /// One ranker row per candidate: declared values from the online store where it had them,
+    /// the version's own otherwise.
+    fn ranker_rows(
+        &self,
+        user: u32,
+        candidates: &[(u32, f32)],
+        online: Option<&OnlineRows>,
+        ctx: &Context,
+    ) -> Vec<f32> {
+        let declared = &self.snapshot.declared;
+        let user_values = online
+            .and_then(|o| o.user.as_deref())
+            .or_else(|| declared.user(user));
+        let mut rows = Vec::with_capacity(candidates.len() * self.ranker.feature_names().len());
+        for (k, &(item, score)) in candidates.iter().enumerate() {
+            let item_values = online
+                .and_then(|o| o.items[k].as_deref())
+                .or_else(|| declared.item(item));
+            let values = Declared {
+                user: user_values,
+                item: item_values,
+            };
+            ranker_row_with(
+                &self.snapshot,
+                user,
+                item,
+                (score, k),
+                values,
+                ctx,
+                &mut rows,
+            );
+        }
+        rows
     }
 }
 
 impl Engine {
-    /// The `k` features that moved each item's ranking score most for this user (empty for
-    /// unknown users, who are not ranked).
+    /// The `k` features that moved each item's ranking score most, from the rows it was scored
+    /// with (empty for the popular fallback, which is not ranked).
     pub fn explain(
         &self,
-        user_id: &str,
         rec: &Recommendation,
         k: usize,
     ) -> Result<Vec<Vec<(String, f64)>>, EngineError> {
-        let Some(&user) = self.users.get(user_id) else {
-            return Ok(vec![Vec::new(); rec.items.len()]);
-        };
-        if rec.retrieval.len() != rec.items.len() {
+        let width = self.ranker.feature_names().len();
+        if rec.items.is_empty() || rec.rows.len() != rec.items.len() * width {
             return Ok(vec![Vec::new(); rec.items.len()]);
         }
-        // The same rows the ranker scored: retrieval score and rank included.
-        let mut features = Vec::with_capacity(rec.items.len() * RANKER_FEATURES.len());
-        for (&(item, _), &(score, rank)) in rec.items.iter().zip(&rec.retrieval) {
-            ranker_row(&self.snapshot, user, item, score, rank, &mut features);
-        }
-        Ok(self.ranker.top_contributions(&features, k)?)
+        Ok(self.ranker.top_contributions(&rec.rows, k)?)
     }
 }
 
@@ -391,9 +455,11 @@ pub struct Query<'a> {
     /// Only items first seen at most this many days ago, when set.
     pub max_age_days: Option<f32>,
     /// Where user embeddings are cached, if anywhere.
-    pub cache: Option<&'a dyn EmbeddingStore>,
+    pub cache: Option<&'a dyn CacheStore>,
     /// Region, age rating and brand safety of the request (stock always applies).
     pub audience: Audience<'a>,
+    /// Time, device and placement of the request: the ranker's context features.
+    pub context: Context<'a>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -68,7 +68,7 @@ impl Default for ServingMetrics {
             ),
             cache: counter(
                 "recsys_cache_requests_total",
-                "Cache lookups by cache and result (hit, miss, error).",
+                "Cache lookups by cache (user_embedding, online_features) and result (hit, partial, miss, error).",
                 &["cache", "result"],
             ),
             reloads: counter(

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod online_features;
 pub mod recent;
 pub mod router;
 pub mod state;

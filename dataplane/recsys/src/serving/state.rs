@@ -3,7 +3,7 @@
 //! share.
 
 use super::attributes::Audience;
-use super::cache::{EmbeddingStore, InProcessStore};
+use super::cache::{CacheStore, InProcessStore};
 use super::engine::{Engine, EngineOptions, Query};
 use super::feedback::{self, EventLog};
 use super::metrics::ServingMetrics;
@@ -12,6 +12,7 @@ use recsys_api::v1::{
     FeatureContribution, FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse,
     RecommendedItem, StageTiming,
 };
+use recsys_core::features::Context;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +32,7 @@ pub struct ServingState {
     pub recent: RecentItems,
     pub log: Option<EventLog>,
     /// User embeddings: Redis when configured, in-process otherwise.
-    pub cache: Arc<dyn EmbeddingStore>,
+    pub cache: Arc<dyn CacheStore>,
     /// False while starting and once shutdown begins: `/readyz` turns traffic away.
     pub ready: AtomicBool,
 }
@@ -41,11 +42,7 @@ impl ServingState {
         Self::with_cache(engine, log, Arc::new(InProcessStore::default()))
     }
 
-    pub fn with_cache(
-        engine: Engine,
-        log: Option<EventLog>,
-        cache: Arc<dyn EmbeddingStore>,
-    ) -> Self {
+    pub fn with_cache(engine: Engine, log: Option<EventLog>, cache: Arc<dyn CacheStore>) -> Self {
         let metrics = ServingMetrics::default();
         metrics.set_model(engine.version(), engine.variant());
         metrics.reloads.with_label_values(&["loaded"]).inc();
@@ -122,6 +119,22 @@ impl ServingState {
             .as_ref()
             .map(|c| c.country.clone())
             .filter(|c| !c.is_empty());
+        let device = req
+            .context
+            .as_ref()
+            .map(|c| c.device.clone())
+            .filter(|d| !d.is_empty());
+        let placement = if req.placement.is_empty() {
+            "home".to_owned()
+        } else {
+            req.placement.clone()
+        };
+        let request_time = req
+            .context
+            .as_ref()
+            .map(|c| c.timestamp_unix)
+            .filter(|&t| t > 0)
+            .unwrap_or(now);
         let (max_age_rating, brand_safe_only) = req.filters.as_ref().map_or((None, false), |f| {
             (
                 (f.max_age_rating > 0).then_some(f.max_age_rating),
@@ -141,6 +154,12 @@ impl ServingState {
                     max_age_rating,
                     brand_safe_only,
                 },
+                context: Context {
+                    timestamp: request_time,
+                    device: device.as_deref(),
+                    country: country.as_deref(),
+                    placement: Some(&placement),
+                },
             })
         })
         .await
@@ -158,6 +177,12 @@ impl ServingState {
                 .with_label_values(&["user_embedding", result])
                 .inc();
         }
+        if let Some(result) = rec.online_features {
+            self.metrics
+                .cache
+                .with_label_values(&["online_features", result])
+                .inc();
+        }
         if rec.fallback {
             self.metrics
                 .fallbacks
@@ -166,7 +191,7 @@ impl ServingState {
         }
         let explanations = if req.explain && !rec.fallback {
             engine
-                .explain(&req.user_id, &rec, 3)
+                .explain(&rec, 3)
                 .map_err(|e| Status::internal(e.to_string()))?
         } else {
             vec![Vec::new(); rec.items.len()]
