@@ -3,6 +3,7 @@
 //! Every aggregate is order-independent (counts, sums, extremes, the latest-N sequence with a
 //! total tie-break), so any partitioning or ordering of the input gives the same table.
 
+use super::attributes::{with_attributes, AttributeReport, AttributeRows};
 use super::spec::{Aggregate, EntitySpec, FeatureSpec, Transform};
 use crate::validation::{Event, EventType};
 use std::collections::{HashMap, VecDeque};
@@ -356,6 +357,8 @@ impl Accumulator {
 /// Streams events into user and item features as of `as_of` (Unix seconds).
 pub struct FeatureEngine {
     as_of: i64,
+    user_spec: EntitySpec,
+    item_spec: EntitySpec,
     users: Accumulator,
     items: Accumulator,
     observed: u64,
@@ -366,6 +369,8 @@ impl FeatureEngine {
     pub fn new(spec: &FeatureSpec, as_of: i64) -> Self {
         Self {
             as_of,
+            user_spec: spec.user.clone(),
+            item_spec: spec.item.clone(),
             users: Accumulator::new(Compiled::new(&spec.user, as_of)),
             items: Accumulator::new(Compiled::new(&spec.item, as_of)),
             observed: 0,
@@ -390,13 +395,27 @@ impl FeatureEngine {
         (self.observed, self.ignored_after_as_of)
     }
 
-    /// The user table and the item table.
+    /// The user table and the item table, without profile or metadata files (attribute
+    /// columns hold their defaults).
     pub fn finish(self) -> (FeatureTable, FeatureTable) {
+        let (users, items, _) = self.finish_with(None, None);
+        (users, items)
+    }
+
+    /// The user table and the item table with the definition's attribute columns taken from
+    /// user profiles and item metadata; what could not be used is reported.
+    pub fn finish_with(
+        self,
+        profiles: Option<&AttributeRows>,
+        metadata: Option<&AttributeRows>,
+    ) -> (FeatureTable, FeatureTable, [AttributeReport; 2]) {
         let items = self
             .items
             .finish(Entity::Item, self.as_of, &self.users.keys);
         let users = self.users.finish(Entity::User, self.as_of, &items.keys);
-        (users, items)
+        let (users, user_report) = with_attributes(users, &self.user_spec, profiles);
+        let (items, item_report) = with_attributes(items, &self.item_spec, metadata);
+        (users, items, [user_report, item_report])
     }
 }
 

@@ -3,10 +3,12 @@
 //! and [`assemble`], which lays them out as one model input row.
 
 pub mod aggregate;
+pub mod attributes;
 pub mod context;
 pub mod spec;
 
 pub use aggregate::{Entity, FeatureEngine, FeatureTable};
+pub use attributes::AttributeRows;
 pub use context::{context_row, Context};
 pub use spec::{FeatureSpec, SpecError};
 
@@ -22,7 +24,7 @@ pub fn assemble(
     for (values, entity) in [(user, &spec.user), (item, &spec.item)] {
         match values {
             Some(v) => out.extend_from_slice(v),
-            None => out.extend(entity.features.iter().map(|f| f.default)),
+            None => out.extend(entity.defaults()),
         }
     }
     context_row(spec, ctx, out);

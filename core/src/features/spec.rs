@@ -29,6 +29,65 @@ pub struct EntitySpec {
     #[serde(default)]
     pub sequence_length: usize,
     pub features: Vec<AggregateFeature>,
+    /// Columns taken from the entity's profile or metadata file rather than its events.
+    #[serde(default)]
+    pub attributes: Vec<AttributeFeature>,
+}
+
+impl EntitySpec {
+    /// Column names: the aggregates, then the attribute columns.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.features.iter().map(|f| f.name.clone()).collect();
+        for a in &self.attributes {
+            if a.values.is_empty() {
+                names.push(a.name.clone());
+            } else {
+                names.extend(a.values.iter().map(|v| format!("{}={v}", a.name)));
+            }
+        }
+        names
+    }
+
+    /// Values per entity row.
+    pub fn width(&self) -> usize {
+        self.features.len()
+            + self
+                .attributes
+                .iter()
+                .map(|a| a.values.len().max(1))
+                .sum::<usize>()
+    }
+
+    /// The row of an entity the store knows nothing about.
+    pub fn defaults(&self) -> Vec<f32> {
+        let mut out: Vec<f32> = self.features.iter().map(|f| f.default).collect();
+        for a in &self.attributes {
+            if a.values.is_empty() {
+                out.push(a.default);
+            } else {
+                out.extend(std::iter::repeat_n(0.0, a.values.len()));
+            }
+        }
+        out
+    }
+}
+
+/// A column of the entity's profile or metadata file (user profiles, item metadata): a number
+/// (optionally log1p) or, with `values`, one 0/1 column `<name>=<value>` per listed value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeFeature {
+    pub name: String,
+    /// The file's column.
+    pub column: String,
+    /// One-hot categories; empty for a numeric column.
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub transform: Transform,
+    /// A numeric column's value when the file has no row, no cell or no number for the entity.
+    #[serde(default)]
+    pub default: f32,
 }
 
 /// One numeric feature aggregated from an entity's events before the as-of time.
@@ -144,6 +203,22 @@ impl FeatureSpec {
                 return Err(SpecError::Duplicate(name));
             }
         }
+        for a in self.user.attributes.iter().chain(&self.item.attributes) {
+            let invalid = |problem: &str| SpecError::Invalid {
+                name: a.name.clone(),
+                problem: problem.to_owned(),
+            };
+            if a.column.is_empty() {
+                return Err(invalid("an attribute needs its file's column"));
+            }
+            let unique: BTreeSet<&String> = a.values.iter().collect();
+            if unique.len() != a.values.len() {
+                return Err(invalid("one-hot values must be distinct"));
+            }
+            if !a.values.is_empty() && (a.transform != Transform::None || a.default != 0.0) {
+                return Err(invalid("a one-hot attribute takes no transform or default"));
+            }
+        }
         for f in self.user.features.iter().chain(&self.item.features) {
             let invalid = |problem: &str| SpecError::Invalid {
                 name: f.name.clone(),
@@ -176,11 +251,11 @@ impl FeatureSpec {
     }
 
     pub fn user_names(&self) -> Vec<String> {
-        self.user.features.iter().map(|f| f.name.clone()).collect()
+        self.user.names()
     }
 
     pub fn item_names(&self) -> Vec<String> {
-        self.item.features.iter().map(|f| f.name.clone()).collect()
+        self.item.names()
     }
 
     /// Context columns in order (a cyclic feature gives two, a one-hot one per value).

@@ -161,6 +161,8 @@ enum Command {
         feature_store: Option<String>,
         #[arg(long)]
         feature_spec: Option<PathBuf>,
+        #[command(flatten)]
+        entity_files: EntityFileArgs,
     },
     /// Compute the declarative features (core/features.yaml or --spec) as of the end of
     /// --as-of into the offline store: <store>/date=YYYY-MM-DD/{user,item}.parquet.
@@ -177,6 +179,8 @@ enum Command {
         store: String,
         #[arg(long)]
         spec: Option<PathBuf>,
+        #[command(flatten)]
+        entity_files: EntityFileArgs,
     },
     /// Train a servable model version from an event file (e.g. `recsys generate` output at
     /// 1M items) with the demo's towers, index and ranker.
@@ -279,6 +283,31 @@ fn index_kind(
         },
         other => anyhow::bail!("unknown index type {other:?}: flat, ivf, hnsw or ivfpq"),
     })
+}
+
+/// The profile and metadata files behind the feature definition's attribute columns.
+#[derive(clap::Args, Debug)]
+struct EntityFileArgs {
+    /// User profiles (CSV, JSONL or Parquet with a `user_id` column; a path or a URI).
+    #[arg(long)]
+    users: Option<String>,
+    /// Item metadata (CSV, JSONL or Parquet with an `item_id` column; a path or a URI).
+    #[arg(long)]
+    items: Option<String>,
+}
+
+impl EntityFileArgs {
+    fn load(&self, scratch: &remote::Scratch) -> anyhow::Result<feature_job::EntityFiles> {
+        let fetch = |location: &Option<String>, name: &str| {
+            location
+                .as_deref()
+                .map(|l| remote::fetch(l, &scratch.path().join(name)))
+                .transpose()
+        };
+        let users = fetch(&self.users, "users")?;
+        let items = fetch(&self.items, "items")?;
+        feature_job::EntityFiles::load(users.as_deref(), items.as_deref())
+    }
 }
 
 #[tokio::main]
@@ -451,6 +480,7 @@ async fn main() -> anyhow::Result<()> {
             features_as_of,
             feature_store,
             feature_spec,
+            entity_files,
         } => {
             let started = std::time::Instant::now();
             let config = ValidationConfig {
@@ -476,12 +506,14 @@ async fn main() -> anyhow::Result<()> {
             {
                 let store_scratch = remote::Scratch::new("validate-features")?;
                 let store_out = remote::Output::new(&store, &store_scratch);
+                let files = entity_files.load(&store_scratch)?;
                 let (dir, m) = feature_job::write_engine(
                     engine,
                     date,
                     &spec,
                     store_out.local(),
                     report.tally.quarantined,
+                    &files,
                 )?;
                 store_out.publish(&format!("date={}", m.date))?;
                 println!(
@@ -503,12 +535,14 @@ async fn main() -> anyhow::Result<()> {
             as_of,
             store,
             spec,
+            entity_files,
         } => {
             let spec = feature_job::load_spec(spec.as_deref())?;
             let scratch = remote::Scratch::new("features")?;
             let input = remote::fetch(&input, &scratch.path().join("input"))?;
+            let files = entity_files.load(&scratch)?;
             let out = remote::Output::new(&store, &scratch);
-            let (dir, m, rate) = feature_job::compute(&input, as_of, &spec, out.local())?;
+            let (dir, m, rate) = feature_job::compute(&input, as_of, &spec, out.local(), &files)?;
             out.publish(&format!("date={}", m.date))?;
             println!(
                 "{}: {} users, {} items from {} events ({} at or after the as-of time ignored, {} unreadable rows skipped); schema {}; {rate:.0} rows/s",

@@ -305,3 +305,93 @@ fn features_computed_during_validation_equal_the_separate_job() {
     );
     assert!(a.users.len() > 100);
 }
+
+/// The ranker's training rows take their declared values from the model's snapshot; the
+/// offline store takes them from `recsys features`. On MovieLens (events, profiles and
+/// metadata through the adapter's files) the two are equal bit for bit for every user and item.
+#[test]
+fn a_versions_training_features_equal_the_offline_jobs() {
+    use recsys::data::{entity_files, locate, movielens};
+    use recsys::features::FeatureSnapshot;
+    use recsys::pipeline::feature_job;
+
+    let data = movielens::load(&locate::find_movielens(None).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (events, users, items) = (
+        dir.path().join("events.csv"),
+        dir.path().join("users.csv"),
+        dir.path().join("items.csv"),
+    );
+    movielens::write_events(&data, &events).unwrap();
+    entity_files::write_csv(data.profiles.as_ref().unwrap(), "user_id", &users).unwrap();
+    entity_files::write_csv(data.metadata.as_ref().unwrap(), "item_id", &items).unwrap();
+
+    let date = chrono::NaiveDate::from_ymd_opt(1998, 3, 1).unwrap();
+    let store = dir.path().join("store");
+    let out = recsys(&[
+        "features",
+        "--input",
+        events.to_str().unwrap(),
+        "--as-of",
+        "1998-03-01",
+        "--store",
+        store.to_str().unwrap(),
+        "--users",
+        users.to_str().unwrap(),
+        "--items",
+        items.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = FeatureSpec::default_spec();
+    let offline = PartitionTables::load(&latest_partition(&store).unwrap(), &spec).unwrap();
+
+    let snapshot =
+        FeatureSnapshot::compute(&data, &data.interactions, feature_job::as_of_for(date));
+    let declared = &snapshot.declared;
+    assert_eq!(declared.as_of, offline.manifest.as_of);
+    let user_index = offline.users.index();
+    for (u, profile) in data.users.iter().enumerate() {
+        let row = offline.users.row(user_index[profile.external_id.as_str()]);
+        assert_eq!(
+            declared.user(u as u32).unwrap(),
+            row,
+            "user {}",
+            profile.external_id
+        );
+    }
+    let item_index = offline.items.index();
+    for (i, meta) in data.items.iter().enumerate() {
+        let row = offline.items.row(item_index[meta.external_id.as_str()]);
+        assert_eq!(
+            declared.item(i as u32).unwrap(),
+            row,
+            "item {}",
+            meta.external_id
+        );
+    }
+    // The profile and metadata columns are really there: ages, genders and years vary.
+    let names = spec.user_names();
+    let age = names.iter().position(|n| n == "user_age").unwrap();
+    let female = names.iter().position(|n| n == "user_gender=F").unwrap();
+    let ages: std::collections::BTreeSet<u32> = (0..offline.users.len())
+        .map(|r| offline.users.row(r)[age] as u32)
+        .collect();
+    assert!(ages.len() > 30 && !ages.contains(&0), "{ages:?}");
+    let women = (0..offline.users.len())
+        .filter(|&r| offline.users.row(r)[female] == 1.0)
+        .count();
+    assert!(women > 200 && women < 400, "{women} women of 943");
+    let year = spec
+        .item_names()
+        .iter()
+        .position(|n| n == "item_year")
+        .unwrap();
+    let years = (0..offline.items.len())
+        .filter(|&r| offline.items.row(r)[year] >= 1990.0)
+        .count();
+    assert!(years > 1000, "{years} items from the 1990s");
+}

@@ -7,9 +7,12 @@
 mod support;
 
 use recsys::artifacts::{self, Manifest};
+use recsys::features::online_store::OnlineStore;
+use recsys::features::FeatureSnapshot;
 use recsys::pipeline::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest, RequestContext};
+use recsys_core::features::{Entity, FeatureTable};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -105,6 +108,69 @@ fn metric(http: SocketAddr, line_start: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// Each user's top 10 (item, score) at a fixed request time and device.
+async fn scores(
+    client: &mut RecommenderClient<tonic::transport::Channel>,
+    users: &[String],
+) -> Vec<Vec<(String, f32)>> {
+    let mut out = Vec::new();
+    for u in users {
+        let r = client
+            .recommend(RecommendRequest {
+                user_id: u.clone(),
+                num_items: 10,
+                context: Some(RequestContext {
+                    device: "ios".into(),
+                    timestamp_unix: 893_000_000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.push(r.items.into_iter().map(|i| (i.item_id, i.score)).collect());
+    }
+    out
+}
+
+/// A version's own declared values as the feature tables `recsys materialize` writes.
+fn declared_tables(
+    snapshot: &FeatureSnapshot,
+    catalog: &serde_json::Value,
+) -> (FeatureTable, FeatureTable) {
+    let ids = |list: &serde_json::Value, field: Option<&str>| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| field.map_or(v, |f| &v[f]).as_str().unwrap().to_owned())
+            .collect()
+    };
+    let d = &snapshot.declared;
+    let table = |entity, names, keys, values: &Vec<f32>| FeatureTable {
+        entity,
+        as_of: d.as_of,
+        names,
+        keys,
+        values: values.clone(),
+        sequences: Vec::new(),
+    };
+    (
+        table(
+            Entity::User,
+            d.spec.user_names(),
+            ids(&catalog["user_ids"], None),
+            &d.users,
+        ),
+        table(
+            Entity::Item,
+            d.spec.item_names(),
+            ids(&catalog["items"], Some("external_id")),
+            &d.items,
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,6 +514,45 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
             "recsys_requests_total{code=\"InvalidArgument\",method=\"Recommend\"}"
         ) >= 5.0
     );
+
+    // Declared features from the online store. Nothing is materialized yet, so every read
+    // misses and the version's own values are used; materializing exactly those values changes
+    // no score (no skew between the two sources); materializing other values changes rankings,
+    // so the request path really reads them.
+    let online_users: Vec<String> = (700..740).map(|u| u.to_string()).collect();
+    let before = scores(&mut client, &online_users).await;
+    let online_metric = |result: &str| {
+        metric(
+            server.http,
+            &format!(
+                "recsys_cache_requests_total{{cache=\"online_features\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    assert!(online_metric("miss") >= 40.0);
+    let snapshot: FeatureSnapshot =
+        serde_json::from_slice(&std::fs::read(root.join("v1/snapshot.json")).unwrap()).unwrap();
+    let (user_table, item_table) = declared_tables(&snapshot, &catalog);
+    let spec = &snapshot.declared.spec;
+    let mut store = OnlineStore::connect(&redis_url, spec).unwrap();
+    let ttl = Duration::from_secs(600);
+    store.write(&user_table, ttl, &|_| {}).unwrap();
+    store.write(&item_table, ttl, &|_| {}).unwrap();
+    let same = scores(&mut client, &online_users).await;
+    assert_eq!(
+        same, before,
+        "the same values from Redis must score identically"
+    );
+    assert!(online_metric("hit") >= 40.0);
+    // Every item takes another item's values.
+    let mut shuffled = item_table.clone();
+    let width = shuffled.width();
+    let rows: Vec<&[f32]> = item_table.values.chunks(width).rev().collect();
+    shuffled.values = rows.concat();
+    store.write(&shuffled, ttl, &|_| {}).unwrap();
+    let changed = scores(&mut client, &online_users).await;
+    let moved = changed.iter().zip(&before).filter(|(a, b)| a != b).count();
+    assert!(moved >= 20, "only {moved} of 40 rankings changed");
 
     // The cache: repeated users hit it, the vectors are in Redis; then Redis dies mid-test and
     // not one request fails.

@@ -1,5 +1,6 @@
 //! Loading interaction data and the catalog into dense ids.
 
+pub mod entity_files;
 pub mod events_io;
 pub mod locate;
 pub mod movielens;
@@ -7,6 +8,7 @@ pub mod parquet_events;
 pub mod remote;
 pub mod synthetic;
 
+use recsys_core::features::AttributeRows;
 use recsys_core::Interaction;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -36,9 +38,51 @@ pub struct Dataset {
     pub users: Vec<UserProfile>,
     pub items: Vec<ItemMeta>,
     pub interactions: Vec<Interaction>,
+    /// User profile columns by external id, for the definition's user attributes.
+    pub profiles: Option<AttributeRows>,
+    /// Item metadata columns by external id, for the definition's item attributes.
+    pub metadata: Option<AttributeRows>,
 }
 
 impl Dataset {
+    /// Profiles and metadata as attribute tables, from the typed fields (what the MovieLens
+    /// files hold: age, gender, occupation, zip; title, year, category, genres).
+    pub fn with_typed_attributes(mut self) -> Self {
+        let mut profiles = AttributeRows {
+            columns: ["age", "gender", "occupation", "zip"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        };
+        for u in &self.users {
+            profiles.ids.push(u.external_id.clone());
+            profiles.cells.extend([
+                u.age.map(|a| a.to_string()),
+                u.gender.clone(),
+                u.occupation.clone(),
+                u.zip.clone(),
+            ]);
+        }
+        let mut metadata = AttributeRows {
+            columns: ["title", "year", "category", "genres"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        };
+        for i in &self.items {
+            metadata.ids.push(i.external_id.clone());
+            metadata.cells.extend([
+                Some(i.title.clone()),
+                i.year.map(|y| y.to_string()),
+                i.genres.first().cloned(),
+                (!i.genres.is_empty()).then(|| i.genres.join("|")),
+            ]);
+        }
+        self.profiles = Some(profiles);
+        self.metadata = Some(metadata);
+        self
+    }
+
     pub fn last_timestamp(&self) -> Option<i64> {
         self.interactions.iter().map(|r| r.timestamp).max()
     }

@@ -26,7 +26,9 @@ pub fn load(dir: &Path) -> Result<Dataset, DataError> {
         users,
         items,
         interactions,
-    })
+        ..Dataset::default()
+    }
+    .with_typed_attributes())
 }
 
 fn read_rows(path: &Path, min_columns: usize) -> Result<Vec<(usize, Vec<String>)>, DataError> {

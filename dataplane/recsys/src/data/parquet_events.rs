@@ -1,4 +1,4 @@
-//! Event files in Parquet. Columns are matched by name against the documented schema; text,
+//! Event files (and profile or metadata tables) in Parquet. Columns are matched by name against the documented schema; text,
 //! integer, float, timestamp and dictionary-encoded text columns are accepted, and each cell is
 //! handed to validation as text, exactly as a CSV cell would be, so one set of rules decides
 //! every format.
@@ -104,6 +104,37 @@ fn column_text(array: &ArrayRef, name: &str, path: &Path) -> anyhow::Result<Vec<
             path.display()
         ),
     })
+}
+
+/// Every column of a Parquet file (a profile or metadata table) as text cells, with each row's
+/// 1-based position.
+#[allow(clippy::type_complexity)]
+pub fn parquet_table(
+    path: &Path,
+) -> anyhow::Result<(Vec<String>, Vec<(u64, Vec<Option<String>>)>)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+    let names: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut rows = Vec::new();
+    for batch in builder.with_batch_size(BATCH).build()? {
+        let batch = batch.with_context(|| format!("{}: reading a row group", path.display()))?;
+        let columns: Vec<Vec<Option<String>>> = names
+            .iter()
+            .enumerate()
+            .map(|(c, name)| column_text(batch.column(c), name, path))
+            .collect::<anyhow::Result<_>>()?;
+        for r in 0..batch.num_rows() {
+            let line = rows.len() as u64 + 1;
+            rows.push((line, columns.iter().map(|col| col[r].clone()).collect()));
+        }
+    }
+    Ok((names, rows))
 }
 
 /// Calls `visit` with every row of a Parquet event file; returns the number of rows.

@@ -62,34 +62,42 @@ impl DeclaredFeatures {
                 placement: None,
             });
         }
-        let (users, items) = engine.finish();
+        let (users, items, reports) =
+            engine.finish_with(data.profiles.as_ref(), data.metadata.as_ref());
+        for (entity, report) in ["user", "item"].iter().zip(&reports) {
+            for (column, (count, example)) in &report.not_numeric {
+                tracing::warn!(
+                    entity,
+                    column,
+                    count,
+                    example,
+                    "attribute cells that are not numbers take the default"
+                );
+            }
+        }
         let user_ids = data.users.iter().map(|u| u.external_id.as_str());
         let item_ids = data.items.iter().map(|i| i.external_id.as_str());
         Self {
             spec: spec.clone(),
             as_of,
-            users: by_dense_id(&users, user_ids, defaults(&spec.user)),
-            items: by_dense_id(&items, item_ids, defaults(&spec.item)),
+            users: by_dense_id(&users, user_ids, spec.user.defaults()),
+            items: by_dense_id(&items, item_ids, spec.item.defaults()),
         }
     }
 
     /// The user's stored row; None outside the table (the caller then uses the defaults).
     pub fn user(&self, user: u32) -> Option<&[f32]> {
-        row(&self.users, self.spec.user.features.len(), user)
+        row(&self.users, self.spec.user.width(), user)
     }
 
     pub fn item(&self, item: u32) -> Option<&[f32]> {
-        row(&self.items, self.spec.item.features.len(), item)
+        row(&self.items, self.spec.item.width(), item)
     }
 
     /// Appends the declared columns for (`user`, `item`) in `ctx`.
     pub fn append(&self, user: u32, item: u32, ctx: &Context, out: &mut Vec<f32>) {
         assemble(&self.spec, self.user(user), self.item(item), ctx, out);
     }
-}
-
-fn defaults(entity: &recsys_core::features::spec::EntitySpec) -> Vec<f32> {
-    entity.features.iter().map(|f| f.default).collect()
 }
 
 fn row(values: &[f32], width: usize, index: u32) -> Option<&[f32]> {
@@ -134,6 +142,7 @@ mod tests {
             users: vec![user("u0"), user("u1")],
             items: vec![item("a"), item("b")],
             interactions: Vec::new(),
+            ..Dataset::default()
         }
     }
 
@@ -163,9 +172,9 @@ mod tests {
         assert_eq!(at(u0, "user_purchases_all"), 1.0);
         assert_eq!(at(u0, "user_days_since_last"), 8.0);
         // u1's only event is at the as-of time, so u1 holds the defaults.
-        assert_eq!(declared.user(1).unwrap(), defaults(&spec.user).as_slice());
-        assert_eq!(declared.item(0).unwrap(), defaults(&spec.item).as_slice());
-        assert_ne!(declared.item(1).unwrap(), defaults(&spec.item).as_slice());
+        assert_eq!(declared.user(1).unwrap(), spec.user.defaults().as_slice());
+        assert_eq!(declared.item(0).unwrap(), spec.item.defaults().as_slice());
+        assert_ne!(declared.item(1).unwrap(), spec.item.defaults().as_slice());
         assert_eq!(declared.user(2), None);
 
         // A row is the user's, the item's and the context's columns, as `assemble` lays out.

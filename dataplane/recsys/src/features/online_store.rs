@@ -60,8 +60,8 @@ impl OnlineStore {
             url: url.to_owned(),
             connection,
             prefix: key_prefix(spec),
-            user_width: spec.user.features.len(),
-            item_width: spec.item.features.len(),
+            user_width: spec.user.width(),
+            item_width: spec.item.width(),
         })
     }
 

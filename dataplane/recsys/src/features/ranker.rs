@@ -6,22 +6,13 @@
 use super::snapshot::FeatureSnapshot;
 use recsys_core::features::{assemble, Context, FeatureSpec};
 
-/// The ranker's own columns, in order.
-pub const RANKER_FEATURES: [&str; 15] = [
+/// The ranker's own columns, in order: what the declared definition cannot express (the
+/// retrieval stage's output and user × item crosses). Every per-user and per-item column
+/// (behaviour, recency, profile, metadata) comes from the definition.
+pub const RANKER_FEATURES: [&str; 4] = [
     "retrieval_score",
     "retrieval_rank",
-    "item_log_count_all",
-    "item_log_count_7d",
-    "item_log_count_30d",
-    "item_mean_rating",
-    "item_year",
-    "item_days_since_first",
-    "user_log_history",
-    "user_mean_rating",
     "user_genre_affinity",
-    "user_age",
-    "user_is_female",
-    "user_days_since_last",
     "user_item_year_gap",
 ];
 
@@ -74,23 +65,7 @@ pub fn ranker_row_with(
     } else {
         0.0
     };
-    out.extend_from_slice(&[
-        retrieval_score,
-        retrieval_rank as f32,
-        (1.0 + it.count_all as f32).ln(),
-        (1.0 + it.count_7d as f32).ln(),
-        (1.0 + it.count_30d as f32).ln(),
-        it.mean_rating,
-        it.year,
-        it.days_since_first,
-        (1.0 + u.history_len as f32).ln(),
-        u.mean_rating,
-        affinity,
-        u.age,
-        f32::from(u8::from(u.gender.as_deref() == Some("F"))),
-        u.days_since_last,
-        year_gap,
-    ]);
+    out.extend_from_slice(&[retrieval_score, retrieval_rank as f32, affinity, year_gap]);
     assemble(&s.declared.spec, declared.user, declared.item, ctx, out);
 }
 
@@ -105,4 +80,20 @@ pub fn feature_names_for(spec: &FeatureSpec) -> Vec<String> {
 /// [`feature_names_for`] the shipped definition (the one training uses).
 pub fn feature_names() -> Vec<String> {
     feature_names_for(&FeatureSpec::default_spec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ranker_column_is_named_once() {
+        let names = feature_names();
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(
+            names.len(),
+            RANKER_FEATURES.len() + FeatureSpec::default_spec().vector_names().len()
+        );
+    }
 }

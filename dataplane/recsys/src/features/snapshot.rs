@@ -212,6 +212,7 @@ mod tests {
                 },
             ],
             interactions: vec![],
+            ..Dataset::default()
         }
     }
 

@@ -110,6 +110,7 @@ fn load(input: &Path, options: &EventsModelOptions) -> anyhow::Result<Dataset> {
             })
             .collect(),
         interactions,
+        ..Dataset::default()
     })
 }
 

@@ -2,11 +2,11 @@
 //! into the offline store (Parquet), and copy the newest partition into the online store
 //! (Redis) with the definition's TTLs.
 
-use crate::data::events_io;
+use crate::data::{entity_files, events_io};
 use crate::features::offline_store::{self, PartitionManifest};
 use crate::features::online_store::OnlineStore;
 use anyhow::Context as _;
-use recsys_core::features::{Entity, FeatureEngine, FeatureSpec};
+use recsys_core::features::{AttributeRows, Entity, FeatureEngine, FeatureSpec};
 use recsys_core::validation::{check_record, ValidationConfig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +20,27 @@ pub fn load_spec(path: Option<&Path>) -> anyhow::Result<FeatureSpec> {
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             FeatureSpec::from_yaml(&text).with_context(|| p.display().to_string())
         }
+    }
+}
+
+/// User profiles and item metadata for the definition's attribute columns (both optional).
+#[derive(Debug, Clone, Default)]
+pub struct EntityFiles {
+    pub profiles: Option<AttributeRows>,
+    pub metadata: Option<AttributeRows>,
+}
+
+impl EntityFiles {
+    /// Reads a profile file keyed by `user_id` and a metadata file keyed by `item_id`.
+    pub fn load(users: Option<&Path>, items: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(Self {
+            profiles: users
+                .map(|p| entity_files::read(p, "user_id"))
+                .transpose()?,
+            metadata: items
+                .map(|p| entity_files::read(p, "item_id"))
+                .transpose()?,
+        })
     }
 }
 
@@ -62,6 +83,7 @@ pub fn compute(
     date: chrono::NaiveDate,
     spec: &FeatureSpec,
     store: &Path,
+    files: &EntityFiles,
 ) -> anyhow::Result<(PathBuf, PartitionManifest, f64)> {
     let started = Instant::now();
     let as_of = as_of_for(date);
@@ -85,7 +107,7 @@ pub fn compute(
         used + after + rejected == rows,
         "row counts do not reconcile"
     );
-    let (dir, manifest) = write_engine(engine, date, spec, store, rejected)?;
+    let (dir, manifest) = write_engine(engine, date, spec, store, rejected, files)?;
     Ok((
         dir,
         manifest,
@@ -101,9 +123,29 @@ pub fn write_engine(
     spec: &FeatureSpec,
     store: &Path,
     rows_rejected: u64,
+    files: &EntityFiles,
 ) -> anyhow::Result<(PathBuf, PartitionManifest)> {
     let (used, after) = engine.counts();
-    let (users, items) = engine.finish();
+    let (users, items, reports) =
+        engine.finish_with(files.profiles.as_ref(), files.metadata.as_ref());
+    for (file, report) in ["--users", "--items"].iter().zip(&reports) {
+        for column in &report.missing_columns {
+            tracing::warn!(
+                file,
+                column,
+                "the definition's attribute column is not in the file; its default is used"
+            );
+        }
+        for (column, (count, example)) in &report.not_numeric {
+            tracing::warn!(
+                file,
+                column,
+                count,
+                example,
+                "cells that are not numbers take the default"
+            );
+        }
+    }
     let manifest = PartitionManifest {
         date: date.format("%Y-%m-%d").to_string(),
         as_of: as_of_for(date),

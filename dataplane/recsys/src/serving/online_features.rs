@@ -36,7 +36,7 @@ pub fn fetch<'a>(
             result: "error",
         };
     };
-    let (user_width, item_width) = (spec.user.features.len(), spec.item.features.len());
+    let (user_width, item_width) = (spec.user.width(), spec.item.width());
     let mut found = found.into_iter();
     // A value of the wrong length (another writer, a corrupt key) counts as missing.
     let user = found.next().flatten().and_then(|b| decode(&b, user_width));
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn found_missing_malformed_and_unreachable_values() {
         let spec = FeatureSpec::default_spec();
-        let (uw, iw) = (spec.user.features.len(), spec.item.features.len());
+        let (uw, iw) = (spec.user.width(), spec.item.width());
         let user_row: Vec<f32> = (0..uw).map(|i| i as f32).collect();
         let item_row: Vec<f32> = (0..iw).map(|i| 10.0 + i as f32).collect();
         let prefix = "recsys:features:test";
