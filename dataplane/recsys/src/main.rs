@@ -135,6 +135,12 @@ enum Command {
         bad_fraction: f64,
         #[arg(long)]
         out: PathBuf,
+        /// Also write the users' profiles here (CSV: user_id, age, gender).
+        #[arg(long)]
+        users_out: Option<PathBuf>,
+        /// Also write the items' metadata here (CSV: item_id, title, category, price, year).
+        #[arg(long)]
+        items_out: Option<PathBuf>,
     },
     /// Validate an event file (CSV or JSONL): clean rows, quarantined rows with reasons and a
     /// JSON report in --out-dir. Exits non-zero when the quality rate is below the alert level.
@@ -205,6 +211,8 @@ enum Command {
         ranker_users: usize,
         #[arg(long, default_value_t = 200)]
         ranker_trees: u32,
+        #[command(flatten)]
+        entity_files: EntityFileArgs,
     },
     /// Copy the newest offline partition into the online store (Redis) with the definition's
     /// TTLs.
@@ -449,6 +457,8 @@ async fn main() -> anyhow::Result<()> {
             seed,
             bad_fraction,
             out,
+            users_out,
+            items_out,
         } => {
             let now = chrono::Utc::now().timestamp();
             let start = now - now.rem_euclid(86_400) - i64::from(days) * 86_400;
@@ -463,6 +473,11 @@ async fn main() -> anyhow::Result<()> {
             };
             let t = std::time::Instant::now();
             let generated = synthetic::generate(&out, &config)?;
+            if let (Some(users), Some(items)) = (&users_out, &items_out) {
+                synthetic::write_catalog(&config, users, items)?;
+            } else if users_out.is_some() || items_out.is_some() {
+                anyhow::bail!("--users-out and --items-out go together");
+            }
             eprintln!(
                 "wrote {} rows ({} planted defects) to {} in {:.1} s",
                 generated.rows,
@@ -565,9 +580,11 @@ async fn main() -> anyhow::Result<()> {
             epochs,
             ranker_users,
             ranker_trees,
+            entity_files,
         } => {
             let scratch = remote::Scratch::new("train-events")?;
             let input = remote::fetch(&input, &scratch.path().join("input"))?;
+            let files = entity_files.load(&scratch)?;
             let options = events_model::EventsModelOptions {
                 catalog_items,
                 clusters,
@@ -576,6 +593,7 @@ async fn main() -> anyhow::Result<()> {
                 ranker_users,
                 ranker_trees,
                 version,
+                files,
             };
             events_model::train(&input, &out, &options)?;
         }

@@ -1,8 +1,10 @@
 //! `recsys train-events` end to end at small scale: generated events → validation → a
 //! servable version whose recommendations follow the users' generated taste clusters.
 
-use recsys::data::synthetic::{generate, GeneratorConfig};
+use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys::features::FeatureSnapshot;
 use recsys::pipeline::events_model::{self, EventsModelOptions};
+use recsys::pipeline::feature_job::EntityFiles;
 use recsys::pipeline::validate;
 use recsys::serving::{Engine, Query};
 use recsys_core::validation::ValidationConfig;
@@ -21,6 +23,8 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
         ..GeneratorConfig::new(150_000, START)
     };
     generate(&raw, &config).unwrap();
+    let (users, items) = (dir.path().join("users.csv"), dir.path().join("items.csv"));
+    write_catalog(&config, &users, &items).unwrap();
     let validated = dir.path().join("validated");
     validate::run(
         &raw,
@@ -36,12 +40,34 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
         ranker_users: 300,
         ranker_trees: 50,
         version: "v1".into(),
+        files: EntityFiles::load(Some(&users), Some(&items)).unwrap(),
     };
     let version =
         events_model::train(&validated.join(validate::CLEAN_FILE), dir.path(), &options).unwrap();
     let engine = Engine::load(&version).unwrap();
-    // Every catalog item is servable, with or without events.
+    // Every catalog item is servable, with or without events; titles and categories come
+    // from the metadata file.
     assert_eq!(engine.catalog().items.len(), config.items as usize);
+    let i7 = engine.item_by_external_id("i7").unwrap() as usize;
+    assert_eq!(engine.catalog().items[i7].title, "Item 7");
+    assert_eq!(engine.catalog().items[i7].genres, ["cluster-7"]);
+    // The profile and metadata columns reached the ranker's features: prices and ages vary.
+    let snapshot: FeatureSnapshot =
+        serde_json::from_slice(&std::fs::read(version.join("snapshot.json")).unwrap()).unwrap();
+    let d = &snapshot.declared;
+    let column = |names: Vec<String>, name: &str| names.iter().position(|n| n == name).unwrap();
+    let (price, iw) = (
+        column(d.spec.item_names(), "item_price"),
+        d.spec.item.width(),
+    );
+    let prices: HashSet<u32> = d
+        .items
+        .chunks(iw)
+        .map(|r| (r[price] * 100.0) as u32)
+        .collect();
+    assert!(prices.len() > 100, "{} distinct prices", prices.len());
+    let (age, uw) = (column(d.spec.user_names(), "user_age"), d.spec.user.width());
+    assert!(d.users.chunks(uw).all(|r| (16.0..75.0).contains(&r[age])));
 
     let exclude = HashSet::new();
     let mut on_taste = 0;

@@ -119,6 +119,41 @@ fn event_kind(rng: &mut StdRng) -> (&'static str, String) {
 }
 
 /// Writes `config.events` regular events (plus bot events) as CSV to `path`.
+/// Writes the generated world's user profiles (`user_id, age, gender`) and item metadata
+/// (`item_id, title, category, price, year`) as CSV, deterministic from the seed. Item `ik`
+/// belongs to taste cluster `k mod clusters`, like its events; its price level depends on the
+/// cluster, so metadata carries a real signal.
+pub fn write_catalog(config: &GeneratorConfig, users: &Path, items: &Path) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_ca7a_1065);
+    let mut out =
+        csv::Writer::from_path(users).with_context(|| format!("creating {}", users.display()))?;
+    out.write_record(["user_id", "age", "gender"])?;
+    for u in 0..config.users {
+        let age: u32 = rng.random_range(16..75);
+        let gender = if rng.random_bool(0.5) { "F" } else { "M" };
+        out.write_record([format!("u{u}"), age.to_string(), gender.to_owned()])?;
+    }
+    out.flush()?;
+    let mut out =
+        csv::Writer::from_path(items).with_context(|| format!("creating {}", items.display()))?;
+    out.write_record(["item_id", "title", "category", "price", "year"])?;
+    for i in 0..config.items {
+        let cluster = i % config.clusters;
+        let level = 5.0 * (1.0 + f64::from(cluster % 5));
+        let price = level * rng.random_range(0.5..1.5);
+        let year: u32 = rng.random_range(1990..2027);
+        out.write_record([
+            format!("i{i}"),
+            format!("Item {i}"),
+            format!("cluster-{cluster}"),
+            format!("{price:.2}"),
+            year.to_string(),
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 pub fn generate(path: &Path, config: &GeneratorConfig) -> anyhow::Result<Generated> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;

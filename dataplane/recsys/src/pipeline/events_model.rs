@@ -7,6 +7,7 @@
 use crate::artifacts::DataWindow;
 use crate::data::{events_io, Dataset, ItemMeta, UserProfile};
 use crate::features::FeatureSnapshot;
+use crate::pipeline::feature_job::EntityFiles;
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::{self, CandidateRows};
 use crate::pipeline::retrieval;
@@ -32,6 +33,9 @@ pub struct EventsModelOptions {
     pub ranker_users: usize,
     pub ranker_trees: u32,
     pub version: String,
+    /// User profiles and item metadata: the feature definition's attribute columns, and the
+    /// catalog's titles and categories (items only in the metadata join the catalog).
+    pub files: EntityFiles,
 }
 
 /// Dense ids in first-seen order.
@@ -82,6 +86,16 @@ fn load(input: &Path, options: &EventsModelOptions) -> anyhow::Result<Dataset> {
     if skipped > 0 {
         tracing::warn!(skipped, "unreadable rows skipped; validate the file first");
     }
+    let metadata = options.files.metadata.as_ref();
+    for id in metadata.map(|m| m.ids.as_slice()).unwrap_or_default() {
+        items.id(id);
+    }
+    let metadata_index = metadata.map(|m| m.index()).unwrap_or_default();
+    let cell = |id: &str, column: &str| -> Option<String> {
+        let m = metadata?;
+        let row = m.row(*metadata_index.get(id)?);
+        row[m.column(column)?].clone()
+    };
     let category = |name: &str| {
         name.strip_prefix('i')
             .and_then(|k| k.parse::<u32>().ok())
@@ -103,14 +117,17 @@ fn load(input: &Path, options: &EventsModelOptions) -> anyhow::Result<Dataset> {
             .names
             .into_iter()
             .map(|external_id| ItemMeta {
-                title: format!("Item {external_id}"),
-                genres: vec![category(&external_id)],
+                title: cell(&external_id, "title").unwrap_or_else(|| format!("Item {external_id}")),
+                genres: vec![
+                    cell(&external_id, "category").unwrap_or_else(|| category(&external_id))
+                ],
+                year: cell(&external_id, "year").and_then(|y| y.trim().parse().ok()),
                 external_id,
-                year: None,
             })
             .collect(),
         interactions,
-        ..Dataset::default()
+        profiles: options.files.profiles.clone(),
+        metadata: options.files.metadata.clone(),
     })
 }
 
