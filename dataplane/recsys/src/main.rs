@@ -225,6 +225,15 @@ enum Command {
         #[arg(long)]
         spec: Option<PathBuf>,
     },
+    /// The MovieLens adapter: write ml-100k as the pipeline's files (events.csv, users.csv,
+    /// items.csv) for validate, features, train-events and materialize.
+    ExportMovielens {
+        /// The ml-100k directory (default: the usual places, as for `demo`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// PSI per feature between a reference and a current event window.
     Drift {
         #[arg(long)]
@@ -624,6 +633,25 @@ async fn main() -> anyhow::Result<()> {
                 done.partition.display(),
                 done.keys,
                 done.seconds
+            );
+        }
+        Command::ExportMovielens { data_dir, out } => {
+            let data = recsys::data::movielens::load(&recsys::data::locate::find_movielens(
+                data_dir.as_deref(),
+            )?)?;
+            std::fs::create_dir_all(&out)?;
+            recsys::data::movielens::write_events(&data, &out.join("events.csv"))?;
+            let write = recsys::data::entity_files::write_csv;
+            if let (Some(profiles), Some(metadata)) = (&data.profiles, &data.metadata) {
+                write(profiles, "user_id", &out.join("users.csv"))?;
+                write(metadata, "item_id", &out.join("items.csv"))?;
+            }
+            println!(
+                "{}: events.csv ({} ratings), users.csv ({} users), items.csv ({} items)",
+                out.display(),
+                data.interactions.len(),
+                data.users.len(),
+                data.items.len()
             );
         }
         Command::Drift { reference, current } => {
