@@ -538,6 +538,8 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let ttl = Duration::from_secs(600);
     store.write(&user_table, ttl, &|_| {}).unwrap();
     store.write(&item_table, ttl, &|_| {}).unwrap();
+    // The marker tells servers that keep item rows in process to drop them.
+    store.write_marker(1, ttl).unwrap();
     let same = scores(&mut client, &online_users).await;
     assert_eq!(
         same, before,
@@ -550,6 +552,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let rows: Vec<&[f32]> = item_table.values.chunks(width).rev().collect();
     shuffled.values = rows.concat();
     store.write(&shuffled, ttl, &|_| {}).unwrap();
+    store.write_marker(2, ttl).unwrap();
     let changed = scores(&mut client, &online_users).await;
     let moved = changed.iter().zip(&before).filter(|(a, b)| a != b).count();
     assert!(moved >= 20, "only {moved} of 40 rankings changed");

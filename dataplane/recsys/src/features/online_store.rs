@@ -23,6 +23,12 @@ pub fn key_prefix(spec: &FeatureSpec) -> String {
     format!("recsys:features:{}", spec.schema_hash())
 }
 
+/// The key holding the as-of time of what was last materialized under `prefix`: it changes
+/// with every materialization, so readers know when to drop values they keep.
+pub fn marker_key(prefix: &str) -> String {
+    format!("{prefix}:as_of")
+}
+
 /// The key of one entity's values under the definition with prefix `prefix`.
 pub fn entity_key(prefix: &str, entity: Entity, id: &str) -> String {
     format!("{prefix}:{}:{id}", entity.as_str())
@@ -131,7 +137,7 @@ impl OnlineStore {
     /// Records what the store holds (read by serving to report staleness).
     pub fn write_marker(&mut self, as_of: i64, ttl: Duration) -> anyhow::Result<()> {
         redis::cmd("SET")
-            .arg(format!("{}:as_of", self.prefix))
+            .arg(marker_key(&self.prefix))
             .arg(as_of)
             .arg("EX")
             .arg(ttl.as_secs().max(1))

@@ -5,6 +5,7 @@
 //! feature read reports None and the caller uses the version's own values.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -75,9 +76,16 @@ impl CacheStore for InProcessStore {
     }
 }
 
+/// Connections kept open to Redis: concurrent requests each get their own instead of queueing
+/// behind one socket's round trips.
+const POOL: usize = 8;
+
 pub struct RedisStore {
     client: redis::Client,
-    connection: Mutex<(Option<redis::Connection>, Option<Instant>)>,
+    slots: Vec<Mutex<Option<redis::Connection>>>,
+    next: AtomicUsize,
+    /// When Redis last failed; no reconnection is tried for `RECONNECT_AFTER` after it.
+    failed_at: Mutex<Option<Instant>>,
     fallback: InProcessStore,
 }
 
@@ -85,19 +93,37 @@ impl RedisStore {
     pub fn new(url: &str) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
-            connection: Mutex::new((None, None)),
+            slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            failed_at: Mutex::new(None),
             fallback: InProcessStore::default(),
         })
     }
 
-    /// Runs `f` on a live connection; on any failure drops it and reports the error.
+    fn mark_failed(&self, error: &redis::RedisError, what: &str) {
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        if failed_at.is_none() {
+            tracing::warn!(%error, "redis {what}; using in-process data until it is back");
+        }
+        *failed_at = Some(Instant::now());
+    }
+
+    /// Runs `f` on a live connection (a free one if any, else the next in turn); on any
+    /// failure drops it and reports the error.
     fn with_connection<T>(
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
-        let mut guard = self.connection.lock().unwrap_or_else(|p| p.into_inner());
-        let (connection, failed_at) = &mut *guard;
+        let mut connection = self
+            .slots
+            .iter()
+            .find_map(|slot| slot.try_lock().ok())
+            .unwrap_or_else(|| {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+                self.slots[i].lock().unwrap_or_else(|p| p.into_inner())
+            });
         if connection.is_none() {
+            let failed_at = *self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
             if failed_at.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
                 return None;
             }
@@ -108,23 +134,20 @@ impl RedisStore {
                     *connection = Some(c);
                 }
                 Err(e) => {
-                    if failed_at.is_none() {
-                        tracing::warn!(error = %e, "redis unreachable; using the in-process cache");
-                    }
-                    *failed_at = Some(Instant::now());
+                    self.mark_failed(&e, "unreachable");
                     return None;
                 }
             }
         }
         match f(connection.as_mut().expect("connected above")) {
             Ok(v) => {
+                let mut failed_at = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
                 *failed_at = None;
                 Some(v)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "redis call failed; using the in-process cache");
                 *connection = None;
-                *failed_at = Some(Instant::now());
+                self.mark_failed(&e, "call failed");
                 None
             }
         }

@@ -4,7 +4,7 @@
 use super::attributes::{self, Audience, ItemAttributes};
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
 use super::cache::{CacheStore, Lookup};
-use super::online_features::{self, OnlineRows};
+use super::online_features::{self, ItemRowCache, OnlineRows};
 use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
 use crate::features::ranker::{feature_names_for, ranker_row_with, Declared};
@@ -86,6 +86,8 @@ pub struct Engine {
     popular: Vec<(u32, f32)>,
     /// Online feature store keys of this version's feature definition start with this.
     feature_prefix: String,
+    /// Item rows recently read from the online store.
+    online_items: ItemRowCache,
     /// Per dense item; empty without a feed (everything allowed).
     attributes: Vec<ItemAttributes>,
 }
@@ -189,6 +191,7 @@ impl Engine {
             items,
             popular,
             feature_prefix,
+            online_items: ItemRowCache::default(),
             attributes,
         })
     }
@@ -334,12 +337,13 @@ impl Engine {
             // Only a shared store (Redis) holds materialized features.
             Some(store) if store.shared() => Some(online_features::fetch(
                 store,
+                &self.online_items,
                 &self.feature_prefix,
                 &self.snapshot.declared.spec,
                 query.user_id,
                 candidates
                     .iter()
-                    .map(|&(i, _)| self.catalog.items[i as usize].external_id.as_str()),
+                    .map(|&(i, _)| (i, self.catalog.items[i as usize].external_id.as_str())),
             )),
             _ => None,
         };
