@@ -84,6 +84,7 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
                 cache: None,
                 audience: Default::default(),
                 context: Default::default(),
+                explain: false,
             })
             .unwrap();
         if rec.fallback {

@@ -110,7 +110,8 @@ fn metric(http: SocketAddr, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Each user's top 10 (item, score) at a fixed request time and device.
+/// Each user's top 10 (item, score) at a fixed request time and device, computed afresh
+/// (explained requests never come from the prediction cache).
 async fn scores(
     client: &mut RecommenderClient<tonic::transport::Channel>,
     users: &[String],
@@ -126,6 +127,7 @@ async fn scores(
                     timestamp_unix: 893_000_000,
                     ..Default::default()
                 }),
+                explain: true,
                 ..Default::default()
             })
             .await
@@ -556,6 +558,37 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let changed = scores(&mut client, &online_users).await;
     let moved = changed.iter().zip(&before).filter(|(a, b)| a != b).count();
     assert!(moved >= 20, "only {moved} of 40 rankings changed");
+
+    // The prediction cache: the same request twice is answered the second time from the
+    // cache, with the same items and scores; another hour is computed afresh.
+    let ask = |hour: i64| RecommendRequest {
+        user_id: "750".into(),
+        num_items: 10,
+        context: Some(RequestContext {
+            timestamp_unix: 893_000_000 + hour * 3600,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let prediction_metric = |result: &str| {
+        metric(
+            server.http,
+            &format!("recsys_cache_requests_total{{cache=\"predictions\",result=\"{result}\"}}"),
+        )
+    };
+    let hits_before = prediction_metric("hit");
+    let first = client.recommend(ask(0)).await.unwrap().into_inner();
+    let again = client.recommend(ask(0)).await.unwrap().into_inner();
+    assert_eq!(prediction_metric("hit"), hits_before + 1.0);
+    let pairs = |r: &recsys_api::v1::RecommendResponse| -> Vec<(String, f32)> {
+        r.items
+            .iter()
+            .map(|i| (i.item_id.clone(), i.score))
+            .collect()
+    };
+    assert_eq!(pairs(&first), pairs(&again));
+    client.recommend(ask(5)).await.unwrap();
+    assert_eq!(prediction_metric("hit"), hits_before + 1.0);
 
     // The cache: repeated users hit it, the vectors are in Redis; then Redis dies mid-test and
     // not one request fails.

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const USER_EMBEDDING_TTL: Duration = Duration::from_secs(3600);
+/// The seed's TTL for a computed answer.
+pub const PREDICTION_TTL: Duration = Duration::from_secs(1800);
 const IN_PROCESS_CAPACITY: usize = 100_000;
 /// How long a request may wait on Redis before it is treated as down.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
@@ -37,7 +39,13 @@ impl Lookup {
 
 pub trait CacheStore: Send + Sync {
     fn get(&self, key: &str) -> Lookup;
-    fn put(&self, key: &str, vector: &[f32]);
+    /// Stores `vector` for `ttl`.
+    fn put_for(&self, key: &str, vector: &[f32], ttl: Duration);
+
+    /// Stores a user embedding (the seed's 1 h).
+    fn put(&self, key: &str, vector: &[f32]) {
+        self.put_for(key, vector, USER_EMBEDDING_TTL);
+    }
 
     /// The raw values of `keys` in one round trip; None when there is no shared store behind
     /// this one (in-process) or it is unreachable.
@@ -55,6 +63,7 @@ pub trait CacheStore: Send + Sync {
 /// embedding).
 #[derive(Default)]
 pub struct InProcessStore {
+    /// Value and when it expires.
     map: Mutex<HashMap<String, (Vec<f32>, Instant)>>,
 }
 
@@ -62,17 +71,17 @@ impl CacheStore for InProcessStore {
     fn get(&self, key: &str) -> Lookup {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(key) {
-            Some((v, at)) if at.elapsed() < USER_EMBEDDING_TTL => Lookup::Hit(v.clone()),
+            Some((v, expires)) if Instant::now() < *expires => Lookup::Hit(v.clone()),
             _ => Lookup::Miss,
         }
     }
 
-    fn put(&self, key: &str, vector: &[f32]) {
+    fn put_for(&self, key: &str, vector: &[f32], ttl: Duration) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= IN_PROCESS_CAPACITY {
             map.clear();
         }
-        map.insert(key.to_owned(), (vector.to_vec(), Instant::now()));
+        map.insert(key.to_owned(), (vector.to_vec(), Instant::now() + ttl));
     }
 }
 
@@ -191,18 +200,18 @@ impl CacheStore for RedisStore {
         self.with_connection(|c| redis::cmd("MGET").arg(keys).query(c))
     }
 
-    fn put(&self, key: &str, vector: &[f32]) {
+    fn put_for(&self, key: &str, vector: &[f32], ttl: Duration) {
         let bytes = to_bytes(vector);
         let stored = self.with_connection(|c| {
             redis::cmd("SET")
                 .arg(key)
                 .arg(bytes.as_slice())
                 .arg("EX")
-                .arg(USER_EMBEDDING_TTL.as_secs())
+                .arg(ttl.as_secs().max(1))
                 .query::<()>(c)
         });
         if stored.is_none() {
-            self.fallback.put(key, vector);
+            self.fallback.put_for(key, vector, ttl);
         }
     }
 }
@@ -217,6 +226,9 @@ mod tests {
         assert_eq!(s.get("k"), Lookup::Miss);
         s.put("k", &[0.5, -1.25]);
         assert_eq!(s.get("k"), Lookup::Hit(vec![0.5, -1.25]));
+        // Each value keeps its own time to live.
+        s.put_for("gone", &[1.0], Duration::ZERO);
+        assert_eq!(s.get("gone"), Lookup::Miss);
         assert_eq!(
             from_bytes(&to_bytes(&[1.0, f32::MIN_POSITIVE])),
             Some(vec![1.0, f32::MIN_POSITIVE])

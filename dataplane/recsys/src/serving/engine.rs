@@ -3,8 +3,9 @@
 
 use super::attributes::{self, Audience, ItemAttributes};
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
-use super::cache::{CacheStore, Lookup};
+use super::cache::{CacheStore, Lookup, PREDICTION_TTL};
 use super::online_features::{self, ItemRowCache, OnlineRows};
+use super::prediction_cache;
 use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
 use crate::features::ranker::{feature_names_for, ranker_row_with, Declared};
@@ -43,6 +44,8 @@ pub struct Recommendation {
     pub rows: Vec<f32>,
     /// The online feature read's result (`hit`, `partial`, `miss`, `error`), when one was made.
     pub online_features: Option<&'static str>,
+    /// The prediction cache lookup's result, when one was made.
+    pub predictions: Option<&'static str>,
 }
 
 /// Deployment-time settings of a serving process.
@@ -285,6 +288,7 @@ impl Engine {
                 cache: None,
                 rows: Vec::new(),
                 online_features: None,
+                predictions: None,
             });
         };
         let mut timings = Vec::new();
@@ -293,6 +297,24 @@ impl Engine {
             timings.push((stage, clock.elapsed().as_secs_f64() * 1e3));
             clock = Instant::now();
         };
+
+        let prediction_key = prediction_cache::key(&self.version, query);
+        let cache = query.cache.filter(|_| !query.explain);
+        let prediction = cache.map(|c| c.get(&prediction_key));
+        if let Some(Lookup::Hit(values)) = &prediction {
+            if let Some(items) = prediction_cache::decode(values) {
+                lap("prediction_cache", &mut timings);
+                return Ok(Recommendation {
+                    items,
+                    fallback: false,
+                    timings,
+                    cache: None,
+                    rows: Vec::new(),
+                    online_features: None,
+                    predictions: Some("hit"),
+                });
+            }
+        }
 
         let mut inputs = TowerInputs {
             feature_dim: tower::user_feature_dim(&self.snapshot),
@@ -385,13 +407,22 @@ impl Engine {
                 features[k * width..(k + 1) * width].iter().copied()
             })
             .collect();
+        let items: Vec<(u32, f32)> = finished.into_iter().map(|c| (c.item, c.score)).collect();
+        if let Some(cache) = cache {
+            cache.put_for(
+                &prediction_key,
+                &prediction_cache::encode(&items),
+                PREDICTION_TTL,
+            );
+        }
         Ok(Recommendation {
             rows,
-            items: finished.into_iter().map(|c| (c.item, c.score)).collect(),
+            items,
             fallback: false,
             timings,
             cache: lookup.map(|l| l.label()),
             online_features: online.map(|o| o.result),
+            predictions: prediction.map(|l| l.label()),
         })
     }
 
@@ -464,6 +495,9 @@ pub struct Query<'a> {
     pub audience: Audience<'a>,
     /// Time, device and placement of the request: the ranker's context features.
     pub context: Context<'a>,
+    /// Explanations need the ranker's rows, so an explained request is always computed, never
+    /// answered from the prediction cache.
+    pub explain: bool,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod online_features;
+pub mod prediction_cache;
 pub mod recent;
 pub mod router;
 pub mod state;

@@ -132,7 +132,7 @@ mod tests {
         fn get(&self, _: &str) -> Lookup {
             Lookup::Miss
         }
-        fn put(&self, _: &str, _: &[f32]) {}
+        fn put_for(&self, _: &str, _: &[f32], _: std::time::Duration) {}
         fn get_many(&self, keys: &[String]) -> Option<Vec<Option<Vec<u8>>>> {
             let map = self.0.as_ref()?;
             Some(keys.iter().map(|k| map.get(k).cloned()).collect())

@@ -141,6 +141,7 @@ impl ServingState {
                 f.brand_safe_only,
             )
         });
+        let explain = req.explain;
         let rec = tokio::task::spawn_blocking(move || {
             worker_engine.recommend(&Query {
                 user_id: &user_id,
@@ -160,6 +161,7 @@ impl ServingState {
                     country: country.as_deref(),
                     placement: Some(&placement),
                 },
+                explain,
             })
         })
         .await
@@ -175,6 +177,12 @@ impl ServingState {
             self.metrics
                 .cache
                 .with_label_values(&["user_embedding", result])
+                .inc();
+        }
+        if let Some(result) = rec.predictions {
+            self.metrics
+                .cache
+                .with_label_values(&["predictions", result])
                 .inc();
         }
         if let Some(result) = rec.online_features {
