@@ -82,10 +82,15 @@ enum Command {
         /// Append feedback events (pipeline schema, CSV) to this file.
         #[arg(long)]
         event_log: Option<PathBuf>,
-        /// Cache user embeddings in this Redis (e.g. redis://127.0.0.1:6379/); in-process
-        /// when absent. Redis being down never fails a request.
+        /// Redis (e.g. redis://127.0.0.1:6379/) for user embeddings, predictions and the
+        /// online feature store; in-process caches and the version's feature values when
+        /// absent. Redis being down never fails a request.
         #[arg(long, env = "RECSYS_REDIS_URL")]
         redis_url: Option<String>,
+        /// How long a computed answer is reused for the same request within its hour (0:
+        /// never).
+        #[arg(long, default_value_t = 1800)]
+        prediction_ttl_secs: u64,
         /// How often a model root's CURRENT is checked, seconds.
         #[arg(long, default_value_t = 5)]
         reload_secs: u64,
@@ -366,6 +371,7 @@ async fn main() -> anyhow::Result<()> {
             item_attributes,
             event_log,
             redis_url,
+            prediction_ttl_secs,
             reload_secs,
         } => {
             let options = EngineOptions {
@@ -374,6 +380,7 @@ async fn main() -> anyhow::Result<()> {
                 variant,
                 max_per_category,
                 item_attributes,
+                prediction_ttl: std::time::Duration::from_secs(prediction_ttl_secs),
             };
             let (version_dir, watching) = state::resolve(&model_dir)?;
             let engine = Engine::load_with(&version_dir, options.clone())?;

@@ -61,6 +61,8 @@ pub struct EngineOptions {
     pub max_per_category: usize,
     /// The item attribute feed (stock, regions, age rating, brand safety), if any.
     pub item_attributes: Option<std::path::PathBuf>,
+    /// How long a computed answer is reused (zero: never).
+    pub prediction_ttl: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -71,6 +73,7 @@ impl Default for EngineOptions {
             variant: "stable".into(),
             max_per_category: 3,
             item_attributes: None,
+            prediction_ttl: PREDICTION_TTL,
         }
     }
 }
@@ -299,7 +302,8 @@ impl Engine {
         };
 
         let prediction_key = prediction_cache::key(&self.version, query);
-        let cache = query.cache.filter(|_| !query.explain);
+        let reuse = !query.explain && !self.options.prediction_ttl.is_zero();
+        let cache = query.cache.filter(|_| reuse);
         let prediction = cache.map(|c| c.get(&prediction_key));
         if let Some(Lookup::Hit(values)) = &prediction {
             if let Some(items) = prediction_cache::decode(values) {
@@ -412,7 +416,7 @@ impl Engine {
             cache.put_for(
                 &prediction_key,
                 &prediction_cache::encode(&items),
-                PREDICTION_TTL,
+                self.options.prediction_ttl,
             );
         }
         Ok(Recommendation {
