@@ -21,11 +21,25 @@ pub fn assemble(
     ctx: &Context,
     out: &mut Vec<f32>,
 ) {
+    let mut context = Vec::new();
+    context_row(spec, ctx, &mut context);
+    assemble_with_context(spec, user, item, &context, out);
+}
+
+/// [`assemble`] with the context's columns already laid out by [`context_row`]: all of a
+/// request's candidates share one context, so it is computed once, not once per candidate.
+pub fn assemble_with_context(
+    spec: &FeatureSpec,
+    user: Option<&[f32]>,
+    item: Option<&[f32]>,
+    context: &[f32],
+    out: &mut Vec<f32>,
+) {
     for (values, entity) in [(user, &spec.user), (item, &spec.item)] {
         match values {
             Some(v) => out.extend_from_slice(v),
-            None => out.extend(entity.defaults()),
+            None => entity.extend_defaults(out),
         }
     }
-    context_row(spec, ctx, out);
+    out.extend_from_slice(context);
 }

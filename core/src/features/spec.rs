@@ -60,7 +60,14 @@ impl EntitySpec {
 
     /// The row of an entity the store knows nothing about.
     pub fn defaults(&self) -> Vec<f32> {
-        let mut out: Vec<f32> = self.features.iter().map(|f| f.default).collect();
+        let mut out = Vec::with_capacity(self.width());
+        self.extend_defaults(&mut out);
+        out
+    }
+
+    /// Appends [`EntitySpec::defaults`] to `out` without allocating.
+    pub fn extend_defaults(&self, out: &mut Vec<f32>) {
+        out.extend(self.features.iter().map(|f| f.default));
         for a in &self.attributes {
             if a.values.is_empty() {
                 out.push(a.default);
@@ -68,7 +75,6 @@ impl EntitySpec {
                 out.extend(std::iter::repeat_n(0.0, a.values.len()));
             }
         }
-        out
     }
 }
 

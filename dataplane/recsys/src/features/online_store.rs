@@ -1,10 +1,12 @@
 //! The online feature store: the newest offline partition's values in Redis, one key per
 //! entity (`recsys:features:<schema hash>:<user|item>:<id>`, little-endian f32s) with the
 //! definition's TTL. Serving reads a user and all of a request's candidates in one MGET and
-//! lays the row out with the same [`assemble`] the offline job uses.
+//! lays the row out with the same [`recsys_core::features::assemble`] the offline job uses.
 
 use anyhow::{ensure, Context as _};
-use recsys_core::features::{assemble, Context, Entity, FeatureSpec, FeatureTable};
+use recsys_core::features::{
+    assemble_with_context, context_row, Context, Entity, FeatureSpec, FeatureTable,
+};
 use std::time::Duration;
 
 const CHUNK: usize = 2_000;
@@ -183,7 +185,7 @@ impl OnlineStore {
     }
 
     /// The serving path's feature rows for `user` and each of `items` (row-major, in
-    /// [`FeatureSpec::vector_names`] order): one MGET per entity kind, then [`assemble`].
+    /// [`FeatureSpec::vector_names`] order): one MGET per entity kind, then the offline job's row layout.
     pub fn candidate_rows(
         &mut self,
         spec: &FeatureSpec,
@@ -193,9 +195,13 @@ impl OnlineStore {
     ) -> anyhow::Result<Vec<f32>> {
         let user_values = self.read(Entity::User, &[user])?.pop().flatten();
         let item_values = self.read(Entity::Item, items)?;
-        let mut out = Vec::with_capacity(items.len() * spec.vector_names().len());
+        let mut context = Vec::new();
+        context_row(spec, ctx, &mut context);
+        let width = spec.user.width() + spec.item.width() + context.len();
+        let mut out = Vec::with_capacity(items.len() * width);
         for item in &item_values {
-            assemble(spec, user_values.as_deref(), item.as_deref(), ctx, &mut out);
+            let (user, item) = (user_values.as_deref(), item.as_deref());
+            assemble_with_context(spec, user, item, &context, &mut out);
         }
         Ok(out)
     }

@@ -4,7 +4,7 @@
 //! [`ranker_row_with`], so the columns can never drift apart.
 
 use super::snapshot::FeatureSnapshot;
-use recsys_core::features::{assemble, Context, FeatureSpec};
+use recsys_core::features::{assemble_with_context, context_row, Context, FeatureSpec};
 
 /// The ranker's own columns, in order: what the declared definition cannot express (the
 /// retrieval stage's output and user × item crosses). Every per-user and per-item column
@@ -24,21 +24,28 @@ pub struct Declared<'a> {
     pub item: Option<&'a [f32]>,
 }
 
-/// Appends the features of (`user`, `item`) in `ctx` to `out`, with the snapshot's declared
-/// values.
+/// The context columns of a request, laid out once for all of its candidates' rows.
+pub fn context_columns(s: &FeatureSnapshot, ctx: &Context) -> Vec<f32> {
+    let mut out = Vec::new();
+    context_row(&s.declared.spec, ctx, &mut out);
+    out
+}
+
+/// Appends the features of (`user`, `item`) to `out`, with the snapshot's declared values and
+/// the request's [`context_columns`].
 pub fn ranker_row(
     s: &FeatureSnapshot,
     user: u32,
     item: u32,
     retrieval: (f32, usize),
-    ctx: &Context,
+    context: &[f32],
     out: &mut Vec<f32>,
 ) {
     let declared = Declared {
         user: s.declared.user(user),
         item: s.declared.item(item),
     };
-    ranker_row_with(s, user, item, retrieval, declared, ctx, out);
+    ranker_row_with(s, user, item, retrieval, declared, context, out);
 }
 
 /// [`ranker_row`] with the declared values given (missing ones take the spec's defaults).
@@ -48,7 +55,7 @@ pub fn ranker_row_with(
     item: u32,
     (retrieval_score, retrieval_rank): (f32, usize),
     declared: Declared<'_>,
-    ctx: &Context,
+    context: &[f32],
     out: &mut Vec<f32>,
 ) {
     let u = &s.users[user as usize];
@@ -66,7 +73,7 @@ pub fn ranker_row_with(
         0.0
     };
     out.extend_from_slice(&[retrieval_score, retrieval_rank as f32, affinity, year_gap]);
-    assemble(&s.declared.spec, declared.user, declared.item, ctx, out);
+    assemble_with_context(&s.declared.spec, declared.user, declared.item, context, out);
 }
 
 /// Every column of a ranker row under `spec`, in order; stored in the LightGBM model and

@@ -1,6 +1,7 @@
 //! Second stage: LightGBM over the retrieval stage's candidates.
 
-use crate::features::{ranker::feature_names, ranker_row, FeatureSnapshot};
+use crate::features::ranker::{context_columns, feature_names};
+use crate::features::{ranker_row, FeatureSnapshot};
 use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
 use recsys_core::features::Context;
@@ -93,13 +94,21 @@ fn add_user(
     relevant: &HashSet<u32>,
     ctx: &Context,
 ) -> Result<(), ModelError> {
+    let context = context_columns(snapshot, ctx);
     let candidates = retrieval.retrieve(snapshot, user, CANDIDATES)?;
     if candidates.is_empty() {
         return Ok(());
     }
     rows.groups.push(candidates.len() as i32);
     for (rank, (item, score)) in candidates.into_iter().enumerate() {
-        ranker_row(snapshot, user, item, (score, rank), ctx, &mut rows.features);
+        ranker_row(
+            snapshot,
+            user,
+            item,
+            (score, rank),
+            &context,
+            &mut rows.features,
+        );
         rows.labels
             .push(f32::from(u8::from(relevant.contains(&item))));
         rows.users.push(user);
@@ -176,9 +185,10 @@ pub fn rerank(
     candidates: &[(u32, f32)],
     ctx: &Context,
 ) -> Result<Vec<(u32, f32)>, ModelError> {
+    let context = context_columns(snapshot, ctx);
     let mut features = Vec::with_capacity(candidates.len() * ranker.feature_names().len());
     for (rank, &(item, score)) in candidates.iter().enumerate() {
-        ranker_row(snapshot, user, item, (score, rank), ctx, &mut features);
+        ranker_row(snapshot, user, item, (score, rank), &context, &mut features);
     }
     score_rows(ranker, candidates, &features)
 }

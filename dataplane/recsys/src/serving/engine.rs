@@ -8,7 +8,7 @@ use super::online_features::{self, ItemRowCache, OnlineRows};
 use super::prediction_cache;
 use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
-use crate::features::ranker::{feature_names_for, ranker_row_with, Declared};
+use crate::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
 use crate::features::{tower, FeatureSnapshot};
 use crate::pipeline::ranking::{score_rows, CANDIDATES};
 use crate::pipeline::retrieval::retrieve_unseen;
@@ -301,10 +301,10 @@ impl Engine {
             clock = Instant::now();
         };
 
-        let prediction_key = prediction_cache::key(&self.version, query);
         let reuse = !query.explain && !self.options.prediction_ttl.is_zero();
         let cache = query.cache.filter(|_| reuse);
-        let prediction = cache.map(|c| c.get(&prediction_key));
+        let prediction_key = cache.map(|_| prediction_cache::key(&self.version, query));
+        let prediction = cache.zip(prediction_key.as_deref()).map(|(c, k)| c.get(k));
         if let Some(Lookup::Hit(values)) = &prediction {
             if let Some(items) = prediction_cache::decode(values) {
                 lap("prediction_cache", &mut timings);
@@ -412,9 +412,9 @@ impl Engine {
             })
             .collect();
         let items: Vec<(u32, f32)> = finished.into_iter().map(|c| (c.item, c.score)).collect();
-        if let Some(cache) = cache {
+        if let (Some(cache), Some(key)) = (cache, &prediction_key) {
             cache.put_for(
-                &prediction_key,
+                key,
                 &prediction_cache::encode(&items),
                 self.options.prediction_ttl,
             );
@@ -443,6 +443,7 @@ impl Engine {
         let user_values = online
             .and_then(|o| o.user.as_deref())
             .or_else(|| declared.user(user));
+        let context = context_columns(&self.snapshot, ctx);
         let mut rows = Vec::with_capacity(candidates.len() * self.ranker.feature_names().len());
         for (k, &(item, score)) in candidates.iter().enumerate() {
             let item_values = online
@@ -458,7 +459,7 @@ impl Engine {
                 item,
                 (score, k),
                 values,
-                ctx,
+                &context,
                 &mut rows,
             );
         }
