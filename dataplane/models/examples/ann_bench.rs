@@ -77,7 +77,13 @@ fn parse(spec: &str) -> IndexKind {
             m: parts[2],
             nbits: 8,
         },
-        _ => panic!("index spec must be flat, ivf:NLIST:NPROBE, ivfpq:NLIST:NPROBE:M or hnsw:M:EF"),
+        Some("ivfsq8") => IndexKind::IvfSq8 {
+            nlist: parts[0],
+            nprobe: parts[1],
+        },
+        _ => panic!(
+            "index spec must be flat, ivf:NLIST:NPROBE, ivfsq8:NLIST:NPROBE, ivfpq:NLIST:NPROBE:M or hnsw:M:EF"
+        ),
     }
 }
 

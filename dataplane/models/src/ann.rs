@@ -25,6 +25,9 @@ pub enum IndexKind {
         m: u32,
         nbits: u32,
     },
+    /// Inverted lists over 8-bit scalar-quantized vectors: a quarter of the flat lists' memory
+    /// (`dim` bytes per vector) and faster scans, at a small loss in recall@500.
+    IvfSq8 { nlist: u32, nprobe: u32 },
 }
 
 impl IndexKind {
@@ -52,6 +55,7 @@ impl IndexKind {
             Self::IvfPq {
                 nlist, m, nbits, ..
             } => format!("IVF{nlist},PQ{m}x{nbits}"),
+            Self::IvfSq8 { nlist, .. } => format!("IVF{nlist},SQ8"),
         }
     }
 }
@@ -60,7 +64,9 @@ impl IndexKind {
 /// evenly spaced rows costs a fraction of the full set and loses no measurable recall.
 fn training_sample(kind: IndexKind, dim: usize, vectors: &[f32]) -> &[f32] {
     match kind {
-        IndexKind::Ivf { nlist, .. } | IndexKind::IvfPq { nlist, .. } => {
+        IndexKind::Ivf { nlist, .. }
+        | IndexKind::IvfPq { nlist, .. }
+        | IndexKind::IvfSq8 { nlist, .. } => {
             let rows = vectors.len() / dim;
             // PQ codebooks need a few thousand points per sub-quantizer as well.
             let codebook = match kind {
@@ -137,7 +143,9 @@ impl AnnIndex {
             IndexKind::Hnsw { ef_search, .. } => {
                 space.set_index_parameter(&self.index, "efSearch", ef_search)?
             }
-            IndexKind::Ivf { nprobe, .. } | IndexKind::IvfPq { nprobe, .. } => {
+            IndexKind::Ivf { nprobe, .. }
+            | IndexKind::IvfPq { nprobe, .. }
+            | IndexKind::IvfSq8 { nprobe, .. } => {
                 space.set_index_parameter(&self.index, "nprobe", nprobe)?
             }
         }

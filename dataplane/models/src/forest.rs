@@ -6,6 +6,8 @@
 //! same sigmoid. Models it cannot reproduce exactly (categorical splits, linear trees,
 //! averaged outputs, several classes) are refused, and the caller keeps LightGBM's own path.
 
+use crate::quickscorer::{QuickScorer, Scratch, TreeShape, LANES};
+
 /// LightGBM's `kZeroThreshold`: inputs this close to zero are read as zero.
 const ZERO_THRESHOLD: f64 = 1e-35;
 
@@ -72,6 +74,8 @@ pub struct Forest {
     output: Output,
     /// Whether any split treats zero as missing (then zeros leave the branch-free path).
     zero_missing: bool,
+    /// The plain rows' scorer; `None` (trees over 64 leaves) walks the trees instead.
+    quick: Option<QuickScorer>,
 }
 
 /// Rows walked together per tree.
@@ -336,11 +340,27 @@ impl Forest {
             .iter()
             .flat_map(|t| &t.nodes)
             .any(|n| n.missing == Missing::Zero);
+        let shapes: Vec<TreeShape<'_>> = trees
+            .iter()
+            .map(|t| TreeShape {
+                thresholds: t
+                    .nodes
+                    .iter()
+                    .map(|n| f32_at_or_below(n.threshold))
+                    .collect(),
+                features: t.nodes.iter().map(|n| n.feature).collect(),
+                left: t.nodes.iter().map(|n| n.left).collect(),
+                right: t.nodes.iter().map(|n| n.right).collect(),
+                leaves: &t.leaves,
+            })
+            .collect();
+        let quick = QuickScorer::new(features, &shapes);
         Ok(Self {
             trees,
             features,
             output,
             zero_missing,
+            quick,
         })
     }
 
@@ -350,6 +370,16 @@ impl Forest {
 
     pub fn num_trees(&self) -> usize {
         self.trees.len()
+    }
+
+    /// The same forest scored by walking its trees (what models with trees over 64 leaves
+    /// use), to check one path against the other.
+    #[cfg(test)]
+    pub(crate) fn walking(&self) -> Self {
+        Self {
+            quick: None,
+            ..self.clone()
+        }
     }
 
     /// Whether a row can take the branch-free path: LightGBM's special cases (NaN, values
@@ -370,6 +400,39 @@ impl Forest {
         let (plain, special): (Vec<usize>, Vec<usize>) =
             (0..all.len()).partition(|&r| self.plain(all[r]));
         let mut sums = vec![0f64; all.len()];
+        match &self.quick {
+            Some(quick) => {
+                let mut scratch = Scratch::default();
+                let mut block: Vec<&[f32]> = Vec::with_capacity(LANES);
+                let mut block_sums = [0f64; LANES];
+                for chunk in plain.chunks(LANES) {
+                    block.clear();
+                    block.extend(chunk.iter().map(|&r| all[r]));
+                    let block_sums = &mut block_sums[..chunk.len()];
+                    block_sums.fill(0.0);
+                    quick.score(&block, block_sums, &mut scratch);
+                    for (&r, &sum) in chunk.iter().zip(block_sums.iter()) {
+                        sums[r] = sum;
+                    }
+                }
+            }
+            None => self.walk(&all, &plain, &mut sums),
+        }
+        for tree in &self.trees {
+            for &r in &special {
+                sums[r] += tree.leaf(all[r]);
+            }
+        }
+        if let Output::Sigmoid(s) = self.output {
+            for v in &mut sums {
+                *v = 1.0 / (1.0 + (-s * *v).exp());
+            }
+        }
+        sums
+    }
+
+    /// Sums the `plain` rows' leaves by walking each tree, `BLOCK` rows in step.
+    fn walk(&self, all: &[&[f32]], plain: &[usize], sums: &mut [f64]) {
         let mut block_rows: [&[f32]; BLOCK] = [all.first().copied().unwrap_or(&[]); BLOCK];
         let mut leaves = [0f64; BLOCK];
         // Tree by tree, so each row's sum adds the trees in LightGBM's order.
@@ -387,16 +450,7 @@ impl Forest {
                     sums[r] += leaf;
                 }
             }
-            for &r in &special {
-                sums[r] += tree.leaf(all[r]);
-            }
         }
-        if let Output::Sigmoid(s) = self.output {
-            for v in &mut sums {
-                *v = 1.0 / (1.0 + (-s * *v).exp());
-            }
-        }
-        sums
     }
 }
 

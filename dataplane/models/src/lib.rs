@@ -6,6 +6,7 @@ pub mod error;
 pub mod forest;
 pub mod lgbm_train;
 pub mod mf;
+mod quickscorer;
 pub mod ranker;
 pub mod two_tower;
 

@@ -555,10 +555,13 @@ mod tests {
                 "a model that learned something"
             );
             assert_eq!(
-                bits(fast),
+                bits(fast.clone()),
                 bits(ranker.predict_with_lightgbm(&test).unwrap()),
                 "{objective:?}"
             );
+            // Trees too large for QuickScorer's bitvectors are walked, to the same bits.
+            let walking = ranker.forest.as_ref().unwrap().walking();
+            assert_eq!(bits(walking.predict(&test)), bits(fast), "{objective:?}");
 
             // A saved and reloaded model compiles to the same scores.
             let path = std::env::temp_dir().join(format!(

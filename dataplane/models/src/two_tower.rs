@@ -188,6 +188,8 @@ pub struct TwoTower {
     user_tower: Tower,
     item_tower: Tower,
     device: Device,
+    /// False after [`TwoTower::load_user_tower`]: the item tower then holds no weights.
+    has_item_tower: bool,
 }
 
 /// What training did: epochs run, the best validation score and the epoch it came from.
@@ -227,6 +229,7 @@ impl TwoTower {
             user_tower,
             item_tower,
             device,
+            has_item_tower: true,
         }
     }
 
@@ -407,6 +410,11 @@ impl TwoTower {
 
     /// Item embeddings, `inputs.len() × output_dim`, row-major.
     pub fn embed_items(&self, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
+        if !self.has_item_tower {
+            return Err(ModelError::Invalid(
+                "this model was loaded without its item tower".into(),
+            ));
+        }
         inputs.validate(self.config.item_feature_dim, "item")?;
         self.embed(&self.item_tower, inputs)
     }
@@ -443,13 +451,56 @@ impl TwoTower {
     /// Loads a model saved by [`TwoTower::save`]; a missing, truncated or mismatched weight file
     /// is an error, never a half-initialised model.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let config_path = dir.join("two_tower.json");
-        let json = std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
-        let config: TwoTowerConfig = serde_json::from_slice(&json)
-            .map_err(|e| ModelError::Invalid(format!("{}: {e}", config_path.display())))?;
-        let mut model = Self::new(config);
+        let mut model = Self::new(Self::read_config(dir)?);
         model.vs.load(dir.join("two_tower.safetensors"))?;
         Ok(model)
+    }
+
+    /// Loads the user tower alone, which is all serving runs: item vectors already live in the
+    /// ANN index, and the item id table is the largest tensor (128 MB at 1M items). Every user
+    /// tensor must be present with its shape; [`TwoTower::embed_items`] is then refused.
+    pub fn load_user_tower(dir: &Path) -> Result<Self, ModelError> {
+        let config = Self::read_config(dir)?;
+        let mut model = Self::new(TwoTowerConfig {
+            item_vocab: 1,
+            ..config.clone()
+        });
+        model.config = config;
+        model.has_item_tower = false;
+        let path = dir.join("two_tower.safetensors");
+        let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
+        let file = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e:?}", path.display())))?;
+        let variables = model.vs.variables();
+        tch::no_grad(|| -> Result<(), ModelError> {
+            for (name, mut variable) in variables
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("user."))
+            {
+                let view = file.tensor(&name).map_err(|e| {
+                    ModelError::Invalid(format!("{}: {name}: {e:?}", path.display()))
+                })?;
+                let stored = Tensor::try_from(view)?;
+                if stored.size() != variable.size() {
+                    return Err(ModelError::Invalid(format!(
+                        "{}: {name} has shape {:?}, the config needs {:?}",
+                        path.display(),
+                        stored.size(),
+                        variable.size()
+                    )));
+                }
+                variable.f_copy_(&stored)?;
+            }
+            Ok(())
+        })?;
+        Ok(model)
+    }
+
+    fn read_config(dir: &Path) -> Result<TwoTowerConfig, ModelError> {
+        let config_path = dir.join("two_tower.json");
+        let json = std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
+        serde_json::from_slice(&json)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", config_path.display())))
     }
 }
 
@@ -538,8 +589,30 @@ mod tests {
             loaded.embed_users(&users).unwrap()
         );
 
+        // The user tower alone embeds users exactly as the whole model does.
+        let user_side = TwoTower::load_user_tower(&dir).unwrap();
+        assert_eq!(
+            model.embed_users(&users).unwrap(),
+            user_side.embed_users(&users).unwrap()
+        );
+        let err = user_side.embed_items(&inputs(2, 2)).unwrap_err();
+        assert!(err.to_string().contains("without its item tower"), "{err}");
+
+        // A weight file for another user vocabulary is refused by shape.
+        let other = TwoTower::new(TwoTowerConfig {
+            user_vocab: 40,
+            ..tiny_config()
+        });
+        other.vs.save(dir.join("two_tower.safetensors")).unwrap();
+        let err = TwoTower::load_user_tower(&dir).unwrap_err();
+        assert!(
+            err.to_string().contains("user.id.weight has shape"),
+            "{err}"
+        );
+
         std::fs::write(dir.join("two_tower.safetensors"), b"not a tensor file").unwrap();
         assert!(TwoTower::load(&dir).is_err());
+        assert!(TwoTower::load_user_tower(&dir).is_err());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

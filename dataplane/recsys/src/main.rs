@@ -253,7 +253,7 @@ enum Command {
         model_dir: PathBuf,
         #[arg(long)]
         output: PathBuf,
-        /// flat, ivf, hnsw or ivfpq.
+        /// flat, ivf, ivfsq8, hnsw or ivfpq.
         #[arg(long = "type", default_value = "flat")]
         index_type: String,
         #[arg(long)]
@@ -299,11 +299,15 @@ fn index_kind(
             m: need(m, "m")?,
             nbits: 8,
         },
+        "ivfsq8" => IndexKind::IvfSq8 {
+            nlist: need(nlist, "nlist")?,
+            nprobe: nprobe.unwrap_or(1),
+        },
         "hnsw" => IndexKind::Hnsw {
             m: m.unwrap_or(32),
             ef_search: ef_search.unwrap_or(256),
         },
-        other => anyhow::bail!("unknown index type {other:?}: flat, ivf, hnsw or ivfpq"),
+        other => anyhow::bail!("unknown index type {other:?}: flat, ivf, ivfsq8, hnsw or ivfpq"),
     })
 }
 

@@ -45,6 +45,7 @@ fn type_arg(t: IndexType) -> &'static str {
         IndexType::Ivf => "ivf",
         IndexType::Hnsw => "hnsw",
         IndexType::IvfPq => "ivfpq",
+        IndexType::IvfSq8 => "ivfsq8",
     }
 }
 

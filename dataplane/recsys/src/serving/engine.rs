@@ -127,7 +127,8 @@ impl Engine {
                 message: "catalog and snapshot sizes differ".into(),
             });
         }
-        let tower = TwoTower::load(dir)?;
+        // Item vectors are in the index; serving needs only the user side of the model.
+        let tower = TwoTower::load_user_tower(dir)?;
         let ann = AnnIndex::load(options.index_dir.as_deref().unwrap_or(dir))?;
         if ann.len() != catalog.items.len() || ann.dim() != tower.config().output_dim as usize {
             return Err(EngineError::BadFile {

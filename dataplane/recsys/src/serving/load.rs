@@ -84,12 +84,18 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             let mut errors = 0usize;
             let mut next = Instant::now();
             while Instant::now() < deadline {
-                if let Some(i) = interval {
-                    tokio::time::sleep_until(next.into()).await;
-                    next += i;
-                }
+                // At a fixed rate a request's latency counts from when it was due, not from
+                // when a slow answer let it go: a stalled server must not hide its own queue.
+                let due = match interval {
+                    Some(i) => {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += i;
+                        next - i
+                    }
+                    None => Instant::now(),
+                };
                 let user = pick_user(&mut rng, &users, &cumulative);
-                let t = Instant::now();
+                let t = due.min(Instant::now());
                 let result = client
                     .recommend(RecommendRequest {
                         user_id: user,

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.type != 'IVF' && self.type != 'IVFPQ' || has(self.nlist)").message("IVF and IVFPQ indexes need nlist"))]
+#[x_kube(validation = Rule::new("!self.type.startsWith('IVF') || has(self.nlist)").message("IVF, IVFSQ8 and IVFPQ indexes need nlist"))]
 #[x_kube(validation = Rule::new("self.type != 'IVFPQ' || has(self.pqM)").message("IVFPQ indexes need pqM"))]
 pub struct ItemIndexSpec {
     /// Artifact directory whose item embeddings are indexed.
@@ -83,6 +83,8 @@ pub enum IndexType {
     Hnsw,
     #[serde(rename = "IVFPQ")]
     IvfPq,
+    #[serde(rename = "IVFSQ8")]
+    IvfSq8,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
