@@ -94,6 +94,9 @@ enum Command {
         /// How often a model root's CURRENT is checked, seconds.
         #[arg(long, default_value_t = 5)]
         reload_secs: u64,
+        /// Requests computed at once; the rest queue in arrival order (default: 4 per core).
+        #[arg(long)]
+        max_in_flight: Option<usize>,
     },
     /// The sticky experiment router: forwards each user to the arm the routing table assigns.
     Route {
@@ -377,6 +380,7 @@ async fn main() -> anyhow::Result<()> {
             redis_url,
             prediction_ttl_secs,
             reload_secs,
+            max_in_flight,
         } => {
             let options = EngineOptions {
                 index_dir,
@@ -393,7 +397,10 @@ async fn main() -> anyhow::Result<()> {
                 Some(url) => Arc::new(RedisStore::new(&url)?),
                 None => Arc::new(InProcessStore::default()),
             };
-            let state = Arc::new(ServingState::with_cache(engine, log, cache));
+            let state = Arc::new(
+                ServingState::with_cache(engine, log, cache)
+                    .with_max_in_flight(max_in_flight.unwrap_or_else(state::default_max_in_flight)),
+            );
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|&s| s).await;

@@ -692,7 +692,37 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let canary = start(
         &root,
         &work.path().join("canary.csv"),
-        &["--variant", "canary"],
+        &["--variant", "canary", "--max-in-flight", "1"],
+    );
+    // One request computed at a time: a burst queues and every request is still answered.
+    let burst: Vec<_> = (0..24)
+        .map(|u| {
+            let addr = canary.grpc;
+            tokio::spawn(async move {
+                let mut c = RecommenderClient::connect(format!("http://{addr}"))
+                    .await
+                    .unwrap();
+                c.recommend(RecommendRequest {
+                    user_id: (u + 1).to_string(),
+                    num_items: 10,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner().items.len())
+            })
+        })
+        .collect();
+    for answer in burst {
+        assert_eq!(
+            answer.await.unwrap().expect("a queued request is answered"),
+            10
+        );
+    }
+    assert!(
+        metric(
+            canary.http,
+            "recsys_stage_duration_seconds_count{stage=\"queue\"}"
+        ) >= 24.0
     );
     let table_path = work.path().join("routing.json");
     let write_table = |canary_weight: u32| {

@@ -4,7 +4,6 @@
 //! --item-attributes`; items it does not list are in stock, everywhere, unrated and safe.
 
 use anyhow::{bail, Context};
-use std::collections::HashMap;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +60,7 @@ fn flag(text: &str, line: usize, column: &str) -> anyhow::Result<bool> {
 /// counted (returned) rather than failing the load; malformed rows fail it with their line.
 pub fn load(
     path: &Path,
-    item_index: &HashMap<String, u32>,
+    item_index: impl Fn(&str) -> Option<u32>,
     items: usize,
 ) -> anyhow::Result<(Vec<ItemAttributes>, usize)> {
     let mut reader =
@@ -86,7 +85,7 @@ pub fn load(
         let line = i + 2;
         let row = row.with_context(|| format!("{}: line {line}", path.display()))?;
         let field = |c: usize| row.get(c).unwrap_or("");
-        let Some(&item) = item_index.get(field(id)) else {
+        let Some(item) = item_index(field(id)) else {
             unknown += 1;
             continue;
         };
@@ -114,6 +113,7 @@ pub fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn each_attribute_restricts_only_what_it_names() {
@@ -176,7 +176,7 @@ mod tests {
             ("c".to_owned(), 2),
         ]
         .into();
-        let (table, unknown) = load(&path, &index, 3).unwrap();
+        let (table, unknown) = load(&path, |id| index.get(id).copied(), 3).unwrap();
         assert_eq!(unknown, 1);
         assert!(!table[0].in_stock);
         assert_eq!(table[1].regions, vec!["DE", "AT"]);
@@ -187,7 +187,10 @@ mod tests {
             "item_id,in_stock,regions,age_rating,brand_safe\na,maybe,,0,true\n",
         )
         .unwrap();
-        let err = format!("{:#}", load(&path, &index, 3).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load(&path, |id| index.get(id).copied(), 3).unwrap_err()
+        );
         assert!(
             err.contains("line 2: in_stock must be true or false"),
             "{err}"

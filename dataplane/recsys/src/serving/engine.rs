@@ -4,6 +4,7 @@
 use super::attributes::{self, Audience, ItemAttributes};
 use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
 use super::cache::{CacheStore, Lookup, PREDICTION_TTL};
+use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
 use super::prediction_cache;
 use crate::artifacts::{self, ArtifactError};
@@ -86,9 +87,8 @@ pub struct Engine {
     ann: AnnIndex,
     ranker: Ranker,
     snapshot: FeatureSnapshot,
-    catalog: Catalog,
     users: HashMap<String, u32>,
-    items: HashMap<String, u32>,
+    items: ItemTable,
     popular: Vec<(u32, f32)>,
     /// Online feature store keys of this version's feature definition start with this.
     feature_prefix: String,
@@ -147,16 +147,11 @@ impl Engine {
         let feature_prefix = key_prefix(spec);
         let users = catalog
             .user_ids
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, id)| (id.clone(), i as u32))
+            .map(|(i, id)| (id, i as u32))
             .collect();
-        let items = catalog
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, meta)| (meta.external_id.clone(), i as u32))
-            .collect();
+        let items = ItemTable::new(catalog.items);
         let popularity: Vec<f32> = snapshot
             .items
             .iter()
@@ -172,7 +167,7 @@ impl Engine {
         let attributes = match &options.item_attributes {
             None => Vec::new(),
             Some(path) => {
-                let (table, unknown) = attributes::load(path, &items, catalog.items.len())
+                let (table, unknown) = attributes::load(path, |id| items.find(id), items.len())
                     .map_err(|e| EngineError::BadFile {
                         file: path.display().to_string(),
                         message: format!("{e:#}"),
@@ -186,21 +181,22 @@ impl Engine {
                 table
             }
         };
-        Ok(Self {
+        let engine = Self {
             version: manifest.model_version,
             options,
             tower: Mutex::new(tower),
             ann,
             ranker,
             snapshot,
-            catalog,
             users,
             items,
             popular,
             feature_prefix,
             online_items: ItemRowCache::default(),
             attributes,
-        })
+        };
+        release_freed_memory();
+        Ok(engine)
     }
 
     pub fn version(&self) -> &str {
@@ -211,13 +207,14 @@ impl Engine {
         &self.options.variant
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The version's items: ids, titles and categories by dense id.
+    pub fn items(&self) -> &ItemTable {
+        &self.items
     }
 
-    /// Dense id of an external item id; a map, since exclusions are looked up per request.
+    /// Dense id of an external item id (exclusions and feedback look items up by it).
     pub fn item_by_external_id(&self, id: &str) -> Option<u32> {
-        self.items.get(id).copied()
+        self.items.find(id)
     }
 
     /// Category (primary genre) and age of an item, for filters and business rules.
@@ -370,7 +367,7 @@ impl Engine {
                 query.user_id,
                 candidates
                     .iter()
-                    .map(|&(i, _)| (i, self.catalog.items[i as usize].external_id.as_str())),
+                    .map(|&(i, _)| (i, self.items.external_id(i))),
             )),
             _ => None,
         };
@@ -513,4 +510,14 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineErr
     };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))
+}
+
+/// Parsing a version frees millions of small allocations (JSON values, per-item strings) that
+/// glibc keeps in its arenas; hand those pages back so the process holds what it uses.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it touches no live data.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -73,7 +73,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         .rate
         .map(|r| Duration::from_secs_f64(options.concurrency as f64 / r.max(1e-3)));
     let mut tasks = Vec::new();
-    for w in 0..options.concurrency {
+    let workers = options.concurrency;
+    for w in 0..workers {
         let mut client = client.clone();
         let users = std::sync::Arc::clone(&users);
         let cumulative = std::sync::Arc::clone(&cumulative);
@@ -82,7 +83,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             let mut rng = StdRng::seed_from_u64(w as u64 + 1);
             let mut latencies = Vec::new();
             let mut errors = 0usize;
-            let mut next = Instant::now();
+            // Workers start staggered across one interval, so a fixed rate arrives evenly
+            // rather than in bursts of `concurrency` requests at once.
+            let mut next =
+                started + interval.map_or(Duration::ZERO, |i| i.mul_f64(w as f64 / workers as f64));
             while Instant::now() < deadline {
                 // At a fixed rate a request's latency counts from when it was due, not from
                 // when a slow answer let it go: a stalled server must not hide its own queue.

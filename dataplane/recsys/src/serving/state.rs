@@ -4,7 +4,7 @@
 
 use super::attributes::Audience;
 use super::cache::{CacheStore, InProcessStore};
-use super::engine::{Engine, EngineOptions, Query};
+use super::engine::{release_freed_memory, Engine, EngineOptions, Query};
 use super::feedback::{self, EventLog};
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
@@ -35,6 +35,15 @@ pub struct ServingState {
     pub cache: Arc<dyn CacheStore>,
     /// False while starting and once shutdown begins: `/readyz` turns traffic away.
     pub ready: AtomicBool,
+    /// Requests computed at once. Beyond a few per core, more only time-slice the cores and
+    /// slow every request in flight; the rest wait their turn in arrival order.
+    compute: Arc<tokio::sync::Semaphore>,
+}
+
+/// Four requests in flight per core: enough to keep the cores busy while others wait on the
+/// network or a lock (docs/benchmarks.md measures 1, 2 and 4 per core and no limit).
+pub fn default_max_in_flight() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl ServingState {
@@ -53,7 +62,14 @@ impl ServingState {
             log,
             cache,
             ready: AtomicBool::new(true),
+            compute: Arc::new(tokio::sync::Semaphore::new(default_max_in_flight())),
         }
+    }
+
+    /// At most `n` requests computed at once (at least one); the rest wait in arrival order.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.compute = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// The version serving right now; requests keep the one they started with.
@@ -142,7 +158,17 @@ impl ServingState {
             )
         });
         let explain = req.explain;
+        let queued = Instant::now();
+        let permit = Arc::clone(&self.compute)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        self.metrics
+            .stage_seconds
+            .with_label_values(&["queue"])
+            .observe(queued.elapsed().as_secs_f64());
         let rec = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             worker_engine.recommend(&Query {
                 user_id: &user_id,
                 n,
@@ -210,13 +236,13 @@ impl ServingState {
             .zip(explanations)
             .enumerate()
             .map(|(rank, (&(item, score), top))| {
-                let meta = &engine.catalog().items[item as usize];
+                let meta = engine.items().get(item);
                 RecommendedItem {
-                    item_id: meta.external_id.clone(),
+                    item_id: meta.external_id.to_owned(),
                     score,
                     rank: rank as u32 + 1,
-                    title: meta.title.clone(),
-                    category: meta.genres.first().cloned().unwrap_or_default(),
+                    title: meta.title.to_owned(),
+                    category: meta.category.to_owned(),
                     top_features: top
                         .into_iter()
                         .map(|(feature, value)| FeatureContribution { feature, value })
@@ -347,6 +373,13 @@ pub async fn watch(
                 state.swap(engine);
                 live_dir = Some(dir);
                 last_refused = None;
+                // Requests still on the old version finish within seconds; then its memory
+                // goes back to the system instead of staying in the allocator.
+                drop(live);
+                tokio::task::spawn_blocking(|| {
+                    std::thread::sleep(std::time::Duration::from_secs(10));
+                    release_freed_memory();
+                });
             }
             Ok(Err(e)) => {
                 tracing::error!(dir = %dir.display(), error = %e, "refused a model version; the live one keeps serving");
