@@ -97,6 +97,9 @@ enum Command {
         /// Requests computed at once; the rest queue in arrival order (default: 4 per core).
         #[arg(long)]
         max_in_flight: Option<usize>,
+        /// How often the popular list for unknown users is remade from feedback, seconds.
+        #[arg(long, default_value_t = 900)]
+        popular_refresh_secs: u64,
     },
     /// The sticky experiment router: forwards each user to the arm the routing table assigns.
     Route {
@@ -381,6 +384,7 @@ async fn main() -> anyhow::Result<()> {
             prediction_ttl_secs,
             reload_secs,
             max_in_flight,
+            popular_refresh_secs,
         } => {
             let options = EngineOptions {
                 index_dir,
@@ -409,6 +413,10 @@ async fn main() -> anyhow::Result<()> {
                 grpc::bind(Arc::clone(&state), addr, until_stopped(stopped.clone())).await?;
             let (http_bound, http_server) =
                 http::bind(Arc::clone(&state), http_addr, until_stopped(stopped)).await?;
+            tokio::spawn(state::refresh_trending(
+                Arc::clone(&state),
+                std::time::Duration::from_secs(popular_refresh_secs.max(1)),
+            ));
             if watching {
                 tokio::spawn(state::watch(
                     Arc::clone(&state),

@@ -85,6 +85,7 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
                 audience: Default::default(),
                 context: Default::default(),
                 explain: false,
+                trending: &[],
             })
             .unwrap();
         if rec.fallback {

@@ -218,6 +218,8 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
             &redis_url,
             "--item-attributes",
             attributes.to_str().unwrap(),
+            "--popular-refresh-secs",
+            "1",
         ],
     );
     let id_of = |item: &str| item.parse::<u32>().unwrap();
@@ -476,6 +478,77 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         "recsys_feedback_events_total{arm=\"stable\",event_type=\"impression\",experiment=\"exp-1\"}",
     );
     assert_eq!(impressions, 5.0);
+
+    // The popular list follows feedback: an item strangers are not shown, bought and clicked
+    // by three users, leads a stranger's list within a refresh; the hourly counts are in Redis.
+    let stranger_items = |c: &mut RecommenderClient<tonic::transport::Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.recommend(RecommendRequest {
+                user_id: "stranger-2".into(),
+                num_items: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|i| i.item_id)
+            .collect::<Vec<String>>()
+        }
+    };
+    let usual = stranger_items(&mut client).await;
+    // In stock, sold everywhere, not age-rated (see the feed above), and not already shown.
+    let rising = (1..=1682u32)
+        .rev()
+        .find(|id| id % 5 != 0 && id % 7 != 1 && id % 11 != 2 && !usual.contains(&id.to_string()))
+        .unwrap()
+        .to_string();
+    let engaged: Vec<FeedbackEvent> = ["1", "2", "3"]
+        .iter()
+        .flat_map(|user| {
+            ["click", "purchase"].map(|kind| FeedbackEvent {
+                user_id: (*user).into(),
+                item_id: rising.clone(),
+                event_type: kind.into(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let fb = client
+        .feedback(FeedbackRequest { events: engaged })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fb.accepted, 6);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = stranger_items(&mut client).await;
+        if now.first() == Some(&rising) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rising} never led the popular list: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut redis_conn = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let hours: Vec<String> = redis::cmd("KEYS")
+        .arg("recsys:popular:h:*")
+        .query(&mut redis_conn)
+        .unwrap();
+    assert_eq!(hours.len(), 1, "{hours:?}");
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg(&hours[0])
+        .arg(&rising)
+        .query(&mut redis_conn)
+        .unwrap();
+    assert_eq!(score, 3.0 * (1.0 + 4.0), "a click weighs 1, a purchase 4");
 
     // HTTP surface.
     let (status, body) =

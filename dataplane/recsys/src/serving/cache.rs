@@ -1,8 +1,9 @@
 //! What serving reads from Redis: the user-embedding cache (TTL 1 h, the seed's; in-process
-//! when no Redis is configured) and the online feature store (written by `recsys
-//! materialize`). Redis failing never fails a request: an embedding lookup reports an error and
-//! the caller computes the embedding (an in-process copy serves until Redis is back); a
-//! feature read reports None and the caller uses the version's own values.
+//! when no Redis is configured), the prediction cache, the popular list's sorted sets and the
+//! online feature store (written by `recsys materialize`). Redis failing never fails a
+//! request: an embedding lookup reports an error and the caller computes the embedding (an
+//! in-process copy serves until Redis is back); a feature read reports None and the caller uses
+//! the version's own values; the popular list falls back to this process's own counts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,6 +57,24 @@ pub trait CacheStore: Send + Sync {
     /// Whether other processes (`recsys materialize`, other replicas) share this store.
     fn shared(&self) -> bool {
         false
+    }
+
+    /// Adds each (member, weight) to the sorted set `key`, which then expires after `ttl`.
+    /// False when there is no shared store or it is unreachable.
+    fn add_scores(&self, _key: &str, _members: &[(&str, f64)], _ttl: Duration) -> bool {
+        false
+    }
+
+    /// The top `n` of the sorted set `dest`, first made (and kept for `ttl`) as the union of
+    /// `sources` when it does not exist yet; best first. None without a reachable shared store.
+    fn top_of_union(
+        &self,
+        _dest: &str,
+        _sources: &[String],
+        _n: usize,
+        _ttl: Duration,
+    ) -> Option<Vec<(String, f64)>> {
+        None
     }
 }
 
@@ -213,6 +232,61 @@ impl CacheStore for RedisStore {
         if stored.is_none() {
             self.fallback.put_for(key, vector, ttl);
         }
+    }
+
+    fn add_scores(&self, key: &str, members: &[(&str, f64)], ttl: Duration) -> bool {
+        self.with_connection(|c| {
+            let mut pipe = redis::pipe();
+            for &(member, weight) in members {
+                pipe.cmd("ZINCRBY")
+                    .arg(key)
+                    .arg(weight)
+                    .arg(member)
+                    .ignore();
+            }
+            pipe.cmd("EXPIRE")
+                .arg(key)
+                .arg(ttl.as_secs().max(1))
+                .ignore();
+            pipe.query::<()>(c)
+        })
+        .is_some()
+    }
+
+    fn top_of_union(
+        &self,
+        dest: &str,
+        sources: &[String],
+        n: usize,
+        ttl: Duration,
+    ) -> Option<Vec<(String, f64)>> {
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        self.with_connection(|c| {
+            let exists: bool = redis::cmd("EXISTS").arg(dest).query(c)?;
+            if !exists {
+                // Two replicas may both merge at a period's start; the results are equal.
+                redis::pipe()
+                    .cmd("ZUNIONSTORE")
+                    .arg(dest)
+                    .arg(sources.len())
+                    .arg(sources)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(dest)
+                    .arg(ttl.as_secs().max(1))
+                    .ignore()
+                    .query::<()>(c)?;
+            }
+            redis::cmd("ZRANGE")
+                .arg(dest)
+                .arg(0)
+                .arg(n - 1)
+                .arg("REV")
+                .arg("WITHSCORES")
+                .query::<Vec<(String, f64)>>(c)
+        })
     }
 }
 

@@ -228,6 +228,38 @@ impl Engine {
         }
     }
 
+    /// An unknown user's candidates. Without a trending list: the version's popular items,
+    /// scored by their popularity. With one: its items first, scored 2–3 by engagement (so the
+    /// freshness boost, at most ×1.1, cannot lift an older favourite above them), then the
+    /// version's popular items scored below 1 by position.
+    fn popular_candidates(&self, query: &Query<'_>) -> Vec<Candidate> {
+        if query.trending.is_empty() {
+            return self
+                .popular
+                .iter()
+                .filter(|(i, _)| self.allowed(*i, query))
+                .map(|&(i, s)| self.candidate(i, s))
+                .collect();
+        }
+        let top = query.trending[0].1.max(f64::MIN_POSITIVE);
+        let mut taken = HashSet::new();
+        let trending = query
+            .trending
+            .iter()
+            .filter_map(|(id, w)| Some((self.items.find(id)?, 2.0 + (w / top) as f32)));
+        let n = self.popular.len().max(1) as f32;
+        let popular = self
+            .popular
+            .iter()
+            .enumerate()
+            .map(|(rank, &(i, _))| (i, 1.0 - rank as f32 / n));
+        trending
+            .chain(popular)
+            .filter(|&(i, _)| taken.insert(i) && self.allowed(i, query))
+            .map(|(i, s)| self.candidate(i, s))
+            .collect()
+    }
+
     fn allowed(&self, item: u32, query: &Query<'_>) -> bool {
         if query.exclude.contains(&item) {
             return false;
@@ -272,12 +304,7 @@ impl Engine {
             ..RuleConfig::default()
         };
         let Some(&user) = self.users.get(query.user_id) else {
-            let candidates = self
-                .popular
-                .iter()
-                .filter(|(i, _)| self.allowed(*i, query))
-                .map(|&(i, s)| self.candidate(i, s))
-                .collect();
+            let candidates = self.popular_candidates(query);
             let items = finish(candidates, query.n, &rules)
                 .into_iter()
                 .map(|c| (c.item, c.score))
@@ -501,6 +528,9 @@ pub struct Query<'a> {
     /// Explanations need the ranker's rows, so an explained request is always computed, never
     /// answered from the prediction cache.
     pub explain: bool,
+    /// What is engaging now (external ids, best first): unknown users get these before the
+    /// version's own popular items.
+    pub trending: &'a [(String, f64)],
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -84,6 +84,11 @@ fn check(e: &FeedbackEvent) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether [`accept`] takes the event.
+pub fn is_valid(e: &FeedbackEvent) -> bool {
+    check(e).is_ok()
+}
+
 /// Accepts the valid events of a batch; returns how many and the rejections.
 pub fn accept(
     events: &[FeedbackEvent],

@@ -16,6 +16,7 @@ pub mod prediction_cache;
 pub mod recent;
 pub mod router;
 pub mod state;
+pub mod trending;
 
 pub use engine::{Engine, EngineError, EngineOptions, Query, Recommendation};
 pub use state::ServingState;

@@ -95,6 +95,7 @@ mod tests {
                 placement: Some("home"),
             },
             explain: false,
+            trending: &[],
         }
     }
 

@@ -8,6 +8,7 @@ use super::engine::{release_freed_memory, Engine, EngineOptions, Query};
 use super::feedback::{self, EventLog};
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
+use super::trending::{self, Trending};
 use recsys_api::v1::{
     FeatureContribution, FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse,
     RecommendedItem, StageTiming,
@@ -35,6 +36,8 @@ pub struct ServingState {
     pub cache: Arc<dyn CacheStore>,
     /// False while starting and once shutdown begins: `/readyz` turns traffic away.
     pub ready: AtomicBool,
+    /// The popular list that follows feedback, for unknown users.
+    pub trending: Trending,
     /// Requests computed at once. Beyond a few per core, more only time-slice the cores and
     /// slow every request in flight; the rest wait their turn in arrival order.
     compute: Arc<tokio::sync::Semaphore>,
@@ -62,6 +65,7 @@ impl ServingState {
             log,
             cache,
             ready: AtomicBool::new(true),
+            trending: Trending::default(),
             compute: Arc::new(tokio::sync::Semaphore::new(default_max_in_flight())),
         }
     }
@@ -126,6 +130,7 @@ impl ServingState {
             .filter_map(|id| engine.item_by_external_id(&id))
             .collect();
         let request_id = uuid::Uuid::new_v4().to_string();
+        let trending = self.trending.current();
         let worker_engine = Arc::clone(&engine);
         let user_id = req.user_id.clone();
         let n = req.num_items as usize;
@@ -188,6 +193,7 @@ impl ServingState {
                     placement: Some(&placement),
                 },
                 explain,
+                trending: &trending,
             })
         })
         .await
@@ -291,18 +297,47 @@ impl ServingState {
         let state = Arc::clone(self);
         let now = chrono::Utc::now().timestamp();
         let (accepted, rejected) = tokio::task::spawn_blocking(move || {
-            feedback::accept(
+            let result = feedback::accept(
                 &req.events,
                 now,
                 &state.metrics,
                 &state.recent,
                 state.log.as_ref(),
-            )
+            )?;
+            // Only items the live version knows count: ids from elsewhere would grow the lists
+            // without ever being shown.
+            let engine = state.engine();
+            let engaged: Vec<(&str, f64)> = req
+                .events
+                .iter()
+                .filter(|e| {
+                    feedback::is_valid(e) && engine.item_by_external_id(&e.item_id).is_some()
+                })
+                .filter_map(|e| Some((e.item_id.as_str(), trending::weight(&e.event_type)?)))
+                .collect();
+            state.trending.record(state.cache.as_ref(), &engaged, now);
+            Ok::<_, std::io::Error>(result)
         })
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
         .map_err(|e| Status::unavailable(format!("event log: {e}")))?;
         Ok(FeedbackResponse { accepted, rejected })
+    }
+}
+
+/// Remakes the popular list every `period` (the seed's 15 minutes), first at start-up.
+pub async fn refresh_trending(state: Arc<ServingState>, period: std::time::Duration) {
+    loop {
+        let worker = Arc::clone(&state);
+        let refreshed = tokio::task::spawn_blocking(move || {
+            let now = chrono::Utc::now().timestamp();
+            worker.trending.refresh(worker.cache.as_ref(), now, period)
+        })
+        .await;
+        if let Ok(items) = refreshed {
+            tracing::debug!(items, "popular list refreshed");
+        }
+        tokio::time::sleep(period).await;
     }
 }
 
