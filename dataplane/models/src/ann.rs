@@ -5,6 +5,7 @@ use crate::error::ModelError;
 use faiss::index::IndexImpl;
 use faiss::{index_factory, Index, MetricType};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// Index families we build, with their search-time knobs.
@@ -209,14 +210,59 @@ impl AnnIndex {
             .collect())
     }
 
-    /// Mean recall@k of this index against `exact` over row-major `queries`: the share of the
-    /// exact top-k that this index also returns.
+    /// Mean recall@k of this index against `exact` (a flat index over the same vectors) over
+    /// row-major `queries`.
     pub fn recall_against(
         &self,
         exact: &AnnIndex,
         queries: &[f32],
         k: usize,
     ) -> Result<f64, ModelError> {
+        let truth = exact.top_ids(queries, k)?;
+        self.recall_with(&truth, queries, k)
+    }
+
+    /// For inverted-list kinds, the fewest lists probed (1, 2, 4, … up to all) whose
+    /// recall@k against `exact` reaches `target`; the index keeps that setting, and its
+    /// recall is returned. Probing fewer lists is the main lever on retrieval latency, and how
+    /// many a catalog needs depends on how its embeddings cluster, so it is measured, not
+    /// guessed. Other kinds are only measured.
+    pub fn tune_probes(
+        &mut self,
+        exact: &AnnIndex,
+        queries: &[f32],
+        k: usize,
+        target: f64,
+    ) -> Result<f64, ModelError> {
+        let truth = exact.top_ids(queries, k)?;
+        let nlist = match self.kind {
+            IndexKind::Ivf { nlist, .. }
+            | IndexKind::IvfPq { nlist, .. }
+            | IndexKind::IvfSq8 { nlist, .. } => nlist.max(1),
+            _ => return self.recall_with(&truth, queries, k),
+        };
+        let mut probes = 1;
+        loop {
+            self.set_probes(probes)?;
+            let recall = self.recall_with(&truth, queries, k)?;
+            if recall >= target || probes >= nlist {
+                return Ok(recall);
+            }
+            probes = (probes * 2).min(nlist);
+        }
+    }
+
+    fn set_probes(&mut self, probes: u32) -> Result<(), ModelError> {
+        match &mut self.kind {
+            IndexKind::Ivf { nprobe, .. }
+            | IndexKind::IvfPq { nprobe, .. }
+            | IndexKind::IvfSq8 { nprobe, .. } => *nprobe = probes,
+            _ => {}
+        }
+        self.apply_search_params()
+    }
+
+    fn check_queries(&self, queries: &[f32]) -> Result<usize, ModelError> {
         if self.dim == 0 || queries.is_empty() || !queries.len().is_multiple_of(self.dim) {
             return Err(ModelError::Invalid(format!(
                 "{} query values are not rows of dim {}",
@@ -224,11 +270,56 @@ impl AnnIndex {
                 self.dim
             )));
         }
+        Ok(queries.len() / self.dim)
+    }
+
+    /// The top `k` item ids of every query, searched as one batch (FAISS turns a flat batch
+    /// into one matrix product).
+    fn top_ids(&self, queries: &[f32], k: usize) -> Result<Vec<HashSet<u32>>, ModelError> {
+        let n = self.check_queries(queries)?;
+        let k = k.min(self.item_ids.len());
+        let mut distances = vec![0f32; n * k];
+        let mut labels = vec![-1i64; n * k];
+        if k > 0 {
+            // SAFETY: as in `search`; the buffers hold `k` results for each of `n` queries.
+            let code = unsafe {
+                faiss_sys::faiss_Index_search(
+                    self.index.inner_ptr(),
+                    n as i64,
+                    queries.as_ptr(),
+                    k as i64,
+                    distances.as_mut_ptr(),
+                    labels.as_mut_ptr(),
+                )
+            };
+            if code != 0 {
+                return Err(ModelError::Invalid(format!(
+                    "faiss search failed with code {code}"
+                )));
+            }
+        }
+        Ok(labels
+            .chunks(k.max(1))
+            .take(n)
+            .map(|row| {
+                row.iter()
+                    .filter(|&&l| l >= 0)
+                    .filter_map(|&l| self.item_ids.get(l as usize).copied())
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn recall_with(
+        &self,
+        truth: &[HashSet<u32>],
+        queries: &[f32],
+        k: usize,
+    ) -> Result<f64, ModelError> {
+        self.check_queries(queries)?;
         let mut total = 0.0;
         let mut n = 0usize;
-        for q in queries.chunks(self.dim) {
-            let truth: std::collections::HashSet<u32> =
-                exact.search(q, k)?.into_iter().map(|h| h.0).collect();
+        for (q, truth) in queries.chunks(self.dim).zip(truth) {
             if truth.is_empty() {
                 continue;
             }
@@ -243,7 +334,6 @@ impl AnnIndex {
         Ok(if n == 0 { 0.0 } else { total / n as f64 })
     }
 
-    /// Writes `ann.faiss` and `ann.json` (kind, dim, id map) into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let index_path = dir.join("ann.faiss");
@@ -378,6 +468,37 @@ mod tests {
             recall < 1.0,
             "PQ is lossy; recall {recall} means it was not used"
         );
+    }
+
+    #[test]
+    fn probe_tuning_stops_at_the_first_count_reaching_the_target() {
+        let dim = 16;
+        let n = 4000;
+        let vectors = unit_vectors(n, dim);
+        let ids: Vec<u32> = (0..n as u32).collect();
+        let exact = AnnIndex::build(IndexKind::Flat, dim, &vectors, ids.clone()).unwrap();
+        let queries = &vectors[..100 * dim];
+        let kind = IndexKind::IvfSq8 {
+            nlist: 32,
+            nprobe: 32,
+        };
+        let mut ivf = AnnIndex::build(kind, dim, &vectors, ids).unwrap();
+        let all = ivf.recall_against(&exact, queries, 20).unwrap();
+        let recall = ivf.tune_probes(&exact, queries, 20, 0.8).unwrap();
+        let IndexKind::IvfSq8 { nprobe, .. } = ivf.kind() else {
+            panic!("kind changed")
+        };
+        assert!(
+            recall >= 0.8 && nprobe < 32,
+            "nprobe {nprobe}, recall {recall}"
+        );
+        // The count before it falls short: the tuner did not overshoot.
+        ivf.set_probes(nprobe / 2).unwrap();
+        assert!(ivf.recall_against(&exact, queries, 20).unwrap() < 0.8);
+        // An unreachable target ends with every list probed.
+        let best = ivf.tune_probes(&exact, queries, 20, 1.1).unwrap();
+        assert_eq!(ivf.kind(), kind);
+        assert_eq!(best, all);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod mf;
 mod quickscorer;
 pub mod ranker;
 pub mod two_tower;
+pub mod user_encoder;
 
 pub use ann::{AnnIndex, IndexKind};
 pub use error::ModelError;
@@ -17,6 +18,7 @@ pub use lgbm_train::GroupedRows;
 pub use mf::{ImplicitMf, MfParams};
 pub use ranker::{Objective, Ranker, RankerParams};
 pub use two_tower::{TowerInputs, TrainReport, TwoTower, TwoTowerConfig};
+pub use user_encoder::UserEncoder;
 
 /// Limits libtorch's intra-op threads; call once at start-up. Pods get few cores, and
 /// oversubscribing them costs more than it gains.

@@ -7,6 +7,7 @@
 //! for appearing as negatives more often, and early stopping on a validation score.
 
 use crate::error::ModelError;
+use crate::user_encoder::UserEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -408,6 +409,13 @@ impl TwoTower {
         self.embed(&self.user_tower, inputs)
     }
 
+    /// The user tower as plain Rust, for serving: no libtorch and no lock on the request path.
+    pub fn user_encoder(&self) -> Result<UserEncoder, ModelError> {
+        tch::no_grad(|| {
+            UserEncoder::from_variables(&self.vs.variables(), self.config.user_feature_dim as usize)
+        })
+    }
+
     /// Item embeddings, `inputs.len() × output_dim`, row-major.
     pub fn embed_items(&self, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
         if !self.has_item_tower {
@@ -568,6 +576,23 @@ mod tests {
         let after = model.embed_items(&items).unwrap();
         assert_ne!(before, after);
         assert!(last < first, "loss went from {first} to {last}");
+
+        // Training moved the batch-norm statistics; the plain-Rust user tower still agrees
+        // with libtorch's, and refuses what libtorch would.
+        let encoder = model.user_encoder().unwrap();
+        let reference = model.embed_users(&users).unwrap();
+        let ours = encoder.embed(&users).unwrap();
+        assert_eq!(ours.len(), reference.len());
+        let worst = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "largest difference {worst}");
+        let mut outside = inputs(1, 3);
+        outside.ids[0] = 21;
+        assert!(encoder.embed(&outside).is_err());
+        assert!(encoder.embed(&inputs(2, 4)).is_err());
     }
 
     #[test]

@@ -264,6 +264,8 @@ enum Command {
         index_type: String,
         #[arg(long)]
         nlist: Option<u32>,
+        /// Lists probed per query (IVF kinds); without it, the fewest that reach the recall
+        /// target are found and kept.
         #[arg(long)]
         nprobe: Option<u32>,
         /// HNSW links per node, or PQ sub-quantizers for ivfpq.
@@ -706,6 +708,7 @@ async fn main() -> anyhow::Result<()> {
                 model_dir,
                 output,
                 kind,
+                tune_probes: nprobe.is_none(),
                 recall_k,
                 recall_target,
                 sample_queries,

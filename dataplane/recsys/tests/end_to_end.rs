@@ -143,6 +143,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         model_dir: summary.artifact_dir.clone(),
         output: out.path().join("index-flat"),
         kind: IndexKind::Flat,
+        tune_probes: false,
         recall_k: 100,
         recall_target: 0.95,
         sample_queries: 200,
@@ -173,6 +174,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
             nlist: 64,
             nprobe: 1,
         },
+        tune_probes: false,
         recall_k: 100,
         recall_target: 0.99,
         sample_queries: 200,
@@ -181,6 +183,27 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     .unwrap();
     assert!(!poor.published && poor.recall < 0.99, "{poor:?}");
     assert!(!out.path().join("index-poor").exists());
+    // The same lists with the probe count left open: the fewest reaching the target are kept.
+    let tuned = index_build::run(&IndexBuildOptions {
+        model_dir: summary.artifact_dir.clone(),
+        output: out.path().join("index-tuned"),
+        kind: IndexKind::Ivf {
+            nlist: 64,
+            nprobe: 1,
+        },
+        tune_probes: true,
+        recall_k: 100,
+        recall_target: 0.99,
+        sample_queries: 200,
+        result_file: None,
+    })
+    .unwrap();
+    assert!(tuned.published && tuned.recall >= 0.99, "{tuned:?}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("index-tuned/ann.json")).unwrap())
+            .unwrap();
+    let nprobe = saved["kind"]["nprobe"].as_u64().unwrap();
+    assert!((2..=64).contains(&nprobe), "{saved}");
 
     // A tampered file refuses the whole version.
     let ranker = summary.artifact_dir.join("ranker.txt");

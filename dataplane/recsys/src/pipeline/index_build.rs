@@ -16,6 +16,8 @@ pub struct IndexBuildOptions {
     pub model_dir: PathBuf,
     pub output: PathBuf,
     pub kind: IndexKind,
+    /// Find the fewest inverted lists to probe that reach the target (IVF kinds).
+    pub tune_probes: bool,
     pub recall_k: usize,
     pub recall_target: f64,
     /// Users whose embeddings serve as recall queries (evenly spaced over all users).
@@ -54,7 +56,7 @@ pub fn run(options: &IndexBuildOptions) -> anyhow::Result<IndexBuildResult> {
     let dim = model.config().output_dim as usize;
     let items = model.embed_items(&tower::all_items(&snapshot))?;
     let ids: Vec<u32> = (0..snapshot.items.len() as u32).collect();
-    let index = AnnIndex::build(options.kind, dim, &items, ids.clone())?;
+    let mut index = AnnIndex::build(options.kind, dim, &items, ids.clone())?;
     let exact = AnnIndex::build(IndexKind::Flat, dim, &items, ids)?;
 
     let users = model.embed_users(&tower::all_users(&snapshot))?;
@@ -67,7 +69,11 @@ pub fn run(options: &IndexBuildOptions) -> anyhow::Result<IndexBuildResult> {
         .flatten()
         .copied()
         .collect();
-    let recall = index.recall_against(&exact, &queries, options.recall_k)?;
+    let recall = if options.tune_probes {
+        index.tune_probes(&exact, &queries, options.recall_k, options.recall_target)?
+    } else {
+        index.recall_against(&exact, &queries, options.recall_k)?
+    };
     let published = recall >= options.recall_target;
     if published {
         index.save(output)?;

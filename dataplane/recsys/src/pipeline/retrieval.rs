@@ -2,9 +2,16 @@
 
 use crate::features::{tower, FeatureSnapshot};
 use crate::pipeline::labels::relevant_by_user;
+use crate::pipeline::ranking::CANDIDATES;
 use recsys_core::{metrics, ranking, Interaction};
 use recsys_models::two_tower::Validator;
 use recsys_models::{AnnIndex, IndexKind, ModelError, TrainReport, TwoTower, TwoTowerConfig};
+
+/// Recall@500 against exact search that an inverted-list index is tuned to (the ItemIndex
+/// default).
+pub const RECALL_TARGET: f64 = 0.95;
+/// User vectors the tuning measures recall on.
+const TUNING_QUERIES: usize = 500;
 
 /// A trained retrieval stage: model, precomputed vectors and the ANN index over items.
 pub struct Retrieval {
@@ -113,7 +120,25 @@ pub fn train(
     let item_vectors = model.embed_items(&items)?;
     let dim = model.config().output_dim as usize;
     let ids: Vec<u32> = (0..snapshot.items.len() as u32).collect();
-    let ann = AnnIndex::build(IndexKind::for_catalog(ids.len()), dim, &item_vectors, ids)?;
+    let mut ann = AnnIndex::build(IndexKind::for_catalog(ids.len()), dim, &item_vectors, ids)?;
+    if ann.kind() != IndexKind::Flat {
+        let exact = AnnIndex::build(
+            IndexKind::Flat,
+            dim,
+            &item_vectors,
+            (0..snapshot.items.len() as u32).collect(),
+        )?;
+        let step = (user_vectors.len() / dim / TUNING_QUERIES).max(1);
+        let queries: Vec<f32> = user_vectors
+            .chunks(dim)
+            .step_by(step)
+            .take(TUNING_QUERIES)
+            .flatten()
+            .copied()
+            .collect();
+        let recall = ann.tune_probes(&exact, &queries, CANDIDATES, RECALL_TARGET)?;
+        tracing::info!(kind = ?ann.kind(), recall, "ANN probes tuned on user queries");
+    }
     Ok(Retrieval {
         model,
         user_vectors,

@@ -16,10 +16,9 @@ use crate::pipeline::retrieval::retrieve_unseen;
 use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
-use recsys_models::{AnnIndex, ModelError, Objective, Ranker, TowerInputs, TwoTower};
+use recsys_models::{AnnIndex, ModelError, Objective, Ranker, TowerInputs, TwoTower, UserEncoder};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +81,8 @@ impl Default for EngineOptions {
 pub struct Engine {
     version: String,
     options: EngineOptions,
-    // libtorch tensors are Send but not Sync; the tower runs under a lock.
-    tower: Mutex<TwoTower>,
+    /// The user tower in plain Rust: shared by every worker without a lock.
+    tower: UserEncoder,
     ann: AnnIndex,
     ranker: Ranker,
     snapshot: FeatureSnapshot,
@@ -184,7 +183,7 @@ impl Engine {
         let engine = Self {
             version: manifest.model_version,
             options,
-            tower: Mutex::new(tower),
+            tower: tower.user_encoder()?,
             ann,
             ranker,
             snapshot,
@@ -358,13 +357,7 @@ impl Engine {
         let query_vector = match &lookup {
             Some(Lookup::Hit(v)) if v.len() == dim => v.clone(),
             _ => {
-                let v = {
-                    let model = self
-                        .tower
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    model.embed_users(&inputs)?
-                };
+                let v = self.tower.embed(&inputs)?;
                 if let Some(cache) = query.cache {
                     cache.put(&key, &v);
                 }
