@@ -409,7 +409,6 @@ impl Forest {
                     block.clear();
                     block.extend(chunk.iter().map(|&r| all[r]));
                     let block_sums = &mut block_sums[..chunk.len()];
-                    block_sums.fill(0.0);
                     quick.score(&block, block_sums, &mut scratch);
                     for (&r, &sum) in chunk.iter().zip(block_sums.iter()) {
                         sums[r] = sum;

@@ -128,57 +128,72 @@ impl QuickScorer {
         })
     }
 
-    /// Adds, tree by tree, each row's leaf values to `sums` (one per row, at most [`LANES`]
-    /// rows, none holding NaN).
+    /// Each row's leaf values summed tree by tree into `sums` (one per row, at most
+    /// [`LANES`] rows, none holding NaN), starting from zero as LightGBM does.
     pub fn score(&self, rows: &[&[f32]], sums: &mut [f64], scratch: &mut Scratch) {
         debug_assert!(rows.len() <= LANES && rows.len() == sums.len() && !rows.is_empty());
         // Feature-major values; empty lanes repeat the first row and are never read back.
         let values = &mut scratch.values;
         values.clear();
-        for f in 0..self.features {
-            values.extend((0..LANES).map(|lane| rows.get(lane).unwrap_or(&rows[0])[f]));
+        values.resize(self.features * LANES, 0.0);
+        for lane in 0..LANES {
+            let row = &rows.get(lane).unwrap_or(&rows[0])[..self.features];
+            for (f, &v) in row.iter().enumerate() {
+                values[f * LANES + lane] = v;
+            }
         }
         let bits = &mut scratch.bits;
         bits.clear();
         bits.resize(self.trees * LANES, u64::MAX);
-        self.clear_unreachable_dispatch(values, bits);
-        for t in 0..self.trees {
-            let lanes = &bits[t * LANES..(t + 1) * LANES];
-            let leaves = &self.leaves[t * 64..(t + 1) * 64];
-            for (sum, &b) in sums.iter_mut().zip(lanes) {
-                *sum += leaves[b.trailing_zeros() as usize];
-            }
-        }
+        let totals = self.dispatch(values, bits);
+        sums.copy_from_slice(&totals[..sums.len()]);
     }
 
-    fn clear_unreachable_dispatch(&self, values: &[f32], bits: &mut [u64]) {
+    /// Clears the unreachable leaves, then sums each lane's exit leaves in tree order.
+    #[inline(always)]
+    fn score_lanes(&self, values: &[f32], bits: &mut [u64]) -> [f64; LANES] {
+        self.clear_unreachable(values, bits);
+        let mut totals = [0f64; LANES];
+        for (lanes, leaves) in bits.chunks_exact(LANES).zip(self.leaves.chunks_exact(64)) {
+            for (total, &b) in totals.iter_mut().zip(lanes) {
+                // A lane always keeps at least its exit leaf's bit, so this is below 64.
+                *total += leaves[(b.trailing_zeros() & 63) as usize];
+            }
+        }
+        totals
+    }
+
+    fn dispatch(&self, values: &[f32], bits: &mut [u64]) -> [f64; LANES] {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512cd")
             {
                 // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { self.clear_unreachable_avx512(values, bits) };
+                return unsafe { self.score_lanes_avx512(values, bits) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("bmi1")
+            {
                 // SAFETY: as above.
-                return unsafe { self.clear_unreachable_avx2(values, bits) };
+                return unsafe { self.score_lanes_avx2(values, bits) };
             }
         }
-        self.clear_unreachable(values, bits)
+        self.score_lanes(values, bits)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    fn clear_unreachable_avx512(&self, values: &[f32], bits: &mut [u64]) {
-        self.clear_unreachable(values, bits)
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512cd")]
+    fn score_lanes_avx512(&self, values: &[f32], bits: &mut [u64]) -> [f64; LANES] {
+        self.score_lanes(values, bits)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn clear_unreachable_avx2(&self, values: &[f32], bits: &mut [u64]) {
-        self.clear_unreachable(values, bits)
+    #[target_feature(enable = "avx2,bmi1")]
+    fn score_lanes_avx2(&self, values: &[f32], bits: &mut [u64]) -> [f64; LANES] {
+        self.score_lanes(values, bits)
     }
 
     #[inline(always)]
