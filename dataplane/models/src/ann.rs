@@ -183,15 +183,33 @@ impl AnnIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let mut distances = vec![0f32; k];
-        let mut labels = vec![-1i64; k];
+        let (distances, labels) = self.raw_search(query, 1, k)?;
+        Ok(labels
+            .into_iter()
+            .zip(distances)
+            .filter(|(label, _)| *label >= 0)
+            .filter_map(|(label, d)| self.item_ids.get(label as usize).map(|&id| (id, d)))
+            .collect())
+    }
+
+    /// FAISS's own search of `n` row-major queries: `n × k` distances and labels (−1 where
+    /// fewer than `k` exist). `k` must be at least 1.
+    fn raw_search(
+        &self,
+        queries: &[f32],
+        n: usize,
+        k: usize,
+    ) -> Result<(Vec<f32>, Vec<i64>), ModelError> {
+        debug_assert!(k > 0 && queries.len() == n * self.dim);
+        let mut distances = vec![0f32; n * k];
+        let mut labels = vec![-1i64; n * k];
         // SAFETY: `faiss_Index_search` is a const method in FAISS and thread-safe for the CPU
-        // index types built here; the buffers hold exactly `k` results for one query.
+        // index types built here; the buffers hold exactly `k` results for each of `n` queries.
         let code = unsafe {
             faiss_sys::faiss_Index_search(
                 self.index.inner_ptr(),
-                1,
-                query.as_ptr(),
+                n as i64,
+                queries.as_ptr(),
                 k as i64,
                 distances.as_mut_ptr(),
                 labels.as_mut_ptr(),
@@ -202,12 +220,7 @@ impl AnnIndex {
                 "faiss search failed with code {code}"
             )));
         }
-        Ok(labels
-            .into_iter()
-            .zip(distances)
-            .filter(|(label, _)| *label >= 0)
-            .filter_map(|(label, d)| self.item_ids.get(label as usize).map(|&id| (id, d)))
-            .collect())
+        Ok((distances, labels))
     }
 
     /// Mean recall@k of this index against `exact` (a flat index over the same vectors) over
@@ -278,26 +291,11 @@ impl AnnIndex {
     fn top_ids(&self, queries: &[f32], k: usize) -> Result<Vec<HashSet<u32>>, ModelError> {
         let n = self.check_queries(queries)?;
         let k = k.min(self.item_ids.len());
-        let mut distances = vec![0f32; n * k];
-        let mut labels = vec![-1i64; n * k];
-        if k > 0 {
-            // SAFETY: as in `search`; the buffers hold `k` results for each of `n` queries.
-            let code = unsafe {
-                faiss_sys::faiss_Index_search(
-                    self.index.inner_ptr(),
-                    n as i64,
-                    queries.as_ptr(),
-                    k as i64,
-                    distances.as_mut_ptr(),
-                    labels.as_mut_ptr(),
-                )
-            };
-            if code != 0 {
-                return Err(ModelError::Invalid(format!(
-                    "faiss search failed with code {code}"
-                )));
-            }
-        }
+        let labels = if k == 0 {
+            Vec::new()
+        } else {
+            self.raw_search(queries, n, k)?.1
+        };
         Ok(labels
             .chunks(k.max(1))
             .take(n)

@@ -236,6 +236,17 @@ enum Command {
         #[arg(long)]
         spec: Option<PathBuf>,
     },
+    /// Publish the catalog feed's display metadata (title, image_url, price, category by
+    /// item_id) to Redis for one day, where serving reads it for every response.
+    PublishItems {
+        /// CSV, JSON lines or Parquet with an `item_id` column: a path or a URI.
+        #[arg(long)]
+        items: String,
+        #[arg(long, env = "RECSYS_REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
     /// The MovieLens adapter: write ml-100k as the pipeline's files (events.csv, users.csv,
     /// items.csv) for validate, features, train-events and materialize.
     ExportMovielens {
@@ -662,6 +673,24 @@ async fn main() -> anyhow::Result<()> {
                 done.keys,
                 done.seconds
             );
+        }
+        Command::PublishItems {
+            items,
+            redis_url,
+            ttl_hours,
+        } => {
+            let scratch = remote::Scratch::new("publish-items")?;
+            let local = remote::fetch(&items, scratch.path())?;
+            let feed = recsys::serving::item_display::read_feed(&local)?;
+            let progress = indicatif::ProgressBar::new(feed.len() as u64);
+            let written = recsys::serving::item_display::publish(
+                &redis_url,
+                &feed,
+                std::time::Duration::from_secs(ttl_hours.max(1) * 3600),
+                &|n| progress.set_position(n),
+            )?;
+            progress.finish_and_clear();
+            println!("{items} → {redis_url}: {written} items, {ttl_hours} h");
         }
         Command::ExportMovielens { data_dir, out } => {
             let data = recsys::data::movielens::load(&recsys::data::locate::find_movielens(

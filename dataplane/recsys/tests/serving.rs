@@ -239,6 +239,17 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
             )
         })
         .collect();
+    let title_of: HashMap<String, String> = catalog["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["external_id"].as_str().unwrap().to_owned(),
+                i["title"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
 
     // Shape and business rules on every response, for known and unknown users alike.
     for u in (1..=300)
@@ -550,6 +561,63 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         .unwrap();
     assert_eq!(score, 3.0 * (1.0 + 4.0), "a click weighs 1, a purchase 4");
 
+    // Display metadata from the catalog feed (`recsys publish-items`, one day in Redis): odd
+    // items have a fresh title, image and price; even ones keep what the version knows.
+    let feed_path = work.path().join("display.csv");
+    let mut feed = String::from("item_id,title,image_url,price\n");
+    for id in (1..=1682u32).filter(|id| id % 2 == 1) {
+        feed.push_str(&format!(
+            "{id},Fresh {id},https://img.example/{id}.jpg,{}.5\n",
+            id % 50
+        ));
+    }
+    std::fs::write(&feed_path, feed).unwrap();
+    let published = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["publish-items", "--items"])
+        .arg(&feed_path)
+        .args(["--redis-url", &redis_url])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("recsys:item:1")
+        .query(&mut redis_conn)
+        .unwrap();
+    assert!((86_000..=86_400).contains(&ttl), "ttl {ttl}");
+    let shown = client
+        .recommend(RecommendRequest {
+            user_id: "416".into(),
+            num_items: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for item in &shown.items {
+        let id = id_of(&item.item_id);
+        if id % 2 == 1 {
+            assert_eq!(item.title, format!("Fresh {id}"));
+            assert_eq!(item.image_url, format!("https://img.example/{id}.jpg"));
+            assert_eq!(item.price, f64::from(id % 50) + 0.5);
+        } else {
+            assert_eq!(item.title, title_of[&item.item_id], "the version's title");
+            assert_eq!((item.image_url.as_str(), item.price), ("", 0.0));
+        }
+    }
+    assert!(
+        metric(
+            server.http,
+            "recsys_cache_requests_total{cache=\"item_metadata\",result=\"partial\"}"
+        ) + metric(
+            server.http,
+            "recsys_cache_requests_total{cache=\"item_metadata\",result=\"hit\"}"
+        ) >= 1.0
+    );
+
     // HTTP surface.
     let (status, body) =
         http_get(server.http, "/recommend?user_id=416&num_items=3&explain=1").unwrap();
@@ -692,6 +760,11 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
             .expect("redis down must not fail requests")
             .into_inner();
         assert_eq!(r.items.len(), 5);
+        // Display metadata falls back to the version's.
+        for item in &r.items {
+            assert_eq!(item.title, title_of[&item.item_id]);
+            assert!(item.image_url.is_empty());
+        }
     }
     assert!(
         metric(

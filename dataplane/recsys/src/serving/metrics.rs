@@ -68,7 +68,7 @@ impl Default for ServingMetrics {
             ),
             cache: counter(
                 "recsys_cache_requests_total",
-                "Cache lookups by cache (user_embedding, online_features) and result (hit, partial, miss, error).",
+                "Cache lookups by cache (user_embedding, online_features, predictions, item_metadata) and result (hit, partial, miss, error).",
                 &["cache", "result"],
             ),
             reloads: counter(

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod feedback;
 pub mod grpc;
 pub mod http;
+pub mod item_display;
 pub mod item_table;
 pub mod load;
 pub mod metrics;

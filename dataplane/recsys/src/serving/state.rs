@@ -4,8 +4,9 @@
 
 use super::attributes::Audience;
 use super::cache::{CacheStore, InProcessStore};
-use super::engine::{release_freed_memory, Engine, EngineOptions, Query};
+use super::engine::{release_freed_memory, Engine, EngineError, EngineOptions, Query};
 use super::feedback::{self, EventLog};
+use super::item_display;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use super::trending::{self, Trending};
@@ -172,9 +173,9 @@ impl ServingState {
             .stage_seconds
             .with_label_values(&["queue"])
             .observe(queued.elapsed().as_secs_f64());
-        let rec = tokio::task::spawn_blocking(move || {
+        let (rec, displays, display_lookup) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            worker_engine.recommend(&Query {
+            let rec = worker_engine.recommend(&Query {
                 user_id: &user_id,
                 n,
                 exclude: &exclude,
@@ -194,11 +195,24 @@ impl ServingState {
                 },
                 explain,
                 trending: &trending,
-            })
+            })?;
+            let ids: Vec<&str> = rec
+                .items
+                .iter()
+                .map(|&(item, _)| worker_engine.items().external_id(item))
+                .collect();
+            let (displays, lookup) = item_display::fetch(cache.as_ref(), &ids);
+            Ok::<_, EngineError>((rec, displays, cache.shared().then_some(lookup)))
         })
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
         .map_err(|e| Status::internal(e.to_string()))?;
+        if let Some(result) = display_lookup {
+            self.metrics
+                .cache
+                .with_label_values(&["item_metadata", result])
+                .inc();
+        }
         for &(stage, millis) in &rec.timings {
             self.metrics
                 .stage_seconds
@@ -240,20 +254,31 @@ impl ServingState {
             .items
             .iter()
             .zip(explanations)
+            .zip(displays)
             .enumerate()
-            .map(|(rank, (&(item, score), top))| {
+            .map(|(rank, ((&(item, score), top), display))| {
                 let meta = engine.items().get(item);
+                // The feed's current values where it has them, else the version's.
+                let display = display.unwrap_or_default();
+                let or_version = |fresh: String, trained: &str| {
+                    if fresh.is_empty() {
+                        trained.to_owned()
+                    } else {
+                        fresh
+                    }
+                };
                 RecommendedItem {
                     item_id: meta.external_id.to_owned(),
                     score,
                     rank: rank as u32 + 1,
-                    title: meta.title.to_owned(),
-                    category: meta.category.to_owned(),
+                    title: or_version(display.title, meta.title),
+                    category: or_version(display.category, meta.category),
+                    image_url: display.image_url,
+                    price: display.price.unwrap_or(0.0),
                     top_features: top
                         .into_iter()
                         .map(|(feature, value)| FeatureContribution { feature, value })
                         .collect(),
-                    ..Default::default()
                 }
             })
             .collect();
