@@ -126,17 +126,25 @@ impl Engine {
                 message: "catalog and snapshot sizes differ".into(),
             });
         }
+        // Packed before the large files load, so the parsed catalog is gone by then.
+        let users: HashMap<String, u32> = catalog
+            .user_ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as u32))
+            .collect();
+        let items = ItemTable::new(catalog.items);
         // Item vectors are in the index; serving needs only the user side of the model.
         let tower = TwoTower::load_user_tower(dir)?;
         let ann = AnnIndex::load(options.index_dir.as_deref().unwrap_or(dir))?;
-        if ann.len() != catalog.items.len() || ann.dim() != tower.config().output_dim as usize {
+        if ann.len() != items.len() || ann.dim() != tower.config().output_dim as usize {
             return Err(EngineError::BadFile {
                 file: "ann.json".into(),
                 message: format!(
                     "index of {} vectors × {} does not match the model's {} items × {}",
                     ann.len(),
                     ann.dim(),
-                    catalog.items.len(),
+                    items.len(),
                     tower.config().output_dim
                 ),
             });
@@ -144,13 +152,6 @@ impl Engine {
         let spec = &snapshot.declared.spec;
         let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names_for(spec))?;
         let feature_prefix = key_prefix(spec);
-        let users = catalog
-            .user_ids
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| (id, i as u32))
-            .collect();
-        let items = ItemTable::new(catalog.items);
         let popularity: Vec<f32> = snapshot
             .items
             .iter()
@@ -531,8 +532,11 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineErr
         file: path.display().to_string(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))
+    // Streamed rather than read whole: at 1M items the snapshot alone is 200 MB of text, which
+    // would otherwise sit beside the values parsed from it.
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_reader(std::io::BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Parsing a version frees millions of small allocations (JSON values, per-item strings) that
