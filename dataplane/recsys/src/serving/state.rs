@@ -45,7 +45,7 @@ pub struct ServingState {
 }
 
 /// Four requests in flight per core: enough to keep the cores busy while others wait on the
-/// network or a lock (docs/benchmarks.md measures 1, 2 and 4 per core and no limit).
+/// network or a lock (docs/benchmarks.md compares 1, 2 and 4 per core).
 pub fn default_max_in_flight() -> usize {
     4 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
