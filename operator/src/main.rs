@@ -14,7 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use recsys_operator::controllers::{item_index, rec_model, Context};
 use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
 use recsys_operator::runtime::http::{self, Health};
-use recsys_operator::runtime::leader::LeaderElection;
+use recsys_operator::runtime::leader::{LeaderElection, Timing};
 use recsys_operator::runtime::metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -40,6 +40,10 @@ struct Args {
     /// This replica's identity in the Lease (its pod name).
     #[arg(long, env = "POD_NAME", default_value = "recsys-operator-local")]
     identity: String,
+    /// Seconds routers need to pick up a new routing table (kubelet ConfigMap sync plus the
+    /// router's poll): a canary leaves the table this long before its pods are removed.
+    #[arg(long, default_value_t = 90)]
+    router_reload_secs: u64,
     /// Log as JSON lines (for log collectors) instead of human-readable text.
     #[arg(long, env = "RECSYS_LOG_JSON")]
     log_json: bool,
@@ -82,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
         "recsys-operator",
         &args.identity,
-        Duration::from_secs(15),
+        Timing::default(),
     );
     tokio::select! {
         _ = election.acquire() => {}
@@ -99,6 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         recorder: Some(Recorder::new(client.clone(), reporter)),
         dataplane_image: args.dataplane_image,
+        router_reload: Duration::from_secs(args.router_reload_secs),
     });
     let config = watcher::Config::default();
     let rec_models = Controller::new(Api::<RecModel>::all(client.clone()), config.clone());
@@ -107,7 +112,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .owns(Api::<Deployment>::all(client.clone()), config.clone())
         .owns(Api::<Service>::all(client.clone()), config.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
-        // An index becoming Ready (or not) wakes every RecModel that refers to it.
+        // Its own per-version indexes, and an index it refers to, wake a RecModel.
+        .owns(Api::<ItemIndex>::all(client.clone()), config.clone())
         .watches(
             Api::<ItemIndex>::all(client.clone()),
             config.clone(),
@@ -147,6 +153,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing::error!("lost the leader lease; exiting so another replica can lead");
             std::process::exit(1);
         }
+    }
+    // Stopped by SIGTERM: hand the lease over now rather than after a lease duration.
+    match election.release().await {
+        Ok(true) => tracing::info!("released the leader lease"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not release the leader lease"),
     }
     Ok(())
 }

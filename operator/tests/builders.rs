@@ -105,7 +105,7 @@ fn a_stable_only_model_gets_one_arm_a_router_and_restricted_pods() {
     assert!(container(&d).resources.as_ref().unwrap().limits.is_none());
     assert!(pod(&d).tolerations.is_none());
 
-    let table = router::routing_table(&rm).unwrap();
+    let table = router::routing_table(&rm, &router::requested(&rm)).unwrap();
     assert_eq!(table.arms.len(), 1);
     assert_eq!(table.arms[0].endpoint, "http://movies-stable:50051");
     assert_eq!(
@@ -125,7 +125,10 @@ fn a_stable_only_model_gets_one_arm_a_router_and_restricted_pods() {
         "stable-services",
         &[serving::service(&rm, Arm::Stable), svc],
     );
-    write_rendered("stable-configmap", &[router::configmap(&rm).unwrap()]);
+    write_rendered(
+        "stable-configmap",
+        &[router::configmap(&rm, &router::requested(&rm)).unwrap()],
+    );
     write_rendered("stable-pdbs", &pdbs);
 }
 
@@ -169,7 +172,7 @@ fn canary_gpu_and_autoscaling_settings_reach_the_pods() {
         serving::selector(&rm, Arm::Canary)
     );
 
-    let table = router::routing_table(&rm).unwrap();
+    let table = router::routing_table(&rm, &router::requested(&rm)).unwrap();
     let ranges: Vec<(String, u32, u32)> = table
         .arms
         .iter()
@@ -195,15 +198,18 @@ fn canary_gpu_and_autoscaling_settings_reach_the_pods() {
             serving::service(&rm, Arm::Canary),
         ],
     );
-    write_rendered("canary-configmap", &[router::configmap(&rm).unwrap()]);
+    write_rendered(
+        "canary-configmap",
+        &[router::configmap(&rm, &router::requested(&rm)).unwrap()],
+    );
 }
 
 #[test]
 fn a_canary_weight_change_moves_only_the_bucket_boundary() {
     let mut rm = rec_model(CANARY_GPU_AUTOSCALED);
-    let before = router::routing_table(&rm).unwrap();
+    let before = router::routing_table(&rm, &router::requested(&rm)).unwrap();
     rm.spec.canary.as_mut().unwrap().weight = 50;
-    let after = router::routing_table(&rm).unwrap();
+    let after = router::routing_table(&rm, &router::requested(&rm)).unwrap();
     assert_eq!(after.arms[1].bucket_start, 5000);
     assert_eq!(before.salt, after.salt, "users keep their buckets");
     // Users already on the canary stay there when its weight grows.

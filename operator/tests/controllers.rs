@@ -1,26 +1,30 @@
-//! Controller behaviour against the in-process fake API server: what gets applied, deleted
-//! and reported for create, update, canary weight change, an index that is not ready,
-//! deletion, and an index build's outcomes.
+//! Controller behaviour against the strict fake API server (generations, resourceVersions,
+//! 409s, label selectors, status subresources, owner references and cascading deletes): what
+//! gets applied, deleted and reported as Deployments roll out, canaries come and go, index
+//! builds finish or their Jobs disappear, and names collide with objects of someone else.
 
 mod support;
 
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Resource;
-use recsys_operator::builders::index_job;
+use recsys_operator::builders::{derived_index, index_job};
 use recsys_operator::controllers::{item_index, rec_model, Context};
 use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
 use recsys_operator::runtime::metrics::Metrics;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use support::fake_api::FakeApi;
 
+const NS: &str = "/apis/recsys.dev/v1alpha1/namespaces/recsys";
 const RM: &str = "/apis/recsys.dev/v1alpha1/namespaces/recsys/recmodels/movies";
 const II: &str = "/apis/recsys.dev/v1alpha1/namespaces/recsys/itemindexes/movies-ivf";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/recsys/deployments";
 const SERVICES: &str = "/api/v1/namespaces/recsys/services";
 const ROUTING: &str = "/api/v1/namespaces/recsys/configmaps/movies-routing";
+const JOBS: &str = "/apis/batch/v1/namespaces/recsys/jobs";
 
-fn context(fake: &FakeApi) -> Arc<Context> {
+fn context_with(fake: &FakeApi, router_reload: Duration) -> Arc<Context> {
     let client = fake.client();
     Arc::new(Context {
         recorder: Some(Recorder::new(
@@ -33,52 +37,90 @@ fn context(fake: &FakeApi) -> Arc<Context> {
         client,
         metrics: Arc::new(Metrics::default()),
         dataplane_image: "ghcr.io/recsys/dataplane:test".into(),
+        router_reload,
     })
 }
 
-fn rec_model(canary_weight: Option<u32>, model: &str) -> RecModel {
-    let mut spec = json!({
-        "modelUri": format!("s3://artifacts/movies/{model}"),
-        "itemIndexRef": "movies-ivf",
-        "replicas": 2,
-    });
-    if let Some(w) = canary_weight {
-        spec["canary"] = json!({"modelUri": "s3://artifacts/movies/v2", "weight": w});
+fn context(fake: &FakeApi) -> Arc<Context> {
+    context_with(fake, Duration::from_secs(3600))
+}
+
+fn uri(version: &str) -> String {
+    format!("s3://artifacts/movies/{version}")
+}
+
+/// Stores a RecModel spec as a user's `kubectl apply` would: generation bumps on change.
+fn apply_spec(fake: &FakeApi, model: &str, canary: Option<(&str, u32)>) {
+    let mut spec = json!({"modelUri": uri(model), "itemIndexRef": "movies-ivf", "replicas": 2});
+    if let Some((v, w)) = canary {
+        spec["canary"] = json!({"modelUri": uri(v), "weight": w});
     }
-    serde_json::from_value(json!({
-        "apiVersion": "recsys.dev/v1alpha1",
-        "kind": "RecModel",
-        "metadata": {"name": "movies", "namespace": "recsys", "uid": "uid-rm", "generation": 1},
-        "spec": spec,
-    }))
-    .unwrap()
-}
-
-fn ready_index() -> Value {
-    json!({
-        "apiVersion": "recsys.dev/v1alpha1",
-        "kind": "ItemIndex",
-        "metadata": {"name": "movies-ivf", "namespace": "recsys", "uid": "uid-ii"},
-        "spec": {"modelUri": "s3://artifacts/movies/v1", "type": "Flat"},
-        "status": {
-            "phase": "Ready",
-            "artifactUri": "s3://artifacts/movies/v1/index/movies-ivf",
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Published",
-                            "message": "", "lastTransitionTime": "2026-11-26T00:00:00Z"}]
+    match fake.get(RM) {
+        None => fake.put(
+            RM,
+            json!({"apiVersion": "recsys.dev/v1alpha1", "kind": "RecModel",
+                   "metadata": {"name": "movies", "namespace": "recsys"}, "spec": spec}),
+        ),
+        Some(mut rm) => {
+            if rm["spec"] != spec {
+                rm["spec"] = spec;
+                let g = rm["metadata"]["generation"].as_i64().unwrap();
+                rm["metadata"]["generation"] = json!(g + 1);
+                let uid = rm["metadata"]["uid"].clone();
+                fake.put(RM, rm);
+                assert_eq!(fake.get(RM).unwrap()["metadata"]["uid"], uid);
+            }
         }
-    })
+    }
 }
 
-fn seed(fake: &FakeApi, rm: &RecModel) {
-    fake.put(RM, serde_json::to_value(rm).unwrap());
+/// What the controller's watch would hand it: the stored object.
+fn stored_model(fake: &FakeApi) -> Arc<RecModel> {
+    Arc::new(serde_json::from_value(fake.get(RM).unwrap()).unwrap())
 }
 
-fn set_ready(fake: &FakeApi, deployment: &str, replicas: i32) {
+async fn reconcile_model(fake: &FakeApi, ctx: &Arc<Context>) {
+    rec_model::reconcile(stored_model(fake), Arc::clone(ctx))
+        .await
+        .unwrap();
+}
+
+/// The referenced index, published for `model`.
+fn ready_index(fake: &FakeApi, model: &str) {
+    fake.put(
+        II,
+        json!({"apiVersion": "recsys.dev/v1alpha1", "kind": "ItemIndex",
+               "metadata": {"name": "movies-ivf", "namespace": "recsys"},
+               "spec": {"modelUri": uri(model), "type": "Flat"}}),
+    );
+    publish(fake, II, model);
+}
+
+fn publish(fake: &FakeApi, path: &str, model: &str) {
+    fake.set_status(
+        path,
+        json!({"phase": "Ready", "artifactUri": format!("{}/index/x", uri(model)),
+               "artifactModelUri": uri(model),
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Published",
+                               "message": "", "lastTransitionTime": "2026-11-26T00:00:00Z"}]}),
+    );
+}
+
+fn derived_path(fake: &FakeApi, model: &str) -> String {
+    let rm = stored_model(fake);
+    format!("{NS}/itemindexes/{}", derived_index::name(&rm, &uri(model)))
+}
+
+/// The Deployment controller finishing a rollout of the current generation.
+fn roll_out(fake: &FakeApi, deployment: &str) {
     let path = format!("{DEPLOYMENTS}/{deployment}");
-    let mut d = fake.get(&path).unwrap_or(json!({}));
-    d["status"] =
-        json!({"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas});
-    fake.put(&path, d);
+    let d = fake.get(&path).unwrap();
+    let n = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    fake.set_status(
+        &path,
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": n,
+               "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n}),
+    );
 }
 
 fn status(fake: &FakeApi, path: &str) -> Value {
@@ -98,16 +140,31 @@ fn condition(status: &Value, type_: &str) -> (String, String) {
     )
 }
 
+fn args(fake: &FakeApi, deployment: &str) -> String {
+    fake.get(&format!("{DEPLOYMENTS}/{deployment}")).unwrap()["spec"]["template"]["spec"]
+        ["containers"][0]["args"]
+        .to_string()
+}
+
+fn routing(fake: &FakeApi) -> Value {
+    let cm = fake.get(ROUTING).unwrap();
+    serde_json::from_str(cm["data"]["routing.json"].as_str().unwrap()).unwrap()
+}
+
+fn reasons(fake: &FakeApi) -> Vec<String> {
+    fake.events()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 #[tokio::test]
-async fn creating_a_model_applies_arms_router_and_budgets_then_reports_ready() {
+async fn ready_and_the_served_version_wait_until_every_deployment_has_caught_up() {
     let fake = FakeApi::default();
-    fake.put(II, ready_index());
-    let rm = rec_model(None, "v1");
-    seed(&fake, &rm);
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
     let ctx = context(&fake);
-    rec_model::reconcile(Arc::new(rm.clone()), Arc::clone(&ctx))
-        .await
-        .unwrap();
+    reconcile_model(&fake, &ctx).await;
 
     let applied = fake.applied();
     for path in [
@@ -121,62 +178,257 @@ async fn creating_a_model_applies_arms_router_and_budgets_then_reports_ready() {
     ] {
         assert!(applied.contains(&path), "{path} applied; got {applied:?}");
     }
-    // Server-side apply under one field manager, forced.
     for r in fake
         .requests()
         .iter()
         .filter(|r| r.method == http::Method::PATCH)
     {
-        assert!(
-            r.query.contains("fieldManager=recsys-operator"),
-            "{}",
-            r.query
-        );
-        assert!(r.query.contains("force=true"), "{}", r.query);
+        if !r.path.contains("/events") {
+            assert!(
+                r.query.contains("fieldManager=recsys-operator"),
+                "{}",
+                r.query
+            );
+            assert!(r.query.contains("force=true"), "{}", r.query);
+        }
     }
-    assert!(!applied.iter().any(|p| p.contains("canary")));
     assert!(
         !applied.iter().any(|p| p == RM),
         "the operator never writes the user's spec"
+    );
+    assert!(args(&fake, "movies-stable").contains(&format!("{}/index/x", uri("v1"))));
+    let s = status(&fake, RM);
+    assert!(s.get("stableVersion").is_none(), "nothing runs yet: {s}");
+    assert_eq!(
+        condition(&s, "Ready"),
+        ("False".into(), "RollingOut".into())
+    );
+
+    // The stable pods come up but the router's do not: still not Ready.
+    roll_out(&fake, "movies-stable");
+    reconcile_model(&fake, &ctx).await;
+    let s = status(&fake, RM);
+    assert_eq!(s["stableVersion"], "v1");
+    assert_eq!(condition(&s, "Ready").0, "False");
+    roll_out(&fake, "movies-router");
+    reconcile_model(&fake, &ctx).await;
+    let s = status(&fake, RM);
+    assert_eq!(condition(&s, "Ready"), ("True".into(), "Serving".into()));
+    assert_eq!(s["stableReadyReplicas"], 2);
+    assert_eq!(s["observedGeneration"], 1);
+    assert!(reasons(&fake).contains(&"StableVersionApplied".to_owned()));
+
+    // A scale change bumps the Deployment's generation: not Ready until the controller has
+    // observed it, though every old count still looks fine.
+    fake.clear_requests();
+    let mut rm = fake.get(RM).unwrap();
+    rm["spec"]["replicas"] = json!(3);
+    rm["metadata"]["generation"] = json!(2);
+    fake.put(RM, rm);
+    reconcile_model(&fake, &ctx).await;
+    let d = fake.get(&format!("{DEPLOYMENTS}/movies-stable")).unwrap();
+    assert_eq!(d["metadata"]["generation"], 2, "the spec change bumped it");
+    assert_eq!(condition(&status(&fake, RM), "Ready").0, "False");
+    roll_out(&fake, "movies-stable");
+    reconcile_model(&fake, &ctx).await;
+    assert_eq!(condition(&status(&fake, RM), "Ready").0, "True");
+    assert!(
+        !reasons(&fake).contains(&"StableVersionApplied".to_owned()),
+        "the version did not change"
+    );
+}
+
+#[tokio::test]
+async fn a_new_version_gets_its_own_index_and_the_old_one_serves_until_it_has_rolled_out() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
+    let ctx = context(&fake);
+    reconcile_model(&fake, &ctx).await;
+    roll_out(&fake, "movies-stable");
+    roll_out(&fake, "movies-router");
+    reconcile_model(&fake, &ctx).await;
+
+    // Git now says v2; the referenced index still holds v1's vectors.
+    apply_spec(&fake, "v2", None);
+    reconcile_model(&fake, &ctx).await;
+    let derived = derived_path(&fake, "v2");
+    let ii = fake.get(&derived).expect("an ItemIndex for v2");
+    assert_eq!(ii["spec"]["modelUri"], uri("v2"));
+    assert_eq!(
+        ii["spec"]["type"], "Flat",
+        "the referenced index's settings"
+    );
+    assert_eq!(
+        ii["metadata"]["ownerReferences"][0]["uid"],
+        fake.get(RM).unwrap()["metadata"]["uid"]
+    );
+    assert!(
+        args(&fake, "movies-stable").contains(&uri("v1")),
+        "v1 keeps serving"
     );
     let s = status(&fake, RM);
     assert_eq!(s["stableVersion"], "v1");
     assert_eq!(
         condition(&s, "Ready"),
-        ("False".into(), "PodsNotReady".into())
-    );
-    let deployment = fake.get(&format!("{DEPLOYMENTS}/movies-stable")).unwrap();
-    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
-    assert!(
-        args.contains("s3://artifacts/movies/v1/index/movies-ivf"),
-        "{args}"
+        ("False".into(), "BuildingIndex".into())
     );
 
-    // Pods come up: the next reconcile reports Ready.
-    set_ready(&fake, "movies-stable", 2);
-    set_ready(&fake, "movies-router", 2);
-    let rm = serde_json::from_value::<RecModel>(fake.get(RM).unwrap()).unwrap();
-    rec_model::reconcile(Arc::new(rm), ctx).await.unwrap();
-    let s = status(&fake, RM);
-    assert_eq!(condition(&s, "Ready"), ("True".into(), "Serving".into()));
-    assert_eq!(s["stableReadyReplicas"], 2);
-    assert_eq!(s["observedGeneration"], 1);
-    let reasons: Vec<Value> = fake.events().iter().map(|e| e["reason"].clone()).collect();
-    assert!(
-        reasons.contains(&json!("StableVersionApplied")),
-        "{reasons:?}"
+    // The v2 index is published: the stable arm rolls to v2 with it.
+    publish(&fake, &derived, "v2");
+    reconcile_model(&fake, &ctx).await;
+    let a = args(&fake, "movies-stable");
+    assert!(a.contains(&format!("{}/index/x", uri("v2"))), "{a}");
+    assert_eq!(
+        status(&fake, RM)["stableVersion"],
+        "v1",
+        "pods are still rolling"
     );
+    roll_out(&fake, "movies-stable");
+    reconcile_model(&fake, &ctx).await;
+    let s = status(&fake, RM);
+    assert_eq!(s["stableVersion"], "v2");
+    assert_eq!(condition(&s, "Ready").0, "True");
+    assert_eq!(routing(&fake)["arms"][0]["modelVersion"], "v2");
+}
+
+#[tokio::test]
+async fn a_canary_is_routed_only_once_ready_and_unrouted_before_its_pods_are_deleted() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", Some(("v2", 10)));
+    let ctx = context(&fake);
+    reconcile_model(&fake, &ctx).await;
+    roll_out(&fake, "movies-stable");
+    roll_out(&fake, "movies-router");
+
+    // No index of v2's vectors yet: no canary pods, nobody routed.
+    assert!(fake.get(&format!("{DEPLOYMENTS}/movies-canary")).is_none());
+    assert_eq!(routing(&fake)["arms"].as_array().unwrap().len(), 1);
+    let derived = derived_path(&fake, "v2");
+    publish(&fake, &derived, "v2");
+
+    // Index ready: canary pods are created with v2's own index, still unrouted.
+    reconcile_model(&fake, &ctx).await;
+    let a = args(&fake, "movies-canary");
+    assert!(a.contains(&format!("{}/index/x", uri("v2"))), "{a}");
+    assert!(!a.contains(&format!("{}/index/x", uri("v1"))), "{a}");
+    assert_eq!(routing(&fake)["arms"].as_array().unwrap().len(), 1);
+    let s = status(&fake, RM);
+    assert_eq!(s["canaryWeight"], 0);
+    assert_eq!(
+        condition(&s, "Ready"),
+        ("False".into(), "CanaryPending".into())
+    );
+
+    // Canary pods ready: routed.
+    roll_out(&fake, "movies-canary");
+    reconcile_model(&fake, &ctx).await;
+    let table = routing(&fake);
+    assert_eq!(table["arms"][1]["name"], "canary");
+    assert_eq!(table["arms"][1]["bucketStart"], 9000);
+    let s = status(&fake, RM);
+    assert_eq!(s["canaryWeight"], 10);
+    assert_eq!(s["canaryVersion"], "v2");
+    assert_eq!(condition(&s, "Ready").0, "True");
+    assert!(reasons(&fake).contains(&"CanaryRouted".to_owned()));
+
+    // Removed from the spec: first out of the routing table, pods untouched.
+    fake.clear_requests();
+    apply_spec(&fake, "v1", None);
+    reconcile_model(&fake, &ctx).await;
+    assert_eq!(routing(&fake)["arms"].as_array().unwrap().len(), 1);
+    assert!(fake.get(&format!("{DEPLOYMENTS}/movies-canary")).is_some());
+    assert!(fake.deleted().is_empty(), "{:?}", fake.deleted());
+    let s = status(&fake, RM);
+    assert_eq!(s["canaryWeight"], 0);
+    assert!(s["canaryDrainingSince"].is_string(), "{s}");
+    // Within the routers' reload window: still draining.
+    reconcile_model(&fake, &ctx).await;
+    assert!(fake.deleted().is_empty());
+
+    // After it: the arm goes, and with it the v2 index the RecModel made.
+    let ctx = context_with(&fake, Duration::ZERO);
+    reconcile_model(&fake, &ctx).await;
+    let deleted = fake.deleted();
+    for path in [
+        format!("{DEPLOYMENTS}/movies-canary"),
+        format!("{SERVICES}/movies-canary"),
+        derived.clone(),
+    ] {
+        assert!(deleted.contains(&path), "{path} deleted; got {deleted:?}");
+    }
+    let s = status(&fake, RM);
+    assert!(
+        s.get("canaryArm").is_none() && s.get("canaryDrainingSince").is_none(),
+        "{s}"
+    );
+    assert_eq!(condition(&s, "Ready").0, "True");
+}
+
+#[tokio::test]
+async fn a_name_collision_touches_nothing_and_reports_degraded() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
+    // Someone else's Deployment and Service happen to be called like our canary arm.
+    let foreign = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": "movies-canary", "namespace": "recsys"},
+                         "spec": {"replicas": 5, "selector": {}, "template": {}}});
+    fake.put(&format!("{DEPLOYMENTS}/movies-canary"), foreign.clone());
+    fake.put(
+        &format!("{SERVICES}/movies"),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "movies", "namespace": "recsys"}, "spec": {"ports": []}}),
+    );
+    let ctx = context(&fake);
+    reconcile_model(&fake, &ctx).await;
+
+    assert!(fake.deleted().is_empty(), "{:?}", fake.deleted());
+    let d = fake.get(&format!("{DEPLOYMENTS}/movies-canary")).unwrap();
+    assert_eq!(d["spec"], foreign["spec"]);
+    assert!(!fake.applied().contains(&format!("{SERVICES}/movies")));
+    let svc = fake.get(&format!("{SERVICES}/movies")).unwrap();
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([]),
+        "the foreign Service is untouched"
+    );
+    let s = status(&fake, RM);
+    assert_eq!(
+        condition(&s, "Degraded"),
+        ("True".into(), "NameCollision".into())
+    );
+    assert_eq!(condition(&s, "Ready").0, "False");
+    let message = &s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()["message"];
+    assert!(
+        message.as_str().unwrap().contains("Service movies"),
+        "{message}"
+    );
+    let warning = fake
+        .events()
+        .into_iter()
+        .find(|e| e["reason"] == "NameCollision")
+        .expect("a warning event");
+    assert_eq!(warning["type"], "Warning");
 }
 
 #[tokio::test]
 async fn a_model_waits_for_its_index_without_creating_workloads() {
     let fake = FakeApi::default();
-    let rm = rec_model(None, "v1");
-    seed(&fake, &rm);
-    let mut index = ready_index();
-    index["status"]["conditions"][0]["status"] = json!("False");
-    fake.put(II, index);
-    let action = rec_model::reconcile(Arc::new(rm), context(&fake))
+    apply_spec(&fake, "v1", None);
+    fake.put(
+        II,
+        json!({"apiVersion": "recsys.dev/v1alpha1", "kind": "ItemIndex",
+               "metadata": {"name": "movies-ivf", "namespace": "recsys"},
+               "spec": {"modelUri": uri("v1"), "type": "Flat"}}),
+    );
+    let action = rec_model::reconcile(stored_model(&fake), context(&fake))
         .await
         .unwrap();
     assert_eq!(fake.applied(), vec![format!("{RM}/status")]);
@@ -191,197 +443,205 @@ async fn a_model_waits_for_its_index_without_creating_workloads() {
 
     // A missing index is the same wait, with a message that says so.
     let fake = FakeApi::default();
-    let rm = rec_model(None, "v1");
-    seed(&fake, &rm);
-    rec_model::reconcile(Arc::new(rm), context(&fake))
+    apply_spec(&fake, "v1", None);
+    rec_model::reconcile(stored_model(&fake), context(&fake))
         .await
         .unwrap();
     let message = status(&fake, RM)["conditions"][0]["message"].clone();
     assert_eq!(message, "ItemIndex movies-ivf does not exist");
 }
 
-fn routing(fake: &FakeApi) -> Value {
-    let cm = fake.get(ROUTING).unwrap();
-    serde_json::from_str(cm["data"]["routing.json"].as_str().unwrap()).unwrap()
-}
-
 #[tokio::test]
-async fn canary_weight_changes_rewrite_the_routing_table_and_removal_deletes_the_arm() {
+async fn a_deleted_model_takes_every_child_with_it() {
     let fake = FakeApi::default();
-    fake.put(II, ready_index());
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", Some(("v2", 10)));
     let ctx = context(&fake);
-    let rm = rec_model(Some(10), "v1");
-    seed(&fake, &rm);
-    rec_model::reconcile(Arc::new(rm), Arc::clone(&ctx))
-        .await
-        .unwrap();
-    assert!(fake.get(&format!("{DEPLOYMENTS}/movies-canary")).is_some());
-    let table = routing(&fake);
-    assert_eq!(table["arms"][1]["name"], "canary");
-    assert_eq!(table["arms"][1]["bucketStart"], 9000);
-    assert_eq!(status(&fake, RM)["canaryWeight"], 10);
+    reconcile_model(&fake, &ctx).await;
+    let derived = derived_path(&fake, "v2");
+    assert!(fake.get(&derived).is_some());
 
-    assert!(fake.events().iter().any(|e| e["reason"] == "CanaryRouted"));
-
-    fake.clear_requests();
-    // As the controller would see it: the stored object, status included, with a new spec.
-    let mut rm: RecModel = serde_json::from_value(fake.get(RM).unwrap()).unwrap();
-    rm.spec.canary.as_mut().unwrap().weight = 50;
-    rec_model::reconcile(Arc::new(rm), Arc::clone(&ctx))
-        .await
-        .unwrap();
-    assert_eq!(routing(&fake)["arms"][1]["bucketStart"], 5000);
-    assert_eq!(status(&fake, RM)["canaryWeight"], 50);
-    // The recorder folds a repeated reason into the existing Event (a PATCH of its series).
-    let event_writes = fake
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/events") || r.path.contains("/events/"))
-        .count();
-    assert_eq!(event_writes, 1, "one event write per weight change");
-
-    fake.clear_requests();
-    let rm = rec_model(None, "v1");
-    rec_model::reconcile(Arc::new(rm), ctx).await.unwrap();
-    let deleted = fake.deleted();
-    assert!(
-        deleted.contains(&format!("{DEPLOYMENTS}/movies-canary")),
-        "{deleted:?}"
-    );
-    assert!(
-        deleted.contains(&format!("{SERVICES}/movies-canary")),
-        "{deleted:?}"
-    );
-    assert_eq!(routing(&fake)["arms"].as_array().unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn a_new_model_uri_rolls_the_stable_arm_to_the_new_version() {
-    let fake = FakeApi::default();
-    fake.put(II, ready_index());
-    let ctx = context(&fake);
-    let rm = rec_model(None, "v1");
-    seed(&fake, &rm);
-    rec_model::reconcile(Arc::new(rm), Arc::clone(&ctx))
-        .await
-        .unwrap();
-    let mut rm = rec_model(None, "v7");
-    rm.meta_mut().generation = Some(2);
-    rec_model::reconcile(Arc::new(rm), ctx).await.unwrap();
-    let d = fake.get(&format!("{DEPLOYMENTS}/movies-stable")).unwrap();
-    assert_eq!(d["metadata"]["labels"]["recsys.dev/model-version"], "v7");
-    assert!(d["spec"]["template"]["spec"]["containers"][0]["args"]
-        .to_string()
-        .contains("s3://artifacts/movies/v7"));
-    let s = status(&fake, RM);
-    assert_eq!(s["stableVersion"], "v7");
-    assert_eq!(s["observedGeneration"], 2);
-    assert_eq!(routing(&fake)["arms"][0]["modelVersion"], "v7");
-}
-
-#[tokio::test]
-async fn a_model_being_deleted_is_left_to_the_garbage_collector() {
-    let fake = FakeApi::default();
-    fake.put(II, ready_index());
-    let mut rm = rec_model(Some(10), "v1");
+    // While it is being deleted the controller makes no calls.
+    let mut rm = (*stored_model(&fake)).clone();
     rm.meta_mut().deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
-    seed(&fake, &rm);
-    rec_model::reconcile(Arc::new(rm.clone()), context(&fake))
+    fake.clear_requests();
+    rec_model::reconcile(Arc::new(rm), Arc::clone(&ctx))
         .await
         .unwrap();
     assert!(fake.requests().is_empty(), "no API calls while deleting");
-    // Every child carries a controller owner reference, which is what lets the collector
-    // remove them.
-    let d = recsys_operator::builders::serving::deployment(
-        &rm,
-        recsys_operator::builders::serving::Arm::Canary,
-        "s3://x/v2",
-        "s3://i",
-    );
-    let owner = &d.metadata.owner_references.unwrap()[0];
-    assert_eq!(
-        (owner.uid.as_str(), owner.controller),
-        ("uid-rm", Some(true))
+
+    // The collector follows the owner references.
+    fake.remove(RM);
+    for path in [
+        format!("{DEPLOYMENTS}/movies-stable"),
+        format!("{DEPLOYMENTS}/movies-router"),
+        ROUTING.to_owned(),
+        derived,
+    ] {
+        assert!(fake.get(&path).is_none(), "{path} survived its owner");
+    }
+    assert!(
+        fake.get(II).is_some(),
+        "the user's own ItemIndex is not ours"
     );
 }
 
-fn index(recall_target: f64) -> ItemIndex {
-    serde_json::from_value(json!({
-        "apiVersion": "recsys.dev/v1alpha1",
-        "kind": "ItemIndex",
-        "metadata": {"name": "movies-ivf", "namespace": "recsys", "uid": "uid-ii", "generation": 1},
-        "spec": {"modelUri": "s3://artifacts/movies/v1", "type": "IVF", "nlist": 1024,
-                 "recallTarget": recall_target},
-    }))
-    .unwrap()
+fn index(recall_target: f64, index_type: &str) -> Value {
+    json!({"apiVersion": "recsys.dev/v1alpha1", "kind": "ItemIndex",
+           "metadata": {"name": "movies-ivf", "namespace": "recsys"},
+           "spec": {"modelUri": uri("v1"), "type": index_type, "nlist": 1024,
+                    "recallTarget": recall_target}})
 }
 
+fn stored_index(fake: &FakeApi) -> Arc<ItemIndex> {
+    Arc::new(serde_json::from_value(fake.get(II).unwrap()).unwrap())
+}
+
+fn job_path(ii: &ItemIndex) -> String {
+    format!("{JOBS}/{}", index_job::job_name(ii))
+}
+
+/// The Job's pod finishes and writes its termination message.
 fn finish_job(fake: &FakeApi, ii: &ItemIndex, recall: f64) {
-    let job = format!(
-        "/apis/batch/v1/namespaces/recsys/jobs/{}",
-        index_job::job_name(ii)
-    );
-    let mut j = fake.get(&job).unwrap();
-    j["status"] = json!({"succeeded": 1});
-    fake.put(&job, j);
+    fake.set_status(&job_path(ii), json!({"succeeded": 1}));
     let message = format!(
-        "{{\"items\":1682,\"recall\":{recall},\"artifactUri\":\"s3://artifacts/movies/v1/index/x\",\"buildSeconds\":2.5}}"
+        "{{\"items\":1682,\"recall\":{recall},\"artifactUri\":\"{}/index/built\",\"buildSeconds\":2.5}}",
+        uri("v1")
     );
     fake.put(
         "/api/v1/namespaces/recsys/pods/build-pod",
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "build-pod"},
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "build-pod", "namespace": "recsys",
+                            "labels": {"batch.kubernetes.io/job-name": index_job::job_name(ii)}},
                "status": {"containerStatuses": [{"name": "build", "image": "x", "imageID": "",
                  "ready": false, "restartCount": 0,
                  "state": {"terminated": {"exitCode": 0, "message": message}}}]}}),
     );
+    // A pod of another Job, whose message must not be read (the list is label-selected).
+    fake.put(
+        "/api/v1/namespaces/recsys/pods/other-pod",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "other-pod", "namespace": "recsys",
+                            "labels": {"batch.kubernetes.io/job-name": "other"}},
+               "status": {"containerStatuses": [{"name": "build", "image": "x", "imageID": "",
+                 "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0, "message": "{\"items\":1,\"recall\":0.1,\"artifactUri\":\"wrong\",\"buildSeconds\":1}"}}}]}}),
+    );
 }
 
 #[tokio::test]
-async fn an_index_build_runs_as_a_job_and_its_result_lands_in_status() {
+async fn an_index_build_runs_once_and_a_ttl_deleted_job_causes_no_rebuild() {
     let fake = FakeApi::default();
-    let ii = index(0.95);
-    fake.put(II, serde_json::to_value(&ii).unwrap());
+    fake.put(II, index(0.95, "IVF"));
     let ctx = context(&fake);
-    item_index::reconcile(Arc::new(ii.clone()), Arc::clone(&ctx))
+    item_index::reconcile(stored_index(&fake), Arc::clone(&ctx))
         .await
         .unwrap();
-    let job_path = format!(
-        "/apis/batch/v1/namespaces/recsys/jobs/{}",
-        index_job::job_name(&ii)
-    );
-    assert!(fake.applied().contains(&job_path));
+    let ii = stored_index(&fake);
+    let job = job_path(&ii);
+    assert!(fake.applied().contains(&job));
     assert_eq!(status(&fake, II)["phase"], "Building");
 
     finish_job(&fake, &ii, 0.97);
-    let ii = serde_json::from_value::<ItemIndex>(fake.get(II).unwrap()).unwrap();
     fake.clear_requests();
-    item_index::reconcile(Arc::new(ii), ctx).await.unwrap();
+    item_index::reconcile(stored_index(&fake), Arc::clone(&ctx))
+        .await
+        .unwrap();
     assert!(
-        !fake.applied().contains(&job_path),
+        !fake.applied().contains(&job),
         "the Job exists; not re-applied"
     );
     let s = status(&fake, II);
     assert_eq!(s["phase"], "Ready");
     assert_eq!(s["items"], 1682);
     assert_eq!(s["recall"], 0.97);
+    assert_eq!(s["artifactUri"], format!("{}/index/built", uri("v1")));
+    assert_eq!(s["artifactModelUri"], uri("v1"));
     assert_eq!(condition(&s, "Ready"), ("True".into(), "Published".into()));
     assert_eq!(fake.events()[0]["reason"], "Published");
+
+    // The TTL controller deletes the finished Job; the owns-watch wakes the controller.
+    fake.remove(&job);
+    fake.clear_requests();
+    item_index::reconcile(stored_index(&fake), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert!(fake.get(&job).is_none(), "no new Job");
+    assert!(fake.applied().is_empty(), "{:?}", fake.applied());
+    assert_eq!(status(&fake, II)["phase"], "Ready");
+
+    // A new spec builds again, and the published index stays servable meanwhile.
+    let mut spec = fake.get(II).unwrap();
+    spec["spec"]["type"] = json!("IVFSQ8");
+    spec["metadata"]["generation"] = json!(2);
+    fake.put(II, spec);
+    item_index::reconcile(stored_index(&fake), ctx)
+        .await
+        .unwrap();
+    let ii = stored_index(&fake);
+    assert!(fake.get(&job_path(&ii)).is_some(), "a Job for the new spec");
+    let s = status(&fake, II);
+    assert_eq!(s["phase"], "Building");
+    assert_eq!(
+        derived_index::servable(&ii, &uri("v1")),
+        Some(format!("{}/index/built", uri("v1")))
+    );
+}
+
+#[tokio::test]
+async fn a_model_keeps_reconciling_on_its_index_while_a_new_build_runs() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
+    let ctx = context(&fake);
+    reconcile_model(&fake, &ctx).await;
+    // The index is rebuilding (new settings): Building, last artifact kept.
+    let mut s = status(&fake, II);
+    s["phase"] = json!("Building");
+    s["conditions"][0]["status"] = json!("False");
+    fake.set_status(II, s);
+    let mut rm = fake.get(RM).unwrap();
+    rm["spec"]["replicas"] = json!(4);
+    rm["metadata"]["generation"] = json!(2);
+    fake.put(RM, rm);
+    reconcile_model(&fake, &ctx).await;
+    let d = fake.get(&format!("{DEPLOYMENTS}/movies-stable")).unwrap();
+    assert_eq!(d["spec"]["replicas"], 4, "scaling still reconciles");
+    assert!(args(&fake, "movies-stable").contains(&format!("{}/index/x", uri("v1"))));
+}
+
+#[tokio::test]
+async fn a_foreign_job_of_the_builds_name_is_left_alone() {
+    let fake = FakeApi::default();
+    fake.put(II, index(0.95, "IVF"));
+    let ii = stored_index(&fake);
+    fake.put(
+        &job_path(&ii),
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": index_job::job_name(&ii), "namespace": "recsys"},
+               "spec": {"template": {}}, "status": {"succeeded": 1}}),
+    );
+    item_index::reconcile(ii, context(&fake)).await.unwrap();
+    let s = status(&fake, II);
+    assert_eq!(
+        condition(&s, "Degraded"),
+        ("True".into(), "NameCollision".into())
+    );
+    assert!(s.get("artifactUri").is_none());
 }
 
 #[tokio::test]
 async fn an_index_below_its_recall_target_is_degraded_and_never_served() {
     let fake = FakeApi::default();
-    let ii = index(0.99);
-    fake.put(II, serde_json::to_value(&ii).unwrap());
+    fake.put(II, index(0.99, "IVF"));
     let ctx = context(&fake);
-    item_index::reconcile(Arc::new(ii.clone()), Arc::clone(&ctx))
+    item_index::reconcile(stored_index(&fake), Arc::clone(&ctx))
         .await
         .unwrap();
-    finish_job(&fake, &ii, 0.93);
-    let ii = serde_json::from_value::<ItemIndex>(fake.get(II).unwrap()).unwrap();
-    item_index::reconcile(Arc::new(ii), Arc::clone(&ctx))
+    finish_job(&fake, &stored_index(&fake), 0.93);
+    item_index::reconcile(stored_index(&fake), Arc::clone(&ctx))
         .await
         .unwrap();
     let s = status(&fake, II);
@@ -396,8 +656,9 @@ async fn an_index_below_its_recall_target_is_degraded_and_never_served() {
         .find(|e| e["reason"] == "RecallBelowTarget")
         .expect("a warning event");
     assert_eq!(warning["type"], "Warning");
-
     // A RecModel pointing at it keeps waiting.
-    let index: ItemIndex = serde_json::from_value(fake.get(II).unwrap()).unwrap();
-    assert_eq!(rec_model::ready_index_uri(&index), None);
+    assert_eq!(
+        derived_index::servable(&stored_index(&fake), &uri("v1")),
+        None
+    );
 }

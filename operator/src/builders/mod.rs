@@ -1,6 +1,7 @@
 //! Pure builders: a custom resource in, the Kubernetes objects it should own out. No API
 //! calls here, so every rule about what we create is unit-tested without a cluster.
 
+pub mod derived_index;
 pub mod index_job;
 pub mod pod;
 pub mod router;

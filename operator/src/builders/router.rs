@@ -2,7 +2,7 @@
 //! it changes), its Deployment and the RecModel's public Service.
 
 use super::pod::{container_security, pod_security, scratch_volumes};
-use super::serving::{self, arms, Arm};
+use super::serving::{self, Arm};
 use super::{child_meta, labels, version_of, GRPC_PORT};
 use crate::crd::v1alpha1::RecModel;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -26,29 +26,52 @@ pub fn configmap_name(rm: &RecModel) -> String {
     format!("{}-routing", rm.name_any())
 }
 
+/// The arms the routing table sends users to: the stable version, and the canary only once
+/// its pods are ready (the controller decides; the builder just lays the buckets out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed<'a> {
+    pub stable_uri: &'a str,
+    /// The canary's model URI and percent of users.
+    pub canary: Option<(&'a str, u32)>,
+}
+
 /// Stable gets 100 − w percent of the buckets, the canary w. The salt is the RecModel's uid
 /// so that users keep their arm across weight changes of the same canary (buckets are laid
 /// out from 0 upwards, so raising w only moves users from stable to canary, never back).
-pub fn routing_table(rm: &RecModel) -> Result<RoutingTable, RoutingError> {
-    let weight = rm.spec.canary.as_ref().map_or(0, |c| c.weight);
-    let arms: Vec<WeightedArm> = arms(rm)
-        .into_iter()
-        .map(|(arm, uri)| WeightedArm {
-            name: arm.as_str().into(),
-            endpoint: format!("http://{}:{GRPC_PORT}", serving::name(rm, arm)),
+pub fn routing_table(rm: &RecModel, routed: &Routed) -> Result<RoutingTable, RoutingError> {
+    let weight = routed.canary.map_or(0, |(_, w)| w);
+    let mut arms = vec![WeightedArm {
+        name: Arm::Stable.as_str().into(),
+        endpoint: format!("http://{}:{GRPC_PORT}", serving::name(rm, Arm::Stable)),
+        model_version: version_of(routed.stable_uri),
+        weight: 100 - weight,
+    }];
+    if let Some((uri, w)) = routed.canary.filter(|&(_, w)| w > 0) {
+        arms.push(WeightedArm {
+            name: Arm::Canary.as_str().into(),
+            endpoint: format!("http://{}:{GRPC_PORT}", serving::name(rm, Arm::Canary)),
             model_version: version_of(uri),
-            weight: match arm {
-                Arm::Stable => 100 - weight,
-                Arm::Canary => weight,
-            },
-        })
-        .collect();
+            weight: w,
+        });
+    }
     let salt = rm.uid().unwrap_or_else(|| rm.name_any());
     RoutingTable::from_weights(&salt, &arms)
 }
 
-pub fn configmap(rm: &RecModel) -> Result<ConfigMap, RoutingError> {
-    let table = routing_table(rm)?;
+/// The routing table as the spec asks for it (both arms at their weights).
+pub fn requested(rm: &RecModel) -> Routed<'_> {
+    Routed {
+        stable_uri: &rm.spec.model_uri,
+        canary: rm
+            .spec
+            .canary
+            .as_ref()
+            .map(|c| (c.model_uri.as_str(), c.weight)),
+    }
+}
+
+pub fn configmap(rm: &RecModel, routed: &Routed) -> Result<ConfigMap, RoutingError> {
+    let table = routing_table(rm, routed)?;
     let json = serde_json::to_string_pretty(&table).expect("routing tables serialize");
     Ok(ConfigMap {
         metadata: child_meta(rm, configmap_name(rm), labels(&rm.name_any(), "router")),

@@ -21,7 +21,14 @@ pub struct Context {
     pub recorder: Option<Recorder>,
     /// Data-plane image for Jobs whose spec does not name one.
     pub dataplane_image: String,
+    /// How long routers take to pick up a new routing table (the kubelet's ConfigMap sync
+    /// plus the router's poll): a canary leaves the table this long before its pods go.
+    pub router_reload: std::time::Duration,
 }
+
+/// The kubelet refreshes mounted ConfigMaps about once a minute (its sync period plus the
+/// cache TTL); the router polls its file every second.
+pub const DEFAULT_ROUTER_RELOAD: std::time::Duration = std::time::Duration::from_secs(90);
 
 #[derive(Debug, Error)]
 pub enum Error {

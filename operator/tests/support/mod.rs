@@ -1,1 +1,4 @@
+//! Helpers shared by the operator test binaries; each uses only some of them.
+#![allow(dead_code)]
+
 pub mod fake_api;

@@ -99,8 +99,21 @@ pub struct ItemIndexStatus {
     pub items: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall: Option<f64>,
+    /// The last published index (recall at or above target). It stays while a newer build
+    /// runs or fails, so RecModels keep serving from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_uri: Option<String>,
+    /// The model version directory whose item vectors `artifactUri` holds; serving refuses an
+    /// index built from any other version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_model_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_seconds: Option<f64>,
+    /// Digest of the spec the last finished build ran for. A finished build is never redone
+    /// for the same digest, whether or not its Job still exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_spec_digest: Option<String>,
+    /// The Job of the build in progress or last finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
 }

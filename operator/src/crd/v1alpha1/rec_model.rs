@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.stableVersion"
     ),
     printcolumn(name = "Canary", type_ = "string", json_path = ".status.canaryVersion"),
-    printcolumn(name = "Weight", type_ = "integer", json_path = ".spec.canary.weight"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canaryWeight"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -123,15 +123,37 @@ pub struct Canary {
     pub weight: u32,
 }
 
+/// What one arm's Deployment was last applied with: a model version and the index built from
+/// that version's own item vectors.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedArm {
+    pub model_uri: String,
+    pub index_uri: String,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecModelStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
+    /// The version every stable pod runs: set only once the stable Deployment has rolled out
+    /// completely (observed generation, updated, ready and total replicas all caught up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_version: Option<String>,
+    /// The canary version, once its pods have rolled out completely.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_version: Option<String>,
+    /// What the stable Deployment was last applied with (it may still be rolling out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_arm: Option<AppliedArm>,
+    /// What the canary Deployment was last applied with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_arm: Option<AppliedArm>,
+    /// Since when (RFC 3339) the canary has been out of the routing table while its pods
+    /// still run: they are removed or replaced only after the routers had time to reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_draining_since: Option<String>,
     #[serde(default)]
     pub stable_ready_replicas: i32,
     #[serde(default)]
