@@ -282,3 +282,58 @@ fn build_results_are_parsed_and_nonsense_is_refused() {
     )
     .is_err());
 }
+
+#[test]
+fn feedback_and_redis_reach_the_pods_by_reference_only() {
+    let rm = rec_model(
+        r#"
+apiVersion: recsys.dev/v1alpha1
+kind: RecModel
+metadata: {name: movies, namespace: recsys}
+spec:
+  modelUri: s3://artifacts/movies/v1
+  itemIndexRef: movies-ivf
+  storageSecretName: artifact-store
+  feedback: {uri: s3://events/movies/feedback, flushSeconds: 30}
+  redis:
+    urlSecretRef: {name: redis, key: url}
+    passwordSecretRef: {name: redis, key: password}
+"#,
+    );
+    let d = serving::deployment(&rm, Arm::Stable, "s3://artifacts/movies/v1", "s3://idx");
+    let c = container(&d);
+    let args = c.args.clone().unwrap();
+    for pair in [
+        ["--feedback-sink", "s3://events/movies/feedback"],
+        ["--feedback-wal-dir", serving::FEEDBACK_WAL_DIR],
+        ["--feedback-flush-secs", "30"],
+        ["--cache-dir", "/var/cache/recsys"],
+    ] {
+        assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+    }
+    assert!(
+        serving::FEEDBACK_WAL_DIR.starts_with("/var/cache/recsys"),
+        "the buffer lives on a volume, not the read-only root"
+    );
+    let env = c.env.clone().unwrap();
+    let secret = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone())
+            .map(|s| (s.name, s.key))
+    };
+    assert_eq!(
+        secret("RECSYS_REDIS_URL"),
+        Some(("redis".into(), "url".into()))
+    );
+    assert_eq!(
+        secret("RECSYS_REDIS_PASSWORD"),
+        Some(("redis".into(), "password".into()))
+    );
+    assert!(
+        env.iter().all(|e| e.value.is_none()),
+        "no literal values: {env:?}"
+    );
+    assert!(!args.iter().any(|a| a.contains("redis")), "{args:?}");
+    write_rendered("feedback-deployment", &[d]);
+}

@@ -442,6 +442,7 @@ mod tests {
             device: None,
             country: None,
             placement: None,
+            event_id: None,
         }
     }
 

@@ -10,6 +10,8 @@ use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, events_model, feature_job, validate};
 use recsys::serving::cache::{CacheStore, InProcessStore, RedisStore};
 use recsys::serving::feedback::EventLog;
+use recsys::serving::feedback_sink::{self, FeedbackSink};
+use recsys::serving::feedback_wal::Wal;
 use recsys::serving::router::{self, RouterState};
 use recsys::serving::{grpc, http, load, state, Engine, EngineOptions, ServingState};
 use recsys_core::validation::ValidationConfig;
@@ -55,12 +57,17 @@ enum Command {
     /// Serve a published model version over gRPC (and HTTP/JSON).
     Serve {
         /// A version directory, or a model root whose CURRENT file names the version to serve
-        /// (then a change of CURRENT is hot-reloaded).
+        /// (then a change of CURRENT is hot-reloaded): a local path, s3://bucket/key or
+        /// file:///path. Remote versions are copied into --cache-dir and verified first.
         #[arg(long)]
-        model_dir: PathBuf,
-        /// An ItemIndex build to serve instead of the model's own index.
+        model_dir: String,
+        /// An ItemIndex build of this version's item vectors to serve instead of the model's
+        /// own index (local or remote); one built from another version is refused.
         #[arg(long)]
-        index_dir: Option<PathBuf>,
+        index_dir: Option<String>,
+        /// Where remote versions and indexes are copied (the pod's scratch volume).
+        #[arg(long, env = "RECSYS_CACHE_DIR", default_value_os_t = std::env::temp_dir().join("recsys-cache"))]
+        cache_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: SocketAddr,
         /// HTTP address for /recommend, /healthz, /readyz and /metrics.
@@ -79,14 +86,32 @@ enum Command {
         /// with every model version.
         #[arg(long)]
         item_attributes: Option<PathBuf>,
-        /// Append feedback events (pipeline schema, CSV) to this file.
+        /// Append feedback events (pipeline schema, CSV) to this file (local runs).
         #[arg(long)]
         event_log: Option<PathBuf>,
+        /// Durable buffer for accepted feedback: a Feedback call is answered once its events
+        /// are fsynced here (a volume that survives the container).
+        #[arg(long, requires = "feedback_sink")]
+        feedback_wal_dir: Option<PathBuf>,
+        /// Where buffered feedback goes: a directory or an s3:// / file:// prefix, as Parquet
+        /// partitioned date=YYYY-MM-DD/hour=HH (the training data's event schema + event_id).
+        #[arg(long, requires = "feedback_wal_dir")]
+        feedback_sink: Option<String>,
+        /// How often buffered feedback is flushed to the sink, seconds (and on SIGTERM).
+        #[arg(long, default_value_t = 60)]
+        feedback_flush_secs: u64,
+        /// This process's name in the files it writes (the pod name).
+        #[arg(long, env = "POD_NAME", default_value = "recsys")]
+        instance: String,
         /// Redis (e.g. redis://127.0.0.1:6379/) for user embeddings, predictions and the
         /// online feature store; in-process caches and the version's feature values when
         /// absent. Redis being down never fails a request.
         #[arg(long, env = "RECSYS_REDIS_URL")]
         redis_url: Option<String>,
+        /// Redis password; only from the environment (a Secret), never a flag, so it shows in
+        /// no process listing.
+        #[arg(skip = std::env::var("RECSYS_REDIS_PASSWORD").ok())]
+        redis_password: Option<String>,
         /// How long a computed answer is reused for the same request within its hour (0:
         /// never).
         #[arg(long, default_value_t = 1800)]
@@ -266,10 +291,13 @@ enum Command {
     /// Build an ANN index over a model version's items, measure its recall against exact
     /// search, and publish it only at or above the target (the ItemIndex Job).
     BuildIndex {
+        /// The model version whose item vectors are indexed: a path or an s3:// / file://
+        /// URI.
         #[arg(long)]
-        model_dir: PathBuf,
+        model_dir: String,
+        /// Where the index and its manifest are published: a directory or a URI.
         #[arg(long)]
-        output: PathBuf,
+        output: String,
         /// flat, ivf, ivfsq8, hnsw or ivfpq.
         #[arg(long = "type", default_value = "flat")]
         index_type: String,
@@ -386,6 +414,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             model_dir,
             index_dir,
+            cache_dir,
             addr,
             http_addr,
             candidates,
@@ -393,12 +422,24 @@ async fn main() -> anyhow::Result<()> {
             max_per_category,
             item_attributes,
             event_log,
+            feedback_wal_dir,
+            feedback_sink,
+            feedback_flush_secs,
+            instance,
             redis_url,
+            redis_password,
             prediction_ttl_secs,
             reload_secs,
             max_in_flight,
             popular_refresh_secs,
         } => {
+            let source = state::ModelSource {
+                location: model_dir.clone(),
+                cache: cache_dir.clone(),
+            };
+            let index_dir = index_dir
+                .map(|uri| recsys::artifacts::fetch::fetch_index(&uri, &cache_dir))
+                .transpose()?;
             let options = EngineOptions {
                 index_dir,
                 candidates: candidates as usize,
@@ -407,17 +448,33 @@ async fn main() -> anyhow::Result<()> {
                 item_attributes,
                 prediction_ttl: std::time::Duration::from_secs(prediction_ttl_secs),
             };
-            let (version_dir, watching) = state::resolve(&model_dir)?;
+            let (version, watching) = source.current()?;
+            let version_dir = source.local_copy(&version)?;
             let engine = Engine::load_with(&version_dir, options.clone())?;
             let log = event_log.as_deref().map(EventLog::open).transpose()?;
             let cache: Arc<dyn CacheStore> = match redis_url {
-                Some(url) => Arc::new(RedisStore::new(&url)?),
+                Some(url) => Arc::new(RedisStore::with_password(&url, redis_password.as_deref())?),
                 None => Arc::new(InProcessStore::default()),
             };
-            let state = Arc::new(
-                ServingState::with_cache(engine, log, cache)
-                    .with_max_in_flight(max_in_flight.unwrap_or_else(state::default_max_in_flight)),
-            );
+            let mut serving = ServingState::with_cache(engine, log, cache)
+                .with_max_in_flight(max_in_flight.unwrap_or_else(state::default_max_in_flight));
+            let feedback = match (feedback_wal_dir, feedback_sink) {
+                (Some(dir), Some(location)) => {
+                    let wal = Arc::new(Wal::open(&dir, 8 << 20).with_context(|| {
+                        format!("opening the feedback buffer {}", dir.display())
+                    })?);
+                    serving = serving.with_wal(Arc::clone(&wal));
+                    let sink = Arc::new(FeedbackSink { location, instance });
+                    tokio::spawn(feedback_sink::run(
+                        Arc::clone(&sink),
+                        Arc::clone(&wal),
+                        std::time::Duration::from_secs(feedback_flush_secs.max(1)),
+                    ));
+                    Some((sink, wal))
+                }
+                _ => None,
+            };
+            let state = Arc::new(serving);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|&s| s).await;
@@ -433,14 +490,13 @@ async fn main() -> anyhow::Result<()> {
             if watching {
                 tokio::spawn(state::watch(
                     Arc::clone(&state),
-                    model_dir.clone(),
+                    source,
                     options,
                     std::time::Duration::from_secs(reload_secs.max(1)),
                 ));
             }
             eprintln!(
-                "serving {} on grpc {grpc_bound}, http {http_bound}{}",
-                version_dir.display(),
+                "serving {version} on grpc {grpc_bound}, http {http_bound}{}",
                 if watching { " (hot reload on)" } else { "" }
             );
             let grpc_task = tokio::spawn(grpc_server);
@@ -453,6 +509,17 @@ async fn main() -> anyhow::Result<()> {
             let _ = stop.send(true);
             grpc_task.await??;
             http_task.await?;
+            // Nothing is accepted any more: move every buffered event before exiting.
+            if let Some((sink, wal)) = feedback {
+                let flushed = tokio::task::spawn_blocking(move || {
+                    sink.flush(&wal, std::time::Duration::ZERO)
+                })
+                .await?;
+                match flushed {
+                    Ok(f) => eprintln!("feedback flushed: {} events", f.events),
+                    Err(e) => eprintln!("feedback kept on disk for the next start: {e:#}"),
+                }
+            }
             eprintln!("drained; bye");
         }
         Command::Route { table, addr } => {

@@ -140,8 +140,8 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     // The ItemIndex Job: an exact index is published and served beside the model; a poor
     // IVF setting misses its target and is not published.
     let built = index_build::run(&IndexBuildOptions {
-        model_dir: summary.artifact_dir.clone(),
-        output: out.path().join("index-flat"),
+        model_dir: summary.artifact_dir.display().to_string(),
+        output: out.path().join("index-flat").display().to_string(),
         kind: IndexKind::Flat,
         tune_probes: false,
         recall_k: 100,
@@ -168,8 +168,8 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     .unwrap();
     assert_eq!(engine.variant(), "canary");
     let poor = index_build::run(&IndexBuildOptions {
-        model_dir: summary.artifact_dir.clone(),
-        output: out.path().join("index-poor"),
+        model_dir: summary.artifact_dir.display().to_string(),
+        output: out.path().join("index-poor").display().to_string(),
         kind: IndexKind::Ivf {
             nlist: 64,
             nprobe: 1,
@@ -185,8 +185,8 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     assert!(!out.path().join("index-poor").exists());
     // The same lists with the probe count left open: the fewest reaching the target are kept.
     let tuned = index_build::run(&IndexBuildOptions {
-        model_dir: summary.artifact_dir.clone(),
-        output: out.path().join("index-tuned"),
+        model_dir: summary.artifact_dir.display().to_string(),
+        output: out.path().join("index-tuned").display().to_string(),
         kind: IndexKind::Ivf {
             nlist: 64,
             nprobe: 1,

@@ -9,6 +9,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
+/// Mount path of the model cache volume (an emptyDir): remote versions and indexes land here.
+pub const MODEL_CACHE_DIR: &str = "/var/cache/recsys";
+
 /// UID/GID of the distroless "nonroot" user.
 pub const NON_ROOT_ID: i64 = 65_532;
 
@@ -122,9 +125,6 @@ pub fn scratch_volumes() -> (Vec<Volume>, Vec<VolumeMount>) {
     };
     (
         vec![volume("tmp"), volume("model-cache")],
-        vec![
-            mount("tmp", "/tmp"),
-            mount("model-cache", "/var/cache/recsys"),
-        ],
+        vec![mount("tmp", "/tmp"), mount("model-cache", MODEL_CACHE_DIR)],
     )
 }

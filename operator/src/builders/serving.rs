@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, GRPCAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-    ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction, ObjectFieldSelector, PodSpec,
+    PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -86,6 +86,60 @@ fn grpc_probe(period: i32, failures: i32) -> Probe {
     }
 }
 
+/// Where the pod buffers accepted feedback: the cache volume survives container restarts.
+pub const FEEDBACK_WAL_DIR: &str = "/var/cache/recsys/feedback";
+
+fn feedback_args(rm: &RecModel) -> Vec<String> {
+    let Some(f) = &rm.spec.feedback else {
+        return Vec::new();
+    };
+    vec![
+        "--feedback-wal-dir".into(),
+        FEEDBACK_WAL_DIR.into(),
+        "--feedback-sink".into(),
+        f.uri.clone(),
+        "--feedback-flush-secs".into(),
+        f.flush_seconds.to_string(),
+    ]
+}
+
+fn secret_env(name: &str, key: &crate::crd::v1alpha1::SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: key.name.clone(),
+                key: key.key.clone(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pod's name (feedback files are named after it) and Redis by Secret reference.
+fn serving_env(rm: &RecModel) -> Option<Vec<EnvVar>> {
+    let mut env = vec![EnvVar {
+        name: "POD_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    if let Some(redis) = &rm.spec.redis {
+        env.push(secret_env("RECSYS_REDIS_URL", &redis.url_secret_ref));
+        if let Some(p) = &redis.password_secret_ref {
+            env.push(secret_env("RECSYS_REDIS_PASSWORD", p));
+        }
+    }
+    Some(env)
+}
+
 /// The serving Deployment of one arm.
 pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> Deployment {
     let spec = &rm.spec;
@@ -95,23 +149,32 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
     let container = Container {
         name: "recsys".into(),
         image: Some(spec.image.clone()),
-        args: Some(vec![
-            "serve".into(),
-            "--model-dir".into(),
-            model_uri.into(),
-            "--index-dir".into(),
-            index_uri.into(),
-            "--addr".into(),
-            format!("0.0.0.0:{GRPC_PORT}"),
-            "--http-addr".into(),
-            format!("0.0.0.0:{HTTP_PORT}"),
-            "--candidates".into(),
-            serving.candidates.to_string(),
-            "--max-per-category".into(),
-            serving.max_per_category.to_string(),
-            "--variant".into(),
-            arm.as_str().into(),
-        ]),
+        args: Some(
+            vec![
+                "serve".to_owned(),
+                "--model-dir".into(),
+                model_uri.into(),
+                "--index-dir".into(),
+                index_uri.into(),
+                "--addr".into(),
+                format!("0.0.0.0:{GRPC_PORT}"),
+                "--http-addr".into(),
+                format!("0.0.0.0:{HTTP_PORT}"),
+                "--candidates".into(),
+                serving.candidates.to_string(),
+                "--max-per-category".into(),
+                serving.max_per_category.to_string(),
+                "--variant".into(),
+                arm.as_str().into(),
+                // Remote versions and indexes are copied here and verified before the pod is ready.
+                "--cache-dir".into(),
+                super::pod::MODEL_CACHE_DIR.into(),
+            ]
+            .into_iter()
+            .chain(feedback_args(rm))
+            .collect(),
+        ),
+        env: serving_env(rm),
         ports: Some(vec![
             ContainerPort {
                 name: Some("grpc".into()),

@@ -21,6 +21,10 @@ pub const COLUMNS: [&str; 9] = [
     "placement",
 ];
 
+/// Optional column: a producer-assigned unique id (serving's feedback has one); validation
+/// deduplicates on it. Clean output always carries it, empty where the input had none.
+pub const EVENT_ID: &str = "event_id";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
@@ -69,7 +73,11 @@ fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> an
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let header = csv.headers()?.clone();
     let position = |name: &str| header.iter().position(|h| h.trim() == name);
-    let index: Vec<Option<usize>> = COLUMNS.iter().map(|c| position(c)).collect();
+    let index: Vec<Option<usize>> = COLUMNS
+        .iter()
+        .chain([&EVENT_ID])
+        .map(|c| position(c))
+        .collect();
     for required in ["user_id", "item_id", "event_type", "timestamp"] {
         if position(required).is_none() {
             bail!(
@@ -151,6 +159,7 @@ fn csv_rows(reader: BufReader<File>, path: &Path, visit: &mut Visitor<'_>) -> an
                         device: field(6),
                         country: field(7),
                         placement: field(8),
+                        event_id: field(9).filter(|id| !id.is_empty()),
                     }),
                 )?;
             }
@@ -202,6 +211,7 @@ fn jsonl_rows(reader: BufReader<File>, visit: &mut Visitor<'_>) -> anyhow::Resul
                     device: get("device"),
                     country: get("country"),
                     placement: get("placement"),
+                    event_id: get(EVENT_ID),
                 };
                 visit(line, Ok(record.view()))?;
             }
@@ -221,7 +231,9 @@ impl EventWriter {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-        out.write_record(COLUMNS)?;
+        let mut header = COLUMNS.to_vec();
+        header.push(EVENT_ID);
+        out.write_record(&header)?;
         Ok(Self {
             out,
             numbers: String::new(),
@@ -247,6 +259,7 @@ impl EventWriter {
             e.device.unwrap_or(""),
             e.country.unwrap_or(""),
             e.placement.unwrap_or(""),
+            e.event_id.unwrap_or(""),
         ])?;
         Ok(())
     }
@@ -268,6 +281,7 @@ impl QuarantineWriter {
         let mut out = csv::Writer::from_writer(BufWriter::new(file));
         let mut header = vec!["row", "reason", "raw"];
         header.extend(COLUMNS);
+        header.push(EVENT_ID);
         out.write_record(&header)?;
         Ok(Self { out })
     }
@@ -283,7 +297,7 @@ impl QuarantineWriter {
         match record {
             Err(raw) => {
                 fields.push(raw);
-                fields.extend([""; 9]);
+                fields.extend([""; 10]);
             }
             Ok(r) => {
                 fields.push("");
@@ -297,6 +311,7 @@ impl QuarantineWriter {
                     r.device,
                     r.country,
                     r.placement,
+                    r.event_id,
                 ] {
                     fields.push(f.unwrap_or(""));
                 }

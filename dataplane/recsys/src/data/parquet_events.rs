@@ -3,7 +3,7 @@
 //! handed to validation as text, exactly as a CSV cell would be, so one set of rules decides
 //! every format.
 
-use super::events_io::{Visitor, COLUMNS};
+use super::events_io::{Visitor, COLUMNS, EVENT_ID};
 use anyhow::{bail, Context};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -143,7 +143,8 @@ pub fn parquet_rows(path: &Path, visit: &mut Visitor<'_>) -> anyhow::Result<u64>
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
     let schema = builder.schema().clone();
-    let index: Vec<Option<usize>> = COLUMNS.iter().map(|c| schema.index_of(c).ok()).collect();
+    let names: Vec<&str> = COLUMNS.iter().copied().chain([EVENT_ID]).collect();
+    let index: Vec<Option<usize>> = names.iter().map(|c| schema.index_of(c).ok()).collect();
     for (required, column) in COLUMNS.iter().zip(&index).take(4) {
         if column.is_none() {
             bail!(
@@ -158,7 +159,7 @@ pub fn parquet_rows(path: &Path, visit: &mut Visitor<'_>) -> anyhow::Result<u64>
         let batch = batch.with_context(|| format!("{}: reading a row group", path.display()))?;
         let columns: Vec<Option<Vec<Option<String>>>> = index
             .iter()
-            .zip(COLUMNS)
+            .zip(&names)
             .map(|(c, name)| {
                 c.map(|c| column_text(batch.column(c), name, path))
                     .transpose()
@@ -179,6 +180,7 @@ pub fn parquet_rows(path: &Path, visit: &mut Visitor<'_>) -> anyhow::Result<u64>
                     device: cell(6),
                     country: cell(7),
                     placement: cell(8),
+                    event_id: cell(9).filter(|id| !id.is_empty()),
                 }),
             )?;
         }

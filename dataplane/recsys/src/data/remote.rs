@@ -246,3 +246,64 @@ impl<'a> Output<'a> {
         Ok(())
     }
 }
+
+/// The bytes of the object at `uri`, or `None` when there is no such object.
+pub fn get_bytes(uri: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let (store, key) = store_for(uri)?;
+    block_on(async {
+        match store.get(&key).await {
+            Ok(got) => Ok(Some(
+                got.bytes()
+                    .await
+                    .with_context(|| format!("reading {uri}"))?
+                    .to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("reading {uri}"))),
+        }
+    })
+}
+
+/// Streams the object at `uri` into the local file `path` (created or truncated).
+pub fn download_to(uri: &str, path: &Path) -> anyhow::Result<()> {
+    let (store, key) = store_for(uri)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    block_on(async {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut stream = store
+            .get(&key)
+            .await
+            .with_context(|| format!("reading {uri}"))?
+            .into_stream();
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk.with_context(|| format!("reading {uri}"))?)?;
+        }
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// Writes `bytes` to the object at `uri`.
+pub fn put_bytes(uri: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+    let (store, key) = store_for(uri)?;
+    block_on(async {
+        store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing {uri}"))?;
+        Ok(())
+    })
+}
+
+/// `base` joined with a relative `name`, for URIs and local paths alike.
+pub fn join(base: &str, name: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        name.trim_start_matches('/')
+    )
+}

@@ -1,20 +1,26 @@
 //! `recsys build-index`: the ItemIndex Job. Embeds a model version's items, builds the
 //! requested FAISS index, measures recall@k against exact search with real user queries, and
-//! publishes the index only when it reaches the target. The result (one JSON line) goes to a
-//! file — the pod's termination message — where the operator reads it.
+//! publishes the index only when it reaches the target, with a manifest of checksums and the
+//! model version (by its manifest digest) whose vectors it holds. The model may be read from
+//! and the index published to object storage. The result (one JSON line) goes to a file — the
+//! pod's termination message — where the operator reads it.
 
-use crate::artifacts;
+use crate::artifacts::index_manifest::{self, IndexManifest};
+use crate::artifacts::{self, fetch};
+use crate::data::remote::{Output, Scratch};
 use crate::features::{tower, FeatureSnapshot};
 use crate::serving::bundle::SNAPSHOT_FILE;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use recsys_models::{AnnIndex, IndexKind, TwoTower};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct IndexBuildOptions {
-    pub model_dir: PathBuf,
-    pub output: PathBuf,
+    /// A version directory or URI (`s3://`, `file://`).
+    pub model_dir: String,
+    /// A directory or URI the index is published to.
+    pub output: String,
     pub kind: IndexKind,
     /// Find the fewest inverted lists to probe that reach the target (IVF kinds).
     pub tune_probes: bool,
@@ -34,21 +40,18 @@ pub struct IndexBuildResult {
     pub artifact_uri: String,
     pub build_seconds: f64,
     pub published: bool,
-}
-
-fn local(path: &Path) -> anyhow::Result<&Path> {
-    let text = path.to_string_lossy();
-    if text.contains("://") && !text.starts_with("file://") {
-        bail!("{text}: object storage is not supported by build-index yet; mount the artifacts");
-    }
-    Ok(path)
+    /// The model version whose vectors the index holds.
+    pub model_version: String,
 }
 
 pub fn run(options: &IndexBuildOptions) -> anyhow::Result<IndexBuildResult> {
     let started = Instant::now();
-    let model_dir = local(&options.model_dir)?;
-    let output = local(&options.output)?;
-    artifacts::verify(model_dir, None).context("refusing an unverified model version")?;
+    let scratch = Scratch::new("build-index")?;
+    let model_dir = fetch::fetch_version(&options.model_dir, scratch.path())?;
+    let model_dir = model_dir.as_path();
+    let output = Output::new(&options.output, &scratch);
+    let model_manifest =
+        artifacts::verify(model_dir, None).context("refusing an unverified model version")?;
     let snapshot: FeatureSnapshot = serde_json::from_slice(
         &std::fs::read(model_dir.join(SNAPSHOT_FILE)).context("reading the feature snapshot")?,
     )?;
@@ -76,12 +79,27 @@ pub fn run(options: &IndexBuildOptions) -> anyhow::Result<IndexBuildResult> {
     };
     let published = recall >= options.recall_target;
     if published {
-        index.save(output)?;
+        index.save(output.local())?;
+        index_manifest::seal(
+            output.local(),
+            IndexManifest {
+                format_version: 0,
+                model_version: model_manifest.model_version.clone(),
+                model_manifest_sha256: index_manifest::model_digest(model_dir)?,
+                kind: format!("{:?}", index.kind()),
+                items: snapshot.items.len(),
+                recall,
+                created_at: chrono::Utc::now().to_rfc3339(),
+                files: Default::default(),
+            },
+        )?;
+        output.publish("")?;
     }
     let result = IndexBuildResult {
         items: snapshot.items.len() as i64,
         recall,
-        artifact_uri: output.display().to_string(),
+        model_version: model_manifest.model_version.clone(),
+        artifact_uri: options.output.clone(),
         build_seconds: started.elapsed().as_secs_f64(),
         published,
     };

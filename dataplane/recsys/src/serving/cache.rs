@@ -119,8 +119,22 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub fn new(url: &str) -> anyhow::Result<Self> {
+        Self::with_password(url, None)
+    }
+
+    /// Connects to `url` with `password` (from a Secret, kept out of the URL and so out of
+    /// every log line and process listing) replacing any password in the URL.
+    pub fn with_password(url: &str, password: Option<&str>) -> anyhow::Result<Self> {
+        use redis::IntoConnectionInfo;
+        // The error names the problem, never the URL (it may hold credentials).
+        let mut info = url
+            .into_connection_info()
+            .map_err(|e| anyhow::anyhow!("the Redis URL is not valid ({:?})", e.kind()))?;
+        if let Some(p) = password.filter(|p| !p.is_empty()) {
+            info.redis.password = Some(p.to_owned());
+        }
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client: redis::Client::open(info)?,
             slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             failed_at: Mutex::new(None),

@@ -136,6 +136,11 @@ impl Engine {
         let items = ItemTable::new(catalog.items);
         // Item vectors are in the index; serving needs only the user side of the model.
         let tower = TwoTower::load_user_tower(dir)?;
+        // A separate index must hold this very version's vectors (its manifest names the
+        // version's manifest digest); the version's own index is covered by its manifest.
+        if let Some(index_dir) = options.index_dir.as_deref() {
+            artifacts::index_manifest::verify_for(index_dir, dir, &manifest.model_version)?;
+        }
         let ann = AnnIndex::load(options.index_dir.as_deref().unwrap_or(dir))?;
         if ann.len() != items.len() || ann.dim() != tower.config().output_dim as usize {
             return Err(EngineError::BadFile {

@@ -1,7 +1,9 @@
 //! Feedback: validate the events clients report, count them per experiment and arm, remember
-//! what users saw (so it is not shown again), and append them — in the pipeline's event
-//! schema — to an event log the next training run ingests. The loop closes here.
+//! what users saw (so it is not shown again), and persist them — in the pipeline's event
+//! schema, each with a new unique `event_id` — to the durable buffer that feeds the training
+//! data (and, for local runs, an event log). The loop closes here.
 
+use super::feedback_wal::{FeedbackRecord, Wal};
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use crate::data::events_io::COLUMNS;
@@ -84,6 +86,22 @@ fn check(e: &FeedbackEvent) -> Result<(), String> {
     Ok(())
 }
 
+/// The durable form of an accepted event.
+fn record(e: &FeedbackEvent, ts: i64) -> FeedbackRecord {
+    FeedbackRecord {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        user_id: e.user_id.clone(),
+        item_id: e.item_id.clone(),
+        event_type: pipeline_type(&e.event_type).to_owned(),
+        timestamp: ts,
+        value: (e.value > 0.0).then_some(e.value),
+        session: e.request_id.clone(),
+        device: String::new(),
+        country: String::new(),
+        placement: e.placement.clone(),
+    }
+}
+
 /// Whether [`accept`] takes the event.
 pub fn is_valid(e: &FeedbackEvent) -> bool {
     check(e).is_ok()
@@ -96,6 +114,7 @@ pub fn accept(
     metrics: &ServingMetrics,
     recent: &RecentItems,
     log: Option<&EventLog>,
+    wal: Option<&Wal>,
 ) -> std::io::Result<(u32, Vec<FeedbackRejection>)> {
     let mut ok = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
@@ -116,6 +135,10 @@ pub fn accept(
         }
     }
     // Persist first: an event counted but not logged would be lost to training.
+    if let Some(wal) = wal {
+        let records: Vec<FeedbackRecord> = ok.iter().map(|(e, ts)| record(e, *ts)).collect();
+        wal.append(&records)?;
+    }
     if let Some(log) = log {
         log.append(&ok)?;
     }

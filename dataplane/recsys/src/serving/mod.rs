@@ -6,6 +6,8 @@ pub mod bundle;
 pub mod cache;
 pub mod engine;
 pub mod feedback;
+pub mod feedback_sink;
+pub mod feedback_wal;
 pub mod grpc;
 pub mod http;
 pub mod item_display;

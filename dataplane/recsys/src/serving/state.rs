@@ -6,17 +6,19 @@ use super::attributes::Audience;
 use super::cache::{CacheStore, InProcessStore};
 use super::engine::{release_freed_memory, Engine, EngineError, EngineOptions, Query};
 use super::feedback::{self, EventLog};
+use super::feedback_wal::Wal;
 use super::item_display;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use super::trending::{self, Trending};
+use crate::artifacts::fetch;
 use recsys_api::v1::{
     FeatureContribution, FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse,
     RecommendedItem, StageTiming,
 };
 use recsys_core::features::Context;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -25,14 +27,15 @@ use tonic::Status;
 /// Largest `num_items` a caller may ask for.
 pub const MAX_ITEMS: u32 = 100;
 pub const PLACEMENTS: [&str; 3] = ["home", "detail", "search"];
-/// The file in a model root that names the version to serve.
-pub const CURRENT_FILE: &str = "CURRENT";
+pub use crate::artifacts::fetch::CURRENT_FILE;
 
 pub struct ServingState {
     engine: RwLock<Arc<Engine>>,
     pub metrics: ServingMetrics,
     pub recent: RecentItems,
     pub log: Option<EventLog>,
+    /// The durable buffer accepted feedback is written to before it is acknowledged.
+    pub wal: Option<Arc<Wal>>,
     /// User embeddings: Redis when configured, in-process otherwise.
     pub cache: Arc<dyn CacheStore>,
     /// False while starting and once shutdown begins: `/readyz` turns traffic away.
@@ -64,11 +67,19 @@ impl ServingState {
             metrics,
             recent: RecentItems::default(),
             log,
+            wal: None,
             cache,
             ready: AtomicBool::new(true),
             trending: Trending::default(),
             compute: Arc::new(tokio::sync::Semaphore::new(default_max_in_flight())),
         }
+    }
+
+    /// Accepted feedback goes to `wal` (and from there to the training data) before a
+    /// Feedback call is answered.
+    pub fn with_wal(mut self, wal: Arc<Wal>) -> Self {
+        self.wal = Some(wal);
+        self
     }
 
     /// At most `n` requests computed at once (at least one); the rest wait in arrival order.
@@ -328,6 +339,7 @@ impl ServingState {
                 &state.metrics,
                 &state.recent,
                 state.log.as_ref(),
+                state.wal.as_deref(),
             )?;
             // Only items the live version knows count: ids from elsewhere would grow the lists
             // without ever being shown.
@@ -385,66 +397,77 @@ pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
     Ok(())
 }
 
-/// The version directory to load: `dir` itself when it holds a manifest, else the version
-/// its `CURRENT` file names (a model root that hot reload watches).
-pub fn resolve(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
-    if dir.join(crate::artifacts::MANIFEST).exists() {
-        return Ok((dir.to_path_buf(), false));
-    }
-    let current = std::fs::read_to_string(dir.join(CURRENT_FILE)).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: neither a model version (no manifest) nor a model root (no {CURRENT_FILE}): {e}",
-            dir.display()
-        )
-    })?;
-    Ok((dir.join(current.trim()), true))
+/// Where the served versions come from: a version or a model root, local or in object
+/// storage; remote versions are copied into `cache` and verified before they load.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    pub location: String,
+    pub cache: PathBuf,
 }
 
-/// Polls `root/CURRENT`; when it names another version, loads that version beside the live
-/// one and swaps it in. A version that fails to load or verify is refused, counted and logged;
-/// the live one keeps serving.
+impl ModelSource {
+    /// The version to serve now, and whether it came from a root's `CURRENT`.
+    pub fn current(&self) -> anyhow::Result<(String, bool)> {
+        fetch::resolve(&self.location)
+    }
+
+    /// A local, verified directory of `version` (a location [`Self::current`] returned).
+    pub fn local_copy(&self, version: &str) -> anyhow::Result<PathBuf> {
+        fetch::fetch_version(version, &self.cache)
+    }
+}
+
+/// Polls the root's `CURRENT` (local or remote); when it names another version, copies and
+/// verifies that version, loads it beside the live one and swaps it in. A version that fails
+/// to download, verify or load is refused, counted and logged; the live one keeps serving.
 pub async fn watch(
     state: Arc<ServingState>,
-    root: PathBuf,
+    source: ModelSource,
     options: EngineOptions,
     period: std::time::Duration,
 ) {
-    let mut live_dir = resolve(&root).map(|r| r.0).ok();
-    let mut last_refused: Option<PathBuf> = None;
+    let mut live = source.current().map(|r| r.0).ok();
+    let mut last_refused: Option<String> = None;
     loop {
         tokio::time::sleep(period).await;
-        let Ok((dir, _)) = resolve(&root) else {
+        let probe = source.clone();
+        let Ok(Ok((version, _))) = tokio::task::spawn_blocking(move || probe.current()).await
+        else {
             continue;
         };
-        if live_dir.as_ref() == Some(&dir) || last_refused.as_ref() == Some(&dir) {
+        if live.as_ref() == Some(&version) || last_refused.as_ref() == Some(&version) {
             continue;
         }
-        let live = state.engine();
+        let old = state.engine();
         let options = options.clone();
-        let target = dir.clone();
-        match tokio::task::spawn_blocking(move || Engine::load_with(&target, options)).await {
-            Ok(Ok(engine)) => {
-                tracing::info!(
-                    from = live.version(),
-                    to = engine.version(),
-                    "model swapped"
-                );
+        let loader = source.clone();
+        let target = version.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let dir = loader.local_copy(&target)?;
+            let engine = Engine::load_with(&dir, options)?;
+            Ok::<_, anyhow::Error>((engine, dir))
+        })
+        .await;
+        match loaded {
+            Ok(Ok((engine, dir))) => {
+                tracing::info!(from = old.version(), to = engine.version(), "model swapped");
                 state.metrics.reloads.with_label_values(&["loaded"]).inc();
                 state.swap(engine);
-                live_dir = Some(dir);
+                live = Some(version);
                 last_refused = None;
+                fetch::prune(&source.cache, "models", &[dir.as_path()]);
                 // Requests still on the old version finish within seconds; then its memory
                 // goes back to the system instead of staying in the allocator.
-                drop(live);
+                drop(old);
                 tokio::task::spawn_blocking(|| {
                     std::thread::sleep(std::time::Duration::from_secs(10));
                     release_freed_memory();
                 });
             }
             Ok(Err(e)) => {
-                tracing::error!(dir = %dir.display(), error = %e, "refused a model version; the live one keeps serving");
+                tracing::error!(%version, error = %format!("{e:#}"), "refused a model version; the live one keeps serving");
                 state.metrics.reloads.with_label_values(&["refused"]).inc();
-                last_refused = Some(dir);
+                last_refused = Some(version);
             }
             Err(e) => tracing::error!(error = %e, "model loader failed"),
         }

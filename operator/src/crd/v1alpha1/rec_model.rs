@@ -1,4 +1,4 @@
-use super::common::{CommonStatus, Placement, ResourceSpec};
+use super::common::{CommonStatus, Placement, ResourceSpec, SecretKeyRef};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,43 @@ pub struct RecModelSpec {
     /// A second model version receiving `weight` percent of users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
+    /// Where the pods send the feedback they accept (the next training run's data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackSink>,
+    /// The shared Redis (online features, caches, trending), by Secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisRef>,
+}
+
+/// Accepted feedback is buffered on each pod's volume (fsynced before it is acknowledged) and
+/// flushed here as Parquet, `date=YYYY-MM-DD/hour=HH/`, in the pipeline's event schema with a
+/// unique `event_id` per event (delivery is at-least-once; `recsys validate` deduplicates).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedbackSink {
+    /// Object-storage prefix, e.g. `s3://recsys-events/movies/feedback`; credentials come from
+    /// `storageSecretName`.
+    #[x_kube(validation = Rule::new("self.matches('^(s3|gs|file)://.+')").message("feedback.uri must be an s3://, gs:// or file:// URI"))]
+    pub uri: String,
+    /// Seconds between flushes (and one more on shutdown).
+    #[serde(default = "default_flush_seconds")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub flush_seconds: u32,
+}
+
+fn default_flush_seconds() -> u32 {
+    60
+}
+
+/// Redis connection settings; neither the URL nor the password ever appears in a spec.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisRef {
+    /// Secret key holding the URL (`redis://host:6379/0`, or `rediss://` for TLS).
+    pub url_secret_ref: SecretKeyRef,
+    /// Secret key holding the password, when the URL has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
 }
 
 fn default_image() -> String {

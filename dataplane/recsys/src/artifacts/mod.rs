@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod fetch;
+pub mod index_manifest;
+
 pub const MANIFEST: &str = "manifest.json";
 const FORMAT_VERSION: u32 = 1;
 
@@ -55,6 +58,14 @@ pub enum ArtifactError {
         expected: String,
         actual: String,
     },
+    #[error("index {dir} was built from model version {index_model} (manifest {index_digest}), not from the version being served, {model} (manifest {model_digest}); build an index from this version's own item vectors")]
+    WrongModel {
+        dir: PathBuf,
+        index_model: String,
+        index_digest: String,
+        model: String,
+        model_digest: String,
+    },
     #[error("artifact {dir}: feature schema {found} does not match this build's {expected}")]
     Schema {
         dir: PathBuf,
@@ -82,7 +93,7 @@ pub fn feature_schema_hash(snapshot: &FeatureSnapshot) -> String {
     hex::encode(h.finalize())
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     std::io::copy(&mut file, &mut h)?;
@@ -97,22 +108,63 @@ pub fn seal(dir: &Path, mut manifest: Manifest) -> Result<Manifest, ArtifactErro
         source,
     };
     manifest.format_version = FORMAT_VERSION;
-    manifest.files.clear();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name != MANIFEST && entry.file_type().map_err(io)?.is_file() {
-            manifest
-                .files
-                .insert(name, sha256_file(&entry.path()).map_err(io)?);
-        }
-    }
+    manifest.files = checksums(dir, MANIFEST)?;
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ArtifactError::BadManifest {
         dir: dir.to_path_buf(),
         message: e.to_string(),
     })?;
     std::fs::write(dir.join(MANIFEST), json).map_err(io)?;
     Ok(manifest)
+}
+
+/// Checks that every listed file exists in `dir` (and only there) with its checksum.
+pub(crate) fn verify_checksums(
+    dir: &Path,
+    files: &BTreeMap<String, String>,
+) -> Result<(), ArtifactError> {
+    for (file, expected) in files {
+        if !is_plain_name(file) {
+            return Err(ArtifactError::BadManifest {
+                dir: dir.to_path_buf(),
+                message: format!("file name {file:?} leaves the directory"),
+            });
+        }
+        let actual = sha256_file(&dir.join(file)).map_err(|source| ArtifactError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        if &actual != expected {
+            return Err(ArtifactError::Checksum {
+                dir: dir.to_path_buf(),
+                file: file.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A file name that stays inside its directory.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.contains('\\') && name != ".." && name != "."
+}
+
+/// Checksums of every regular file in `dir` except `skip`.
+pub(crate) fn checksums(dir: &Path, skip: &str) -> Result<BTreeMap<String, String>, ArtifactError> {
+    let io = |source| ArtifactError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != skip && entry.file_type().map_err(io)?.is_file() {
+            files.insert(name, sha256_file(&entry.path()).map_err(io)?);
+        }
+    }
+    Ok(files)
 }
 
 /// Reads the manifest and checks every listed file's checksum; `expected_schema` (when given)
@@ -136,23 +188,7 @@ pub fn verify(dir: &Path, expected_schema: Option<&str>) -> Result<Manifest, Art
     if manifest.files.is_empty() {
         return Err(bad("lists no files".into()));
     }
-    for (file, expected) in &manifest.files {
-        if file.contains('/') || file.contains("..") {
-            return Err(bad(format!("file name {file:?} leaves the directory")));
-        }
-        let actual = sha256_file(&dir.join(file)).map_err(|source| ArtifactError::Io {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        if &actual != expected {
-            return Err(ArtifactError::Checksum {
-                dir: dir.to_path_buf(),
-                file: file.clone(),
-                expected: expected.clone(),
-                actual,
-            });
-        }
-    }
+    verify_checksums(dir, &manifest.files)?;
     if let Some(expected) = expected_schema {
         if manifest.feature_schema_hash != expected {
             return Err(ArtifactError::Schema {
