@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup data demo test build lint fmt crds check-crds clean
+.PHONY: setup data demo test build lint fmt crds check-crds images clean
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,10 @@ fmt:
 ## Regenerate crds/*.yaml and the chart's copies from the Rust types.
 crds:
 	$(CARGO) run --release -p recsys-operator --bin crdgen -- crds charts/recsys-operator/crds
+
+## The operator and data-plane images, tagged as the chart expects (REGISTRY, TAG to override).
+images:
+	bash scripts/images.sh
 
 clean:
 	$(CARGO) clean

@@ -13,6 +13,7 @@ pub mod ranking;
 pub mod routing;
 pub mod rules;
 pub mod split;
+pub mod stats;
 pub mod validation;
 
 pub use event::{Interaction, ItemId, UserId};

@@ -34,7 +34,8 @@ pub fn resolve(location: &str) -> anyhow::Result<(String, bool)> {
     }
     match remote::get_bytes(&remote::join(location, CURRENT_FILE))? {
         Some(bytes) => {
-            let name = current_name(location, &String::from_utf8_lossy(&bytes))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let name = current_name(location, &text)?;
             Ok((remote::join(location, name), true))
         }
         None => bail!(

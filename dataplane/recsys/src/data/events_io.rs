@@ -56,15 +56,61 @@ pub fn for_each_row(
     path: &Path,
     mut visit: impl FnMut(u64, Result<RawView<'_>, &str>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
+    if path.is_dir() {
+        // A partitioned directory (e.g. feedback's date=…/hour=…/part-….parquet): every
+        // event file under it, in path order, numbered as one input.
+        let mut rows = 0u64;
+        for file in event_files(path)? {
+            let base = rows;
+            rows += for_each_file_row(&file, &mut |line, row| visit(base + line, row))?;
+        }
+        return Ok(rows);
+    }
+    for_each_file_row(path, &mut visit)
+}
+
+/// The event files under `dir`, recursively, sorted; hidden files (a writer's temporaries)
+/// are skipped.
+pub fn event_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if Format::of(&path).is_ok() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{}: no event files (.csv, .jsonl, .parquet) under it",
+            dir.display()
+        );
+    }
+    Ok(files)
+}
+
+fn for_each_file_row(path: &Path, visit: &mut Visitor<'_>) -> anyhow::Result<u64> {
     let format = Format::of(path)?;
     if format == Format::Parquet {
-        return super::parquet_events::parquet_rows(path, &mut visit);
+        return super::parquet_events::parquet_rows(path, visit);
     }
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = BufReader::with_capacity(1 << 20, file);
     match format {
-        Format::Csv => csv_rows(reader, path, &mut visit),
-        Format::Jsonl => jsonl_rows(reader, &mut visit),
+        Format::Csv => csv_rows(reader, path, visit),
+        Format::Jsonl => jsonl_rows(reader, visit),
         Format::Parquet => unreachable!("handled above"),
     }
 }

@@ -69,6 +69,13 @@ pub fn fetch(location: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
     if !is_remote(location) {
         return Ok(PathBuf::from(location));
     }
+    // A prefix (`…/feedback/`): every object under it, as a local directory tree.
+    if location.ends_with('/') {
+        let local = scratch.join("prefix");
+        let n = download_prefix(location.trim_end_matches('/'), &local)?;
+        anyhow::ensure!(n > 0, "{location}: no objects under this prefix");
+        return Ok(local);
+    }
     let (store, key) = store_for(location)?;
     let name = key
         .filename()

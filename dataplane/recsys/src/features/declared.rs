@@ -60,6 +60,7 @@ impl DeclaredFeatures {
                 device: None,
                 country: None,
                 placement: None,
+                event_id: None,
             });
         }
         let (users, items, reports) =

@@ -1,6 +1,7 @@
 //! Batch stages: train retrieval and ranking on a time split, evaluate them on the full catalog,
 //! and the end-to-end demo that strings everything together.
 
+pub mod ab;
 pub mod compare;
 pub mod demo;
 pub mod drift;

@@ -2,6 +2,8 @@
 //! redis-server, installed by scripts/setup.sh) that goes away with the test.
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod cluster;
+
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

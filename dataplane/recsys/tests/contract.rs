@@ -1,0 +1,541 @@
+//! The operator ↔ data-plane contract, run for real. No API server can run here, so the test
+//! stands in for the kubelet (tests/support/cluster.rs): every Pod template the operator's
+//! builders produce for the example manifests — the ItemIndex build Job, the RecModel's own
+//! index build for its canary, both serving arms, the router — runs as a local `recsys`
+//! process with exactly its args, env (Secrets from fixtures) and volumes, against a real S3
+//! endpoint on loopback (moto) holding real artifacts at the manifests' `s3://` URIs. A flag a
+//! builder adds that the binary does not accept, or a URI it cannot read, fails here.
+//!
+//! Also here: feedback durability — a serving process SIGKILLed in the middle of a stream of
+//! Feedback calls loses none of the events it acknowledged, and `recsys validate` leaves each
+//! exactly once.
+
+mod support;
+
+use recsys::artifacts::{self, Manifest};
+use recsys::data::remote;
+use recsys::pipeline::demo::{self, DemoOptions};
+use recsys_api::v1::recommender_client::RecommenderClient;
+use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
+use recsys_operator::builders::router::{self, Routed};
+use recsys_operator::builders::serving::{self, Arm};
+use recsys_operator::builders::{derived_index, index_job, version_of};
+use recsys_operator::controllers::item_index::{status_for, BuildState};
+use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::cluster::{run_pod, wait_ready, Pod, Secrets};
+use support::{free_port, wait_for_port, RedisServer};
+use tokio::sync::OnceCell;
+
+/// One small trained version shared by the tests of this file (training takes the time).
+static TRAINED: OnceCell<PathBuf> = OnceCell::const_new();
+
+async fn trained() -> &'static Path {
+    TRAINED
+        .get_or_init(|| async {
+            recsys_models::set_torch_threads(1);
+            let dir = tempfile::tempdir().unwrap().keep();
+            demo::run(DemoOptions {
+                data_dir: None,
+                artifacts_dir: dir.join("trained"),
+                user: Some("416".into()),
+                max_epochs: 2,
+                split: demo::SplitKind::Seed,
+                ranker_trials: 1,
+            })
+            .await
+            .unwrap()
+            .artifact_dir
+        })
+        .await
+}
+
+/// A copy of the trained version sealed under another version name (a distinct version:
+/// its manifest, and so its digest, differ).
+fn version_named(from: &Path, into: &Path, name: &str) -> PathBuf {
+    let dir = into.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(artifacts::MANIFEST)).unwrap()).unwrap();
+    manifest.model_version = name.into();
+    artifacts::seal(&dir, manifest).unwrap();
+    dir
+}
+
+struct Moto(Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto(buckets: &[&str]) -> Moto {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", bin.display()));
+    let server = Moto(child, port);
+    wait_for_port(port);
+    for bucket in buckets {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+    server
+}
+
+fn s3_env(port: u16) -> BTreeMap<String, String> {
+    [
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn example<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/manifests")
+        .join(name);
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Runs a build Job's pod to completion and returns the status the ItemIndex controller
+/// writes from its termination message (parsed by the controller's own code).
+fn run_build(ii: &mut ItemIndex, secrets: &Secrets, work: &Path) {
+    let job = index_job::job(ii, "ghcr.io/recsys/dataplane:0.1.0");
+    let spec = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let name = job.metadata.name.unwrap();
+    let mut pod = run_pod(&name, &spec, secrets, &BTreeMap::new(), work);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = pod.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not finish:\n{}",
+            pod.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        status.success(),
+        "{name} failed with {status}:\n{}",
+        pod.logs()
+    );
+    let message = std::fs::read_to_string(&pod.termination_log).unwrap();
+    let result = index_job::parse_result(&message)
+        .unwrap_or_else(|e| panic!("{name}: the controller cannot read {message:?}: {e}"));
+    ii.status = Some(status_for(ii, &BuildState::Succeeded(result)));
+}
+
+async fn serving_pod(
+    rm: &RecModel,
+    arm: Arm,
+    model_uri: &str,
+    index_uri: &str,
+    secrets: &Secrets,
+    work: &Path,
+) -> Pod {
+    let d = serving::deployment(rm, arm, model_uri, index_uri);
+    let spec = d.spec.template.spec.clone().unwrap();
+    let container = &spec.containers[0];
+    let mut pod = run_pod(
+        &serving::name(rm, arm),
+        &spec,
+        secrets,
+        &BTreeMap::new(),
+        work,
+    );
+    wait_ready(
+        &mut pod,
+        container.startup_probe.as_ref().unwrap(),
+        Duration::from_secs(120),
+    )
+    .await;
+    wait_ready(
+        &mut pod,
+        container.readiness_probe.as_ref().unwrap(),
+        Duration::from_secs(10),
+    )
+    .await;
+    pod
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_storage() {
+    let trained = trained().await;
+    let s3 = moto(&["recsys-artifacts", "recsys-events"]);
+    let env = s3_env(s3.1);
+    for (k, v) in &env {
+        // The test's own uploads and listings use the same endpoint (this binary's other
+        // test never reads these variables).
+        std::env::set_var(k, v);
+    }
+    let redis = RedisServer::start();
+    let secrets: Secrets = BTreeMap::from([
+        ("recsys-object-store".to_owned(), env.clone()),
+        (
+            "recsys-redis".to_owned(),
+            BTreeMap::from([
+                ("url".to_owned(), redis.url()),
+                ("password".to_owned(), String::new()),
+            ]),
+        ),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+
+    // The manifests as a platform team applies them, with the uids the API server assigns.
+    let mut rm: RecModel = example("recmodel.yaml");
+    rm.metadata.uid = Some("uid-recmodel".into());
+    let mut ii: ItemIndex = example("itemindex.yaml");
+    ii.metadata.uid = Some("uid-itemindex".into());
+    let stable_uri = rm.spec.model_uri.clone();
+    let canary_uri = rm.spec.canary.as_ref().unwrap().model_uri.clone();
+    assert_eq!(
+        ii.spec.model_uri, stable_uri,
+        "the example index is the stable version's"
+    );
+    for uri in [&stable_uri, &canary_uri] {
+        let local = version_named(trained, work.path(), &version_of(uri));
+        remote::upload_dir(&local, uri).unwrap();
+    }
+
+    // The referenced index builds from the stable version; the RecModel's own index for the
+    // canary builds from the canary's vectors.
+    run_build(&mut ii, &secrets, work.path());
+    let stable_index = derived_index::servable(&ii, &stable_uri).expect("published");
+    assert!(stable_index.starts_with("s3://"), "{stable_index}");
+    let mut canary_ii = derived_index::item_index(&rm, &ii, &canary_uri);
+    canary_ii.metadata.uid = Some("uid-canary-index".into());
+    run_build(&mut canary_ii, &secrets, work.path());
+    let canary_index = derived_index::servable(&canary_ii, &canary_uri).expect("published");
+    assert_ne!(canary_index, stable_index);
+
+    // A canary started on the stable version's index is refused before it turns ready.
+    {
+        let d = serving::deployment(&rm, Arm::Canary, &canary_uri, &stable_index);
+        let spec = d.spec.template.spec.unwrap();
+        let mut pod = run_pod(
+            "mismatched-canary",
+            &spec,
+            &secrets,
+            &BTreeMap::new(),
+            work.path(),
+        );
+        let status = pod.child.wait().unwrap();
+        assert!(!status.success());
+        let logs = pod.logs();
+        assert!(logs.contains("built from model version"), "{logs}");
+    }
+
+    // Both arms from object storage, each with its own index; then the router.
+    let mut stable = serving_pod(
+        &rm,
+        Arm::Stable,
+        &stable_uri,
+        &stable_index,
+        &secrets,
+        work.path(),
+    )
+    .await;
+    let mut canary = serving_pod(
+        &rm,
+        Arm::Canary,
+        &canary_uri,
+        &canary_index,
+        &secrets,
+        work.path(),
+    )
+    .await;
+    let routed = Routed {
+        stable_uri: &stable_uri,
+        canary: Some((&canary_uri, rm.spec.canary.as_ref().unwrap().weight)),
+    };
+    let configmap = router::configmap(&rm, &routed).unwrap();
+    // Cluster DNS: the arms' Services resolve to the stand-in pods.
+    let mut table = configmap.data.unwrap()[router::TABLE_KEY].clone();
+    for (arm, pod) in [(Arm::Stable, &stable), (Arm::Canary, &canary)] {
+        table = table.replace(
+            &format!("http://{}:50051", serving::name(&rm, arm)),
+            &format!("http://{}", pod.addr(50051)),
+        );
+    }
+    let router_deployment = router::deployment(&rm);
+    let spec = router_deployment.spec.template.spec.clone().unwrap();
+    let files = BTreeMap::from([(
+        "routing".to_owned(),
+        vec![(router::TABLE_KEY.to_owned(), table)],
+    )]);
+    let mut router_pod = run_pod(&router::name(&rm), &spec, &secrets, &files, work.path());
+    wait_ready(
+        &mut router_pod,
+        spec.containers[0].readiness_probe.as_ref().unwrap(),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // Recommend through the router: every user answered, by the arm the table assigns.
+    let mut client = RecommenderClient::connect(format!("http://{}", router_pod.addr(50051)))
+        .await
+        .unwrap();
+    let mut by_variant: BTreeMap<String, usize> = BTreeMap::new();
+    let mut feedback = Vec::new();
+    for user in 1..=200 {
+        let r = client
+            .recommend(RecommendRequest {
+                user_id: user.to_string(),
+                num_items: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.items.len(), 10, "user {user}");
+        let expected = if r.variant == "canary" {
+            &canary_uri
+        } else {
+            &stable_uri
+        };
+        assert_eq!(r.model_version, version_of(expected), "user {user}");
+        *by_variant.entry(r.variant.clone()).or_default() += 1;
+        feedback.push(FeedbackEvent {
+            user_id: user.to_string(),
+            item_id: r.items[0].item_id.clone(),
+            event_type: "click".into(),
+            request_id: r.request_id,
+            ..Default::default()
+        });
+    }
+    assert!(
+        by_variant.get("canary").copied().unwrap_or(0) >= 5,
+        "{by_variant:?}"
+    );
+    assert!(
+        by_variant.get("stable").copied().unwrap_or(0) >= 150,
+        "{by_variant:?}"
+    );
+    let accepted = client
+        .feedback(FeedbackRequest { events: feedback })
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 200);
+
+    // Stopped as the kubelet stops them: each arm flushes its feedback to the training data.
+    for pod in [&mut stable, &mut canary, &mut router_pod] {
+        let status = pod.terminate();
+        assert!(
+            status.success(),
+            "{} exited {status}:\n{}",
+            pod.name,
+            pod.logs()
+        );
+    }
+    let uri = &rm.spec.feedback.as_ref().unwrap().uri;
+    let landed = work.path().join("landed");
+    remote::download_prefix(uri, &landed).unwrap();
+    let files = recsys::data::events_io::event_files(&landed).unwrap();
+    assert!(
+        files
+            .iter()
+            .all(|f| f.to_string_lossy().contains("/date=")
+                && f.to_string_lossy().contains("/hour=")),
+        "{files:?}"
+    );
+    let mut users = BTreeSet::new();
+    let rows = recsys::data::events_io::for_each_row(&landed, |_, row| {
+        let row = row.expect("a readable row");
+        assert_eq!(row.event_type, Some("click"));
+        assert!(row.event_id.is_some_and(|id| id.len() == 36));
+        users.insert(row.user_id.unwrap().to_owned());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((rows, users.len()), (200, 200));
+}
+
+fn feedback_batch(round: u32, per_round: u32, now: i64) -> Vec<FeedbackEvent> {
+    (0..per_round)
+        .map(|k| FeedbackEvent {
+            user_id: format!("u{round}-{k}"),
+            item_id: "50".into(),
+            event_type: "click".into(),
+            timestamp_unix: now,
+            ..Default::default()
+        })
+        .collect()
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(version: &Path, wal: &Path, sink: &Path) -> (Served, String) {
+    let (grpc, http) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model-dir"])
+        .arg(version)
+        .args(["--addr", &format!("127.0.0.1:{grpc}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .arg("--feedback-wal-dir")
+        .arg(wal)
+        .arg("--feedback-sink")
+        .arg(sink)
+        .args(["--feedback-flush-secs", "1", "--instance", "pod-a"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = Served(child);
+    wait_for_port(grpc);
+    (served, format!("http://127.0.0.1:{grpc}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_feedback_survives_sigkill_and_validates_to_exactly_once() {
+    let version = trained().await;
+    let work = tempfile::tempdir().unwrap();
+    let (wal, sink) = (work.path().join("wal"), work.path().join("feedback"));
+    let now = chrono::Utc::now().timestamp();
+
+    // A stream of Feedback calls; the process is SIGKILLed in the middle of it.
+    let (mut server, endpoint) = serve(version, &wal, &sink);
+    let mut client = RecommenderClient::connect(endpoint).await.unwrap();
+    let mut acknowledged: BTreeSet<String> = BTreeSet::new();
+    let pid = server.0.id();
+    let mut killer = None;
+    for round in 0.. {
+        // Once the stream is well under way, SIGKILL lands while calls are in flight.
+        if round == 100 {
+            killer = Some(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+            }));
+        }
+        let batch = feedback_batch(round, 5, now);
+        match client
+            .feedback(FeedbackRequest {
+                events: batch.clone(),
+            })
+            .await
+        {
+            Ok(r) => {
+                assert_eq!(r.into_inner().accepted, 5);
+                acknowledged.extend(batch.into_iter().map(|e| e.user_id));
+            }
+            Err(status) => {
+                eprintln!("stream ended after {round} calls: {status}");
+                break;
+            }
+        }
+    }
+    killer
+        .expect("the stream outlived 100 calls")
+        .join()
+        .unwrap();
+    let _ = server.0.wait();
+    assert!(
+        acknowledged.len() >= 500,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+
+    // Restarted on the same volume: it flushes what the dead process buffered; SIGTERM
+    // flushes the rest.
+    let (mut server, _) = serve(version, &wal, &sink);
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.0.wait().unwrap().success());
+
+    let mut landed: BTreeMap<String, usize> = BTreeMap::new();
+    recsys::data::events_io::for_each_row(&sink, |_, row| {
+        *landed
+            .entry(row.unwrap().user_id.unwrap().to_owned())
+            .or_default() += 1;
+        Ok(())
+    })
+    .unwrap();
+    for user in &acknowledged {
+        assert!(landed.contains_key(user), "acknowledged {user} was lost");
+    }
+
+    // At-least-once: a segment uploaded twice (a crash between upload and delete) shows up
+    // as a second file with the same events; validation keeps each once.
+    let files = recsys::data::events_io::event_files(&sink).unwrap();
+    let copy = files[0].with_file_name("part-redelivered.parquet");
+    std::fs::copy(&files[0], &copy).unwrap();
+    let out = work.path().join("validated");
+    let status = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["validate", "--input"])
+        .arg(&sink)
+        .arg("--out-dir")
+        .arg(&out)
+        .args(["--now", &(now + 60).to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.code().is_some(), "validate ran");
+    let mut clean: BTreeMap<String, usize> = BTreeMap::new();
+    recsys::data::events_io::for_each_row(&out.join("clean.csv"), |_, row| {
+        *clean
+            .entry(row.unwrap().user_id.unwrap().to_owned())
+            .or_default() += 1;
+        Ok(())
+    })
+    .unwrap();
+    for user in &acknowledged {
+        assert_eq!(clean.get(user), Some(&1), "{user} after validation");
+    }
+    assert!(clean.values().all(|&n| n == 1));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("validation_report.json")).unwrap())
+            .unwrap();
+    let redelivered = {
+        let mut n = 0;
+        recsys::data::events_io::for_each_row(&copy, |_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        n
+    };
+    assert_eq!(report["by_reason"]["duplicate"], redelivered, "{report}");
+}
