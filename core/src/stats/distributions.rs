@@ -2,6 +2,9 @@
 //! complementary error function, quantile by Acklam's rational approximation refined with
 //! Halley steps) and the chi-square survival function (regularized upper incomplete gamma).
 
+// The published coefficients are kept digit for digit, beyond what an f64 holds.
+#![allow(clippy::excessive_precision)]
+
 use std::f64::consts::{PI, SQRT_2};
 
 /// erfc(x), by W. J. Cody's rational Chebyshev approximations (relative error < 1e-15).

@@ -379,6 +379,76 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     })
     .unwrap();
     assert_eq!((rows, users.len()), (200, 200));
+
+    // A model root in object storage: CURRENT is polled remotely, a new version is copied,
+    // verified and swapped in, a corrupt one refused while the live one keeps serving.
+    let root = "s3://recsys-artifacts/movies/root";
+    for name in ["r1", "r2", "r3"] {
+        let local = version_named(trained, work.path(), name);
+        if name == "r3" {
+            std::fs::write(local.join("ranker.txt"), "tampered").unwrap();
+        }
+        remote::upload_dir(&local, &format!("{root}/{name}")).unwrap();
+    }
+    remote::put_bytes(&format!("{root}/CURRENT"), b"r1\n".to_vec()).unwrap();
+    let cache = work.path().join("root-cache");
+    let grpc = free_port();
+    let mut served = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model-dir", root, "--reload-secs", "1"])
+        .args(["--addr", &format!("127.0.0.1:{grpc}")])
+        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .envs(&env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(grpc);
+    let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
+        .await
+        .unwrap();
+    let ask = || RecommendRequest {
+        user_id: "1".into(),
+        num_items: 5,
+        ..Default::default()
+    };
+    let version = |r: recsys_api::v1::RecommendResponse| r.model_version;
+    assert_eq!(
+        version(client.recommend(ask()).await.unwrap().into_inner()),
+        "r1"
+    );
+    let until = |want: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
+            .await
+            .unwrap();
+        loop {
+            let got = client.recommend(RecommendRequest {
+                user_id: "1".into(),
+                num_items: 5,
+                ..Default::default()
+            });
+            if got.await.unwrap().into_inner().model_version == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never swapped to {want}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    remote::put_bytes(&format!("{root}/CURRENT"), b"r2\n".to_vec()).unwrap();
+    until("r2").await;
+    remote::put_bytes(&format!("{root}/CURRENT"), b"r3\n".to_vec()).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        version(client.recommend(ask()).await.unwrap().into_inner()),
+        "r2",
+        "the corrupt r3 is refused"
+    );
+    let copies = std::fs::read_dir(cache.join("models")).unwrap().count();
+    assert_eq!(copies, 1, "only the live version's copy is kept");
+    let _ = served.kill();
+    let _ = served.wait();
 }
 
 fn feedback_batch(round: u32, per_round: u32, now: i64) -> Vec<FeedbackEvent> {

@@ -81,16 +81,23 @@ fn fetch_dir(
     ));
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let files = files_of(&manifest)?;
-    for (i, file) in files.iter().enumerate() {
-        if !is_plain_name(file) {
-            bail!("{location}: {manifest_name} lists {file:?}, which leaves the directory");
+    let copied = (|| {
+        let files = files_of(&manifest)?;
+        for (i, file) in files.iter().enumerate() {
+            if !is_plain_name(file) {
+                bail!("{location}: {manifest_name} lists {file:?}, which leaves the directory");
+            }
+            tracing::info!(%location, file, n = i + 1, of = files.len(), "downloading");
+            remote::download_to(&remote::join(location, file), &partial.join(file))?;
         }
-        tracing::info!(%location, file, n = i + 1, of = files.len(), "downloading");
-        remote::download_to(&remote::join(location, file), &partial.join(file))?;
+        std::fs::write(partial.join(manifest_name), &manifest)?;
+        verify(&partial).with_context(|| format!("refusing the copy of {location}"))
+    })();
+    if let Err(e) = copied {
+        // A refused or half-downloaded copy must not fill the pod's scratch volume.
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
     }
-    std::fs::write(partial.join(manifest_name), &manifest)?;
-    verify(&partial).with_context(|| format!("refusing the copy of {location}"))?;
     let _ = std::fs::remove_dir_all(&target);
     std::fs::rename(&partial, &target)
         .with_context(|| format!("moving {} into place", target.display()))?;
