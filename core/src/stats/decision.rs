@@ -174,7 +174,10 @@ mod tests {
         assert!(matches!(decide(&l), Decision::Rollback(_)));
         let mut l = look(0.02, 0.0);
         l.elapsed_secs = 3600.0;
-        assert_eq!(decide(&l), Decision::Continue("minimum duration not reached".into()));
+        assert_eq!(
+            decide(&l),
+            Decision::Continue("minimum duration not reached".into())
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, events_model, feature_job, validate};
 use recsys::serving::cache::{CacheStore, InProcessStore, RedisStore};
+use recsys::serving::experiment_stats::ExperimentStats;
 use recsys::serving::feedback::EventLog;
 use recsys::serving::feedback_sink::{self, FeedbackSink};
 use recsys::serving::feedback_wal::Wal;
@@ -133,6 +134,12 @@ enum Command {
         table: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: SocketAddr,
+        /// HTTP address of /metrics (router metrics and each arm's experiment sums).
+        #[arg(long)]
+        http_addr: Option<SocketAddr>,
+        /// Redis for the experiment sums shared by router replicas (in process without).
+        #[arg(long, env = "RECSYS_REDIS_URL")]
+        redis_url: Option<String>,
     },
     /// Load-test a Recommend endpoint: fixed concurrency (or a fixed rate), Zipf-distributed
     /// users; prints throughput and latency percentiles.
@@ -564,8 +571,29 @@ async fn main() -> anyhow::Result<()> {
             }
             eprintln!("drained; bye");
         }
-        Command::Route { table, addr } => {
-            let state = Arc::new(RouterState::new(router::read_table(&table)?));
+        Command::Route {
+            table,
+            addr,
+            http_addr,
+            redis_url,
+        } => {
+            let redis = redis_url
+                .map(|url| {
+                    RedisStore::client(&url, std::env::var("RECSYS_REDIS_PASSWORD").ok().as_deref())
+                })
+                .transpose()?;
+            let state = Arc::new(RouterState::with_experiment(
+                router::read_table(&table)?,
+                ExperimentStats::new(redis),
+            ));
+            if let Some(http_addr) = http_addr {
+                let metrics_state = Arc::clone(&state);
+                let (bound, server) =
+                    http::bind_metrics(http_addr, Arc::new(move || metrics_state.render_metrics()))
+                        .await?;
+                eprintln!("router metrics on http {bound}");
+                tokio::spawn(server);
+            }
             let (bound, server) =
                 router::bind(Arc::clone(&state), addr, grpc::termination()).await?;
             tokio::spawn(router::watch(

@@ -348,6 +348,48 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         .accepted;
     assert_eq!(accepted, 200);
 
+    // The router kept each arm's exposures and clicks by the table's assignment (in the
+    // RecModel's Redis) and exports them with arm labels only.
+    let scrape = || {
+        let mut s = TcpStream::connect(router_pod.addr(8080)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let value = |text: &str, prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = scrape();
+        let clicks = value(&text, "recsys_experiment_sum{arm=\"stable\",sum=\"sy\"}")
+            + value(&text, "recsys_experiment_sum{arm=\"canary\",sum=\"sy\"}");
+        if clicks == 200.0 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for arm in ["stable", "canary"] {
+        let users = value(
+            &metrics,
+            &format!("recsys_experiment_users{{arm=\"{arm}\"}}"),
+        );
+        assert_eq!(users, by_variant[arm] as f64, "{arm} users:\n{metrics}");
+        let clicks = value(
+            &metrics,
+            &format!("recsys_experiment_sum{{arm=\"{arm}\",sum=\"sy\"}}"),
+        );
+        assert_eq!(clicks, by_variant[arm] as f64, "{arm} clicks");
+    }
+
     // Stopped as the kubelet stops them: each arm flushes its feedback to the training data.
     for pod in [&mut stable, &mut canary, &mut router_pod] {
         let status = pod.terminate();
@@ -400,10 +442,14 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         .arg("--cache-dir")
         .arg(&cache)
         .envs(&env)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(work.path().join("root.log")).unwrap(),
+        ))
         .spawn()
         .unwrap();
+    let log = work.path().join("root.log");
     wait_for_port(grpc);
     let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
         .await
@@ -418,22 +464,29 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         version(client.recommend(ask()).await.unwrap().into_inner()),
         "r1"
     );
-    let until = |want: &'static str| async move {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
-            .await
-            .unwrap();
-        loop {
-            let got = client.recommend(RecommendRequest {
-                user_id: "1".into(),
-                num_items: 5,
-                ..Default::default()
-            });
-            if got.await.unwrap().into_inner().model_version == want {
-                return;
+    let until = |want: &'static str| {
+        let log = log.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
+                .await
+                .unwrap();
+            loop {
+                let got = client.recommend(RecommendRequest {
+                    user_id: "1".into(),
+                    num_items: 5,
+                    ..Default::default()
+                });
+                if got.await.unwrap().into_inner().model_version == want {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "never swapped to {want}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            assert!(Instant::now() < deadline, "never swapped to {want}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     };
     remote::put_bytes(&format!("{root}/CURRENT"), b"r2\n".to_vec()).unwrap();

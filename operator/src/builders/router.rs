@@ -3,7 +3,7 @@
 
 use super::pod::{container_security, pod_security, scratch_volumes};
 use super::serving::{self, Arm};
-use super::{child_meta, labels, version_of, GRPC_PORT};
+use super::{child_meta, labels, version_of, GRPC_PORT, HTTP_PORT};
 use crate::crd::v1alpha1::RecModel;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -120,12 +120,23 @@ pub fn deployment(rm: &RecModel) -> Deployment {
             format!("{TABLE_DIR}/{TABLE_KEY}"),
             "--addr".into(),
             format!("0.0.0.0:{GRPC_PORT}"),
+            "--http-addr".into(),
+            format!("0.0.0.0:{HTTP_PORT}"),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("grpc".into()),
-            container_port: GRPC_PORT,
-            ..Default::default()
-        }]),
+        // Experiment sums are shared by the router replicas through the RecModel's Redis.
+        env: Some(serving::redis_env(rm)).filter(|e| !e.is_empty()),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("grpc".into()),
+                container_port: GRPC_PORT,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: HTTP_PORT,
+                ..Default::default()
+            },
+        ]),
         security_context: Some(container_security()),
         readiness_probe: Some(probe(5)),
         liveness_probe: Some(probe(10)),
@@ -143,6 +154,11 @@ pub fn deployment(rm: &RecModel) -> Deployment {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(selector(rm)),
+                    // Prometheus scrapes the experiment sums here.
+                    annotations: Some(BTreeMap::from([
+                        ("prometheus.io/scrape".into(), "true".into()),
+                        ("prometheus.io/port".into(), HTTP_PORT.to_string()),
+                    ])),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {

@@ -118,6 +118,18 @@ fn secret_env(name: &str, key: &crate::crd::v1alpha1::SecretKeyRef) -> EnvVar {
     }
 }
 
+/// Redis by Secret reference (URL, and password when given).
+pub fn redis_env(rm: &RecModel) -> Vec<EnvVar> {
+    let mut env = Vec::new();
+    if let Some(redis) = &rm.spec.redis {
+        env.push(secret_env("RECSYS_REDIS_URL", &redis.url_secret_ref));
+        if let Some(p) = &redis.password_secret_ref {
+            env.push(secret_env("RECSYS_REDIS_PASSWORD", p));
+        }
+    }
+    env
+}
+
 /// The pod's name (feedback files are named after it) and Redis by Secret reference.
 fn serving_env(rm: &RecModel) -> Option<Vec<EnvVar>> {
     let mut env = vec![EnvVar {
@@ -131,12 +143,7 @@ fn serving_env(rm: &RecModel) -> Option<Vec<EnvVar>> {
         }),
         ..Default::default()
     }];
-    if let Some(redis) = &rm.spec.redis {
-        env.push(secret_env("RECSYS_REDIS_URL", &redis.url_secret_ref));
-        if let Some(p) = &redis.password_secret_ref {
-            env.push(secret_env("RECSYS_REDIS_PASSWORD", p));
-        }
-    }
+    env.extend(redis_env(rm));
     Some(env)
 }
 

@@ -125,6 +125,18 @@ impl RedisStore {
     /// Connects to `url` with `password` (from a Secret, kept out of the URL and so out of
     /// every log line and process listing) replacing any password in the URL.
     pub fn with_password(url: &str, password: Option<&str>) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: Self::client(url, password)?,
+            slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            failed_at: Mutex::new(None),
+            fallback: InProcessStore::default(),
+        })
+    }
+
+    /// A Redis client for `url` with `password` replacing any in the URL; errors never
+    /// repeat the URL.
+    pub fn client(url: &str, password: Option<&str>) -> anyhow::Result<redis::Client> {
         use redis::IntoConnectionInfo;
         // The error names the problem, never the URL (it may hold credentials).
         let mut info = url
@@ -133,13 +145,7 @@ impl RedisStore {
         if let Some(p) = password.filter(|p| !p.is_empty()) {
             info.redis.password = Some(p.to_owned());
         }
-        Ok(Self {
-            client: redis::Client::open(info)?,
-            slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-            failed_at: Mutex::new(None),
-            fallback: InProcessStore::default(),
-        })
+        Ok(redis::Client::open(info)?)
     }
 
     fn mark_failed(&self, error: &redis::RedisError, what: &str) {

@@ -130,6 +130,53 @@ async fn handle(
     }
 }
 
+/// A metrics-only endpoint (the router's): `/metrics` from `render` (run off the async
+/// threads: it may read Redis) and `/healthz`.
+pub async fn bind_metrics(
+    addr: SocketAddr,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let server = async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            let render = Arc::clone(&render);
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let render = Arc::clone(&render);
+                        async move {
+                            let response = match req.uri().path() {
+                                "/metrics" => {
+                                    match tokio::task::spawn_blocking(move || render()).await {
+                                        Ok(text) => {
+                                            reply(StatusCode::OK, "text/plain; version=0.0.4", text)
+                                        }
+                                        Err(_) => json_error(
+                                            StatusCode::INTERNAL_SERVER_ERROR,
+                                            "metrics failed",
+                                        ),
+                                    }
+                                }
+                                "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+                                _ => json_error(StatusCode::NOT_FOUND, "not found"),
+                            };
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    };
+    Ok((local, server))
+}
+
 /// Binds `addr` and serves until `shutdown` resolves.
 pub async fn bind(
     state: Arc<ServingState>,

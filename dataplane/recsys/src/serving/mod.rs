@@ -5,6 +5,7 @@ pub mod attributes;
 pub mod bundle;
 pub mod cache;
 pub mod engine;
+pub mod experiment_stats;
 pub mod feedback;
 pub mod feedback_sink;
 pub mod feedback_wal;

@@ -2,6 +2,7 @@
 //! `hash(salt, user_id) mod 10000` in the routing table (the operator's ConfigMap, a file
 //! here), which is reloaded when it changes — a bad table is refused and the old one kept.
 
+use super::experiment_stats::{Counter, ExperimentStats};
 use super::metrics::ServingMetrics;
 use super::state::validate;
 use recsys_api::v1::recommender_client::RecommenderClient;
@@ -21,6 +22,8 @@ pub struct RouterState {
     table: RwLock<Arc<RoutingTable>>,
     clients: Mutex<HashMap<String, RecommenderClient<Channel>>>,
     pub metrics: ServingMetrics,
+    /// Exposures and per-user outcomes by the arm the table assigns (shared via Redis).
+    pub experiment: Arc<ExperimentStats>,
 }
 
 /// Reads and checks a routing table file.
@@ -32,11 +35,64 @@ pub fn read_table(path: &Path) -> anyhow::Result<RoutingTable> {
 
 impl RouterState {
     pub fn new(table: RoutingTable) -> Self {
+        Self::with_experiment(table, ExperimentStats::new(None))
+    }
+
+    pub fn with_experiment(table: RoutingTable, experiment: ExperimentStats) -> Self {
         Self {
             table: RwLock::new(Arc::new(table)),
             clients: Mutex::new(HashMap::new()),
             metrics: ServingMetrics::default(),
+            experiment: Arc::new(experiment),
         }
+    }
+
+    /// Records in the background; a failure costs a log line and a metric, never a request.
+    fn record(&self, salt: &str, updates: Vec<(String, String, Option<(Counter, f64)>)>) {
+        if updates.is_empty() {
+            return;
+        }
+        let stats = Arc::clone(&self.experiment);
+        let errors = self
+            .metrics
+            .cache
+            .with_label_values(&["experiment_stats", "error"]);
+        let salt = salt.to_owned();
+        tokio::task::spawn_blocking(move || {
+            for (arm, user, counter) in updates {
+                if let Err(e) = stats.record(&salt, &arm, &user, counter) {
+                    errors.inc();
+                    tracing::warn!(error = %e, "experiment statistics not recorded");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Prometheus text of the router's own metrics and every arm's experiment sums (labels:
+    /// the arms of the routing table only).
+    pub fn render_metrics(&self) -> String {
+        let mut out = self.metrics.render();
+        let table = self.table();
+        out.push_str("# HELP recsys_experiment_users Users assigned to each arm by the routing table (exposures).\n# TYPE recsys_experiment_users gauge\n");
+        let mut sums_text = String::from("# HELP recsys_experiment_sum Sufficient statistics of per-user impressions (x), clicks (y) and conversions (c) of each arm's users: sx, sy, sc, sxx, syy, scc, sxy.\n# TYPE recsys_experiment_sum gauge\n");
+        for arm in &table.arms {
+            let Ok(sums) = self.experiment.sums(&table.salt, &arm.name) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "recsys_experiment_users{{arm=\"{}\"}} {}\n",
+                arm.name, sums.n
+            ));
+            for (field, v) in sums.fields().into_iter().skip(1) {
+                sums_text.push_str(&format!(
+                    "recsys_experiment_sum{{arm=\"{}\",sum=\"{field}\"}} {v}\n",
+                    arm.name
+                ));
+            }
+        }
+        out.push_str(&sums_text);
+        out
     }
 
     pub fn table(&self) -> Arc<RoutingTable> {
@@ -80,6 +136,11 @@ impl Recommender for RouterService {
         let arm = table.assign(&req.user_id).clone();
         let user = req.user_id.clone();
         let result = self.state.client(&arm.endpoint)?.recommend(req).await;
+        if result.is_ok() {
+            // Exposed: the user is in this arm's population from now on.
+            self.state
+                .record(&table.salt, vec![(arm.name.clone(), user.clone(), None)]);
+        }
         let code = result
             .as_ref()
             .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
@@ -107,9 +168,18 @@ impl Recommender for RouterService {
         // Each event goes to the arm its user is assigned to, keeping its index for errors.
         let table = self.state.table();
         let mut by_arm: HashMap<String, Vec<(u32, recsys_api::v1::FeedbackEvent)>> = HashMap::new();
+        // The arm comes from the table, whatever the client says its variant was.
+        let mut counted: Vec<Option<(String, String, Option<(Counter, f64)>)>> = Vec::new();
         for (i, e) in req.events.into_iter().enumerate() {
-            let endpoint = table.assign(&e.user_id).endpoint.clone();
-            by_arm.entry(endpoint).or_default().push((i as u32, e));
+            let arm = table.assign(&e.user_id);
+            counted.push(
+                Counter::of_feedback(&e.event_type)
+                    .map(|c| (arm.name.clone(), e.user_id.clone(), Some((c, 1.0)))),
+            );
+            by_arm
+                .entry(arm.endpoint.clone())
+                .or_default()
+                .push((i as u32, e));
         }
         let mut out = FeedbackResponse::default();
         for (endpoint, events) in by_arm {
@@ -130,6 +200,14 @@ impl Recommender for RouterService {
                     r
                 }));
         }
+        // Only what the arms accepted counts.
+        for r in &out.rejected {
+            if let Some(slot) = counted.get_mut(r.index as usize) {
+                *slot = None;
+            }
+        }
+        self.state
+            .record(&table.salt, counted.into_iter().flatten().collect());
         self.state
             .metrics
             .observe("Feedback", started, tonic::Code::Ok);
