@@ -32,6 +32,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process; boxing the big variants would only obscure the flags.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Train, evaluate, publish and serve on MovieLens 100K, then ask for one recommendation.
@@ -542,6 +544,7 @@ async fn main() -> anyhow::Result<()> {
                     source,
                     options,
                     std::time::Duration::from_secs(reload_secs.max(1)),
+                    version.clone(),
                 ));
             }
             eprintln!(

@@ -35,6 +35,10 @@ use tokio::sync::OnceCell;
 /// One small trained version shared by the tests of this file (training takes the time).
 static TRAINED: OnceCell<PathBuf> = OnceCell::const_new();
 
+/// The tests here start many processes; one at a time keeps them from competing for the two
+/// cores (and their probes from timing out).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn trained() -> &'static Path {
     TRAINED
         .get_or_init(|| async {
@@ -190,6 +194,7 @@ async fn serving_pod(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_storage() {
     let trained = trained().await;
+    let _turn = ONE_AT_A_TIME.lock().await;
     let s3 = moto(&["recsys-artifacts", "recsys-events"]);
     let env = s3_env(s3.1);
     for (k, v) in &env {
@@ -434,11 +439,9 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     }
     remote::put_bytes(&format!("{root}/CURRENT"), b"r1\n".to_vec()).unwrap();
     let cache = work.path().join("root-cache");
-    let grpc = free_port();
     let mut served = Command::new(env!("CARGO_BIN_EXE_recsys"))
         .args(["serve", "--model-dir", root, "--reload-secs", "1"])
-        .args(["--addr", &format!("127.0.0.1:{grpc}")])
-        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .arg("--cache-dir")
         .arg(&cache)
         .envs(&env)
@@ -450,8 +453,20 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         .spawn()
         .unwrap();
     let log = work.path().join("root.log");
-    wait_for_port(grpc);
-    let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
+    // The address it bound, from its start-up line.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let grpc = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(rest) = text.split(" on grpc ").nth(1) {
+            break rest.split(',').next().unwrap().trim().to_owned();
+        }
+        assert!(
+            served.try_wait().unwrap().is_none() && Instant::now() < deadline,
+            "the root server did not start:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut client = RecommenderClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
     let ask = || RecommendRequest {
@@ -465,10 +480,10 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         "r1"
     );
     let until = |want: &'static str| {
-        let log = log.clone();
+        let (log, grpc) = (log.clone(), grpc.clone());
         async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut client = RecommenderClient::connect(format!("http://127.0.0.1:{grpc}"))
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let mut client = RecommenderClient::connect(format!("http://{grpc}"))
                 .await
                 .unwrap();
             loop {
@@ -525,30 +540,43 @@ impl Drop for Served {
     }
 }
 
+/// Starts `recsys serve` on port 0 and reads the address it bound from its own start-up line
+/// (a port picked beforehand could be taken by another process in between).
 fn serve(version: &Path, wal: &Path, sink: &Path) -> (Served, String) {
-    let (grpc, http) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recsys"))
         .args(["serve", "--model-dir"])
         .arg(version)
-        .args(["--addr", &format!("127.0.0.1:{grpc}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .arg("--feedback-wal-dir")
         .arg(wal)
         .arg("--feedback-sink")
         .arg(sink)
         .args(["--feedback-flush-secs", "1", "--instance", "pod-a"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let served = Served(child);
-    wait_for_port(grpc);
-    (served, format!("http://127.0.0.1:{grpc}"))
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before it was serving")
+            .unwrap();
+        if let Some(rest) = line.split(" on grpc ").nth(1) {
+            break rest.split(',').next().unwrap().trim().to_owned();
+        }
+    };
+    // Keep draining its stderr so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Served(child), format!("http://{addr}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_feedback_survives_sigkill_and_validates_to_exactly_once() {
     let version = trained().await;
+    let _turn = ONE_AT_A_TIME.lock().await;
     let work = tempfile::tempdir().unwrap();
     let (wal, sink) = (work.path().join("wal"), work.path().join("feedback"));
     let now = chrono::Utc::now().timestamp();

@@ -164,6 +164,8 @@ struct Local {
 
 pub struct ExperimentStats {
     redis: Option<redis::Client>,
+    /// One connection, reused; dropped on any error and remade on the next call.
+    connection: Mutex<Option<redis::Connection>>,
     local: Mutex<Local>,
 }
 
@@ -171,6 +173,7 @@ impl ExperimentStats {
     pub fn new(redis: Option<redis::Client>) -> Self {
         Self {
             redis,
+            connection: Mutex::new(None),
             local: Mutex::new(Local::default()),
         }
     }
@@ -184,6 +187,23 @@ impl ExperimentStats {
         ]
     }
 
+    /// Runs `f` on the shared connection (made on first use).
+    fn with_connection<T>(
+        &self,
+        client: &redis::Client,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> anyhow::Result<T> {
+        let mut slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(client.get_connection_with_timeout(std::time::Duration::from_secs(2))?);
+        }
+        let result = f(slot.as_mut().expect("connected above"));
+        if result.is_err() {
+            *slot = None;
+        }
+        Ok(result?)
+    }
+
     /// Records that `user` was assigned to `arm` (idempotent) and, with a counter, adds to it.
     pub fn record(
         &self,
@@ -194,19 +214,19 @@ impl ExperimentStats {
     ) -> anyhow::Result<()> {
         match &self.redis {
             Some(client) => {
-                let mut conn =
-                    client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
                 let keys = Self::keys(salt, arm, user);
                 let (field, d) = counter.map_or(("", 0.0), |(c, d)| (c.field(), d));
-                let _: i64 = redis::cmd("EVAL")
-                    .arg(UPDATE)
-                    .arg(3)
-                    .arg(&keys)
-                    .arg(user)
-                    .arg(field)
-                    .arg(d)
-                    .arg(USER_TTL_SECS)
-                    .query(&mut conn)?;
+                let _: i64 = self.with_connection(client, |conn| {
+                    redis::cmd("EVAL")
+                        .arg(UPDATE)
+                        .arg(3)
+                        .arg(&keys)
+                        .arg(user)
+                        .arg(field)
+                        .arg(d)
+                        .arg(USER_TTL_SECS)
+                        .query(conn)
+                })?;
                 Ok(())
             }
             None => {
@@ -230,11 +250,9 @@ impl ExperimentStats {
     pub fn sums(&self, salt: &str, arm: &str) -> anyhow::Result<Sums> {
         match &self.redis {
             Some(client) => {
-                let mut conn =
-                    client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
-                let fields: HashMap<String, f64> = redis::cmd("HGETALL")
-                    .arg(&Self::keys(salt, arm, "")[2])
-                    .query(&mut conn)?;
+                let key = &Self::keys(salt, arm, "")[2];
+                let fields: HashMap<String, f64> = self
+                    .with_connection(client, |conn| redis::cmd("HGETALL").arg(key).query(conn))?;
                 let mut s = Sums::default();
                 for (k, v) in fields {
                     s.set(&k, v);

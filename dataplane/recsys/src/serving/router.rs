@@ -18,6 +18,9 @@ use std::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+/// One experiment update: arm, user, and what to add (none: an exposure only).
+type Update = (String, String, Option<(Counter, f64)>);
+
 pub struct RouterState {
     table: RwLock<Arc<RoutingTable>>,
     clients: Mutex<HashMap<String, RecommenderClient<Channel>>>,
@@ -48,7 +51,7 @@ impl RouterState {
     }
 
     /// Records in the background; a failure costs a log line and a metric, never a request.
-    fn record(&self, salt: &str, updates: Vec<(String, String, Option<(Counter, f64)>)>) {
+    fn record(&self, salt: &str, updates: Vec<Update>) {
         if updates.is_empty() {
             return;
         }
@@ -169,7 +172,7 @@ impl Recommender for RouterService {
         let table = self.state.table();
         let mut by_arm: HashMap<String, Vec<(u32, recsys_api::v1::FeedbackEvent)>> = HashMap::new();
         // The arm comes from the table, whatever the client says its variant was.
-        let mut counted: Vec<Option<(String, String, Option<(Counter, f64)>)>> = Vec::new();
+        let mut counted: Vec<Option<Update>> = Vec::new();
         for (i, e) in req.events.into_iter().enumerate() {
             let arm = table.assign(&e.user_id);
             counted.push(

@@ -417,16 +417,19 @@ impl ModelSource {
     }
 }
 
-/// Polls the root's `CURRENT` (local or remote); when it names another version, copies and
-/// verifies that version, loads it beside the live one and swaps it in. A version that fails
-/// to download, verify or load is refused, counted and logged; the live one keeps serving.
+/// Polls the root's `CURRENT` (local or remote); when it names another version than `live`
+/// (the one loaded at start-up: re-reading CURRENT here could miss a change made meanwhile),
+/// copies and verifies that version, loads it beside the live one and swaps it in. A version
+/// that fails to download, verify or load is refused, counted and logged; the live one keeps
+/// serving.
 pub async fn watch(
     state: Arc<ServingState>,
     source: ModelSource,
     options: EngineOptions,
     period: std::time::Duration,
+    live: String,
 ) {
-    let mut live = source.current().map(|r| r.0).ok();
+    let mut live = Some(live);
     let mut last_refused: Option<String> = None;
     loop {
         tokio::time::sleep(period).await;
