@@ -1,5 +1,5 @@
-//! `recsys-operator`: elects a leader, then runs the RecModel and ItemIndex controllers until
-//! SIGTERM; serves `/metrics`, `/healthz` and `/readyz` throughout.
+//! `recsys-operator`: elects a leader, then runs the RecModel, ItemIndex and Experiment
+//! controllers until SIGTERM; serves `/metrics`, `/healthz` and `/readyz` throughout.
 
 use clap::Parser;
 use futures::StreamExt;
@@ -11,8 +11,8 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, ResourceExt};
-use recsys_operator::controllers::{item_index, rec_model, Context};
-use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
+use recsys_operator::controllers::{experiment, item_index, rec_model, Context};
+use recsys_operator::crd::v1alpha1::{Experiment, ItemIndex, RecModel};
 use recsys_operator::runtime::http::{self, Health};
 use recsys_operator::runtime::leader::{LeaderElection, Timing};
 use recsys_operator::runtime::metrics::Metrics;
@@ -44,6 +44,9 @@ struct Args {
     /// router's poll): a canary leaves the table this long before its pods are removed.
     #[arg(long, default_value_t = 90)]
     router_reload_secs: u64,
+    /// Prometheus base URL for Experiments whose spec names none.
+    #[arg(long, env = "RECSYS_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
     /// Log as JSON lines (for log collectors) instead of human-readable text.
     #[arg(long, env = "RECSYS_LOG_JSON")]
     log_json: bool,
@@ -104,11 +107,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         recorder: Some(Recorder::new(client.clone(), reporter)),
         dataplane_image: args.dataplane_image,
         router_reload: Duration::from_secs(args.router_reload_secs),
+        prometheus_url: args.prometheus_url,
     });
     let config = watcher::Config::default();
     let rec_models = Controller::new(Api::<RecModel>::all(client.clone()), config.clone());
     let store = rec_models.store();
     let rec_models = rec_models
+        // An Experiment starting or concluding changes what its RecModel serves.
+        .watches(
+            Api::<Experiment>::all(client.clone()),
+            config.clone(),
+            |exp| {
+                Some(ObjectRef::<RecModel>::new(&exp.spec.rec_model)
+                    .within(&exp.namespace().unwrap_or_default()))
+            },
+        )
         .owns(Api::<Deployment>::all(client.clone()), config.clone())
         .owns(Api::<Service>::all(client.clone()), config.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
@@ -138,6 +151,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tracing::debug!(error = %e, "recmodel controller event");
             }
         });
+    let experiments = Controller::new(Api::<Experiment>::all(client.clone()), config.clone());
+    let experiment_store = experiments.store();
+    let experiments = experiments
+        // The RecModel's status says when the treatment is routed and what the control runs.
+        .watches(
+            Api::<RecModel>::all(client.clone()),
+            config.clone(),
+            move |rm| {
+                let ns = rm.namespace();
+                experiment_store
+                    .state()
+                    .into_iter()
+                    .filter(|e| e.namespace() == ns && e.spec.rec_model == rm.name_any())
+                    .map(|e| ObjectRef::from_obj(&*e))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown_signal())
+        .run(
+            experiment::reconcile,
+            experiment::error_policy,
+            Arc::clone(&context),
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "experiment controller event");
+            }
+        });
     let item_indexes = Controller::new(Api::<ItemIndex>::all(client.clone()), config.clone())
         .owns(Api::<Job>::all(client.clone()), config)
         .graceful_shutdown_on(shutdown_signal())
@@ -148,7 +189,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     tokio::select! {
-        _ = futures::future::join(rec_models, item_indexes) => tracing::info!("controllers stopped"),
+        _ = futures::future::join3(rec_models, item_indexes, experiments) => tracing::info!("controllers stopped"),
         _ = election.hold() => {
             tracing::error!("lost the leader lease; exiting so another replica can lead");
             std::process::exit(1);

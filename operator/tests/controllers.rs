@@ -38,6 +38,7 @@ fn context_with(fake: &FakeApi, router_reload: Duration) -> Arc<Context> {
         metrics: Arc::new(Metrics::default()),
         dataplane_image: "ghcr.io/recsys/dataplane:test".into(),
         router_reload,
+        prometheus_url: None,
     })
 }
 

@@ -53,8 +53,14 @@ fn every_kind_has_status_columns_and_the_recsys_category() {
 fn experiment_crd_carries_cel_rules() {
     let crds = recsys_operator::crd::all();
     let yaml = recsys_operator::crd::render(&crds[2].1).unwrap();
-    assert!(yaml.contains("self.control != self.treatment"));
-    assert!(yaml.contains("self == oldSelf"));
+    assert!(yaml.contains("an Experiment's spec is immutable"));
+    assert!(yaml.contains("has(self.userMetric) != has(self.query)"));
+    // The columns `kubectl get experiments` prints.
+    for column in [
+        "Phase", "Control", "Treatment", "Traffic", "Users", "Lift", "P-Value", "Decision",
+    ] {
+        assert!(yaml.contains(&format!("name: {column}")), "{column}");
+    }
 }
 
 #[test]

@@ -21,7 +21,10 @@ fn examples_parse_into_the_crd_types() {
     let ii: ItemIndex = serde_yaml::from_str(&read("itemindex.yaml")).unwrap();
     assert_eq!(ii.spec.hnsw_m, Some(32));
     let exp: Experiment = serde_yaml::from_str(&read("experiment.yaml")).unwrap();
-    assert_eq!(exp.spec.guardrails.len(), 2);
+    assert_eq!(exp.spec.guardrails.len(), 3);
+    assert_eq!(exp.spec.rec_model, "movies");
+    assert!(exp.spec.guardrails[1].query.as_deref().unwrap().contains("$ARM"));
+    assert!(!exp.spec.guardrails[1].higher_is_better());
     let rts: RetrainSchedule = serde_yaml::from_str(&read("retrainschedule.yaml")).unwrap();
     assert_eq!(
         rts.spec.job.credentials_secret.as_deref(),

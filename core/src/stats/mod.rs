@@ -11,7 +11,9 @@ pub mod power;
 pub mod ratio;
 pub mod sequential;
 pub mod srm;
+pub mod sums;
 pub mod ztest;
 
 pub use distributions::{chi2_sf, norm_cdf, norm_ppf, norm_sf};
 pub use ratio::ArmStats;
+pub use sums::Sums;

@@ -366,9 +366,16 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         s.read_to_string(&mut body).unwrap();
         body
     };
-    let value = |text: &str, prefix: &str| -> f64 {
+    // A series by its name and label fragments (the salt label is the RecModel's uid here).
+    let value = |text: &str, name_and_labels: &str| -> f64 {
+        let (name, labels) = name_and_labels.split_once('{').unwrap();
+        let labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
         text.lines()
-            .find(|l| l.starts_with(prefix))
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && labels.iter().all(|f| l.contains(f))
+                    && l.contains("salt=\"")
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0.0)
     };

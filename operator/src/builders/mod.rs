@@ -2,6 +2,7 @@
 //! calls here, so every rule about what we create is unit-tested without a cluster.
 
 pub mod derived_index;
+pub mod experiment;
 pub mod index_job;
 pub mod pod;
 pub mod router;

@@ -33,6 +33,8 @@ pub struct Routed<'a> {
     pub stable_uri: &'a str,
     /// The canary's model URI and percent of users.
     pub canary: Option<(&'a str, u32)>,
+    /// An experiment's salt while it holds the second arm (fresh users per experiment).
+    pub salt: Option<&'a str>,
 }
 
 /// Stable gets 100 − w percent of the buckets, the canary w. The salt is the RecModel's uid
@@ -54,7 +56,10 @@ pub fn routing_table(rm: &RecModel, routed: &Routed) -> Result<RoutingTable, Rou
             weight: w,
         });
     }
-    let salt = rm.uid().unwrap_or_else(|| rm.name_any());
+    let salt = match routed.salt {
+        Some(s) if weight > 0 => s.to_owned(),
+        _ => rm.uid().unwrap_or_else(|| rm.name_any()),
+    };
     RoutingTable::from_weights(&salt, &arms)
 }
 
@@ -67,6 +72,7 @@ pub fn requested(rm: &RecModel) -> Routed<'_> {
             .canary
             .as_ref()
             .map(|c| (c.model_uri.as_str(), c.weight)),
+        salt: None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod conditions;
+pub mod experiment;
 pub mod item_index;
 pub mod rec_model;
 
@@ -24,6 +25,8 @@ pub struct Context {
     /// How long routers take to pick up a new routing table (the kubelet's ConfigMap sync
     /// plus the router's poll): a canary leaves the table this long before its pods go.
     pub router_reload: std::time::Duration,
+    /// Prometheus base URL for Experiments that do not name one.
+    pub prometheus_url: Option<String>,
 }
 
 /// The kubelet refreshes mounted ConfigMaps about once a minute (its sync period plus the

@@ -7,7 +7,7 @@
 //! Prometheus reads them from the router's `/metrics`, labelled by arm only (the arms of the
 //! routing table: a handful), and the Experiment controller from Prometheus.
 
-use recsys_core::stats::ArmStats;
+pub use recsys_core::stats::Sums;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -37,72 +37,6 @@ impl Counter {
             Self::Impressions => "x",
             Self::Clicks => "y",
             Self::Conversions => "c",
-        }
-    }
-}
-
-/// One arm's sums, as stored (field names of the Redis hash).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Sums {
-    pub n: f64,
-    pub sx: f64,
-    pub sy: f64,
-    pub sc: f64,
-    pub sxx: f64,
-    pub syy: f64,
-    pub scc: f64,
-    pub sxy: f64,
-}
-
-impl Sums {
-    /// CTR's statistics: x impressions, y clicks per user.
-    pub fn ctr(&self) -> ArmStats {
-        ArmStats {
-            n: self.n,
-            sum_x: self.sx,
-            sum_y: self.sy,
-            sum_xx: self.sxx,
-            sum_yy: self.syy,
-            sum_xy: self.sxy,
-        }
-    }
-
-    /// Conversions per user: x ≡ 1.
-    pub fn conversions(&self) -> ArmStats {
-        ArmStats {
-            n: self.n,
-            sum_x: self.n,
-            sum_y: self.sc,
-            sum_xx: self.n,
-            sum_yy: self.scc,
-            sum_xy: self.sc,
-        }
-    }
-
-    pub fn fields(&self) -> [(&'static str, f64); 8] {
-        [
-            ("n", self.n),
-            ("sx", self.sx),
-            ("sy", self.sy),
-            ("sc", self.sc),
-            ("sxx", self.sxx),
-            ("syy", self.syy),
-            ("scc", self.scc),
-            ("sxy", self.sxy),
-        ]
-    }
-
-    fn set(&mut self, field: &str, v: f64) {
-        match field {
-            "n" => self.n = v,
-            "sx" => self.sx = v,
-            "sy" => self.sy = v,
-            "sc" => self.sc = v,
-            "sxx" => self.sxx = v,
-            "syy" => self.syy = v,
-            "scc" => self.scc = v,
-            "sxy" => self.sxy = v,
-            _ => {}
         }
     }
 }
@@ -274,6 +208,7 @@ impl ExperimentStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recsys_core::stats::ArmStats;
 
     #[test]
     fn incremental_sums_equal_the_sums_of_final_per_user_counts() {

@@ -72,8 +72,9 @@ impl RouterState {
         });
     }
 
-    /// Prometheus text of the router's own metrics and every arm's experiment sums (labels:
-    /// the arms of the routing table only).
+    /// Prometheus text of the router's own metrics and every arm's experiment sums, labelled
+    /// by the arms of the routing table and its salt (one per table: the labels stay bounded,
+    /// and numbers of an earlier table's salt are never mistaken for the current one's).
     pub fn render_metrics(&self) -> String {
         let mut out = self.metrics.render();
         let table = self.table();
@@ -84,13 +85,13 @@ impl RouterState {
                 continue;
             };
             out.push_str(&format!(
-                "recsys_experiment_users{{arm=\"{}\"}} {}\n",
-                arm.name, sums.n
+                "recsys_experiment_users{{arm=\"{}\",salt=\"{}\"}} {}\n",
+                arm.name, table.salt, sums.n
             ));
             for (field, v) in sums.fields().into_iter().skip(1) {
                 sums_text.push_str(&format!(
-                    "recsys_experiment_sum{{arm=\"{}\",sum=\"{field}\"}} {v}\n",
-                    arm.name
+                    "recsys_experiment_sum{{arm=\"{}\",salt=\"{}\",sum=\"{field}\"}} {v}\n",
+                    arm.name, table.salt
                 ));
             }
         }

@@ -7,16 +7,18 @@
 //! is reported only once its Deployment has rolled out completely; the canary is routed only
 //! once its pods are ready, and leaves the routing table before its pods are removed.
 
+mod intent;
 pub mod plan;
 mod report;
 
 use super::apply::{apply_owned, apply_status, delete_owned, Collisions};
 use super::{conditions, Context, Error};
 use crate::builders::derived_index::{self, RECMODEL_LABEL};
+use crate::builders::experiment::{self as experiments, read_promotion};
 use crate::builders::router::{self, Routed};
 use crate::builders::serving::{self, Arm};
 use crate::builders::{scaling, version_of};
-use crate::crd::v1alpha1::{condition, AppliedArm, ItemIndex, RecModel};
+use crate::crd::v1alpha1::{condition, AppliedArm, Experiment, ItemIndex, RecModel};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -29,7 +31,36 @@ use plan::{CanaryInputs, CanaryPlan, Rollout, StablePlan};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use intent::Intent;
 pub use report::Observed;
+
+/// What the RecModel should serve: its spec, a promotion recorded by an Experiment (dropped
+/// here once Git names another version) and the experiment holding the second arm.
+async fn read_intent(
+    ctx: &Context,
+    rm: &RecModel,
+    ns: &str,
+    collisions: &mut Collisions,
+) -> Result<Intent, Error> {
+    let experiments = Api::<Experiment>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let configmaps = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns);
+    let name = experiments::promotion_name(rm);
+    let stored = match configmaps.get_opt(&name).await? {
+        Some(cm) if super::apply::is_controlled_by(&cm, &rm.uid().unwrap_or_default()) => {
+            read_promotion(&cm)
+        }
+        _ => None,
+    };
+    let intent = intent::intent(rm, &experiments, stored.clone());
+    if stored.is_some() && intent.promotion.is_none() {
+        tracing::info!(recmodel = %rm.name_any(), "spec names a new version; promotion record removed");
+        collisions.take(delete_owned(&configmaps, rm, &name).await?);
+    }
+    Ok(intent)
+}
 
 pub const CONTROLLER: &str = "recmodel";
 
@@ -153,9 +184,10 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
         let message = format!("ItemIndex {} does not exist", rm.spec.item_index_ref);
         return report::waiting_for_index(&rm, &ctx, &ns, &old, message).await;
     };
-    let stable_uri = rm.spec.model_uri.clone();
+    let intent = read_intent(&ctx, &rm, &ns, &mut collisions).await?;
+    let stable_uri = intent.stable_uri.clone();
     let stable_index = index_for(&indexes, &rm, &referenced, &stable_uri, &mut collisions).await?;
-    let canary_uri = rm.spec.canary.as_ref().map(|c| c.model_uri.clone());
+    let canary_uri = intent.canary.as_ref().map(|(uri, _)| uri.clone());
     let canary_index = match &canary_uri {
         Some(uri) => Some(index_for(&indexes, &rm, &referenced, uri, &mut collisions).await?),
         None => None,
@@ -222,16 +254,17 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
             if canary_rollout.caught_up
                 && canary_rollout.version.as_deref() == Some(&version_of(&arm.model_uri)) =>
         {
-            rm.spec
+            intent
                 .canary
                 .as_ref()
-                .map(|c| (arm.model_uri.clone(), c.weight))
+                .map(|(_, w)| (arm.model_uri.clone(), *w))
         }
         _ => None,
     };
     let routed = Routed {
         stable_uri: &stable.model_uri,
         canary: routed_canary.as_ref().map(|(uri, w)| (uri.as_str(), *w)),
+        salt: intent.experiment.as_ref().map(|(_, salt)| salt.as_str()),
     };
     let configmap =
         router::configmap(&rm, &routed).map_err(|e| Error::InvalidSpec(e.to_string()))?;
@@ -263,6 +296,7 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
         router_rollout,
         collisions,
         now,
+        intent,
     };
     let status = report::status(&rm, &old, &observed);
     report::events(&rm, &ctx, &old, &status, &observed).await;

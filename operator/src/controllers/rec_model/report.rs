@@ -23,7 +23,12 @@ pub struct Observed {
     pub router_rollout: Rollout,
     pub collisions: Collisions,
     pub now: Timestamp,
+    /// What the spec, a promotion and an experiment asked for.
+    pub intent: super::Intent,
 }
+
+/// Condition type saying the stable arm runs a promoted version the spec does not name.
+pub const PROMOTED: &str = "Promoted";
 
 pub fn status(rm: &RecModel, old: &RecModelStatus, o: &Observed) -> RecModelStatus {
     let generation = rm.metadata.generation;
@@ -58,15 +63,22 @@ pub fn status(rm: &RecModel, old: &RecModelStatus, o: &Observed) -> RecModelStat
         }
     }
 
-    let spec_version = version_of(&rm.spec.model_uri);
+    let wanted_uri = &o.intent.stable_uri;
+    let spec_version = version_of(wanted_uri);
     let stable_done = o.stable_rollout.caught_up
-        && o.stable.model_uri == rm.spec.model_uri
+        && &o.stable.model_uri == wanted_uri
         && status.stable_version.as_deref() == Some(&spec_version);
-    let canary_done = match (&rm.spec.canary, &o.canary) {
+    let canary_done = match (&o.intent.canary, &o.canary) {
         (None, CanaryPlan::Absent | CanaryPlan::Remove) => true,
-        (Some(c), CanaryPlan::Apply(_)) => o.routed_canary_weight == c.weight,
+        (Some((_, w)), CanaryPlan::Apply(_)) => o.routed_canary_weight == *w,
         _ => false,
     };
+    // The experiment whose treatment the table written now routes.
+    status.experiment = match (&o.intent.experiment, o.routed_canary_weight) {
+        (Some((name, _)), w) if w > 0 => Some(name.clone()),
+        _ => None,
+    };
+    status.promoted_by = o.intent.promotion.as_ref().map(|p| p.experiment.clone());
     let router_done = o.router_rollout.caught_up;
     let collided = !o.collisions.0.is_empty();
     let ready = stable_done && canary_done && router_done && !collided;
@@ -75,7 +87,7 @@ pub fn status(rm: &RecModel, old: &RecModelStatus, o: &Observed) -> RecModelStat
         ("NameCollision", o.collisions.message())
     } else if ready {
         ("Serving", serving_message(&status))
-    } else if o.stable.model_uri != rm.spec.model_uri {
+    } else if &o.stable.model_uri != wanted_uri {
         (
             "BuildingIndex",
             format!(
@@ -137,6 +149,29 @@ pub fn status(rm: &RecModel, old: &RecModelStatus, o: &Observed) -> RecModelStat
         if collided { message } else { String::new() },
         generation,
     );
+    match &o.intent.promotion {
+        Some(p) => conditions::set(
+            c,
+            PROMOTED,
+            true,
+            "ExperimentPromoted",
+            format!(
+                "serving {} as promoted by Experiment {} at {}; spec.modelUri still names {}: \
+                 set it to {} in Git to make the promotion permanent",
+                version_of(&p.to),
+                p.experiment,
+                p.at,
+                version_of(&p.from),
+                p.to
+            ),
+            generation,
+        ),
+        None => {
+            if c.iter().any(|c| c.type_ == PROMOTED) {
+                conditions::set(c, PROMOTED, false, "SpecVersion", "", generation);
+            }
+        }
+    }
     status
 }
 

@@ -198,4 +198,11 @@ pub struct RecModelStatus {
     /// Percent of users on the canary as last written to the routing table.
     #[serde(default)]
     pub canary_weight: u32,
+    /// The Experiment whose treatment the routing table sends users to (by its salt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    /// The Experiment whose promotion the stable arm runs while the spec names the version it
+    /// beat (see the `Promoted` condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
 }
