@@ -118,8 +118,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Api::<Experiment>::all(client.clone()),
             config.clone(),
             |exp| {
-                Some(ObjectRef::<RecModel>::new(&exp.spec.rec_model)
-                    .within(&exp.namespace().unwrap_or_default()))
+                Some(
+                    ObjectRef::<RecModel>::new(&exp.spec.rec_model)
+                        .within(&exp.namespace().unwrap_or_default()),
+                )
             },
         )
         .owns(Api::<Deployment>::all(client.clone()), config.clone())

@@ -57,7 +57,14 @@ fn experiment_crd_carries_cel_rules() {
     assert!(yaml.contains("has(self.userMetric) != has(self.query)"));
     // The columns `kubectl get experiments` prints.
     for column in [
-        "Phase", "Control", "Treatment", "Traffic", "Users", "Lift", "P-Value", "Decision",
+        "Phase",
+        "Control",
+        "Treatment",
+        "Traffic",
+        "Users",
+        "Lift",
+        "P-Value",
+        "Decision",
     ] {
         assert!(yaml.contains(&format!("name: {column}")), "{column}");
     }

@@ -23,7 +23,11 @@ fn examples_parse_into_the_crd_types() {
     let exp: Experiment = serde_yaml::from_str(&read("experiment.yaml")).unwrap();
     assert_eq!(exp.spec.guardrails.len(), 3);
     assert_eq!(exp.spec.rec_model, "movies");
-    assert!(exp.spec.guardrails[1].query.as_deref().unwrap().contains("$ARM"));
+    assert!(exp.spec.guardrails[1]
+        .query
+        .as_deref()
+        .unwrap()
+        .contains("$ARM"));
     assert!(!exp.spec.guardrails[1].higher_is_better());
     let rts: RetrainSchedule = serde_yaml::from_str(&read("retrainschedule.yaml")).unwrap();
     assert_eq!(

@@ -19,9 +19,7 @@ pub fn active_for<'a>(rm: &str, experiments: &'a [Experiment]) -> Option<&'a Exp
     experiments
         .iter()
         .filter(|e| e.spec.rec_model == rm && e.metadata.deletion_timestamp.is_none())
-        .filter(|e| {
-            e.status.as_ref().and_then(|s| s.phase.as_deref()) != Some(phase::CONCLUDED)
-        })
+        .filter(|e| e.status.as_ref().and_then(|s| s.phase.as_deref()) != Some(phase::CONCLUDED))
         .min_by(|a, b| {
             let key = |e: &Experiment| {
                 (
@@ -93,7 +91,11 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
-            _ => return Err(format!("duration {s:?}: unknown unit {c:?} (use s, m, h or d)")),
+            _ => {
+                return Err(format!(
+                    "duration {s:?}: unknown unit {c:?} (use s, m, h or d)"
+                ))
+            }
         };
         let n: u64 = digits
             .parse()

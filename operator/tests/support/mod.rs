@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod fake_api;
+pub mod prometheus;
+pub mod world;

@@ -137,7 +137,10 @@ pub fn look(
         let Some(metric) = g.user_metric else {
             continue;
         };
-        let (gc, gt) = (stats_of(metric, &obs.control), stats_of(metric, &obs.treatment));
+        let (gc, gt) = (
+            stats_of(metric, &obs.control),
+            stats_of(metric, &obs.treatment),
+        );
         let diff = gt.ratio() - gc.ratio();
         let variance = gc.ratio_variance() + gt.ratio_variance();
         let tau = if g.margin > 0.0 { g.margin } else { tau };
@@ -166,7 +169,11 @@ pub fn look(
     for g in spec.guardrails.iter().filter(|g| g.query.is_some()) {
         match obs.operational.get(&g.name).copied().flatten() {
             Some((vc, vt)) if vc.is_finite() && vt.is_finite() => {
-                let worse_by = if g.higher_is_better() { vc - vt } else { vt - vc };
+                let worse_by = if g.higher_is_better() {
+                    vc - vt
+                } else {
+                    vt - vc
+                };
                 metrics.push(MetricResult {
                     name: g.name.clone(),
                     control: vc,
@@ -267,7 +274,11 @@ mod tests {
         let mut s = Sums::default();
         for i in 0..n {
             // Deterministic spread: users alternate around the mean.
-            let y = if i % 2 == 0 { 10.0 * ctr * 1.5 } else { 10.0 * ctr * 0.5 };
+            let y = if i % 2 == 0 {
+                10.0 * ctr * 1.5
+            } else {
+                10.0 * ctr * 0.5
+            };
             s.n += 1.0;
             s.sx += 10.0;
             s.sxx += 100.0;
@@ -298,15 +309,21 @@ mod tests {
         let d = look(&s, &mut status, &obs, long());
         assert!(matches!(d, Decision::Promote(_)), "{d:?}");
         assert_eq!(status.users.as_deref(), Some("20000/20000"));
-        assert!(status.lift.as_deref().unwrap().starts_with("+20.0% ["), "{:?}", status.lift);
+        assert!(
+            status.lift.as_deref().unwrap().starts_with("+20.0% ["),
+            "{:?}",
+            status.lift
+        );
         assert_eq!(status.p_value.as_deref(), Some("<0.0001"));
         assert_eq!(status.looks, 1);
     }
 
     #[test]
     fn an_operational_breach_blocks_promotion_then_rolls_back() {
-        let s = spec(json!({"guardrails": [{"name": "p99", "query": "q{arm=\"$ARM\"}",
-                                           "margin": 0.01, "breachLooks": 2}]}));
+        let s = spec(
+            json!({"guardrails": [{"name": "p99", "query": "q{arm=\"$ARM\"}",
+                                           "margin": 0.01, "breachLooks": 2}]}),
+        );
         let mut status = ExperimentStatus::default();
         let mut obs = Observation {
             control: arm(20_000, 0.10),
@@ -314,12 +331,21 @@ mod tests {
             operational: BTreeMap::from([("p99".to_owned(), Some((0.05, 0.09)))]),
         };
         let d = look(&s, &mut status, &obs, long());
-        assert!(matches!(&d, Decision::Continue(r) if r.contains("p99")), "{d:?}");
-        assert!(matches!(look(&s, &mut status, &obs, long()), Decision::Rollback(_)));
+        assert!(
+            matches!(&d, Decision::Continue(r) if r.contains("p99")),
+            "{d:?}"
+        );
+        assert!(matches!(
+            look(&s, &mut status, &obs, long()),
+            Decision::Rollback(_)
+        ));
         // A missing value neither promotes nor counts as a breach.
         let mut status = ExperimentStatus::default();
         obs.operational.insert("p99".into(), None);
-        assert!(matches!(look(&s, &mut status, &obs, long()), Decision::Continue(_)));
+        assert!(matches!(
+            look(&s, &mut status, &obs, long()),
+            Decision::Continue(_)
+        ));
         assert_eq!(status.breaches.get("p99"), None);
     }
 

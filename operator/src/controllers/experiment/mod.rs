@@ -110,7 +110,11 @@ fn set_conditions(status: &mut ExperimentStatus, generation: Option<i64>, degrad
         } else {
             "SplitAsPlanned"
         },
-        if phase == phase::PAUSED { reason } else { String::new() },
+        if phase == phase::PAUSED {
+            reason
+        } else {
+            String::new()
+        },
         generation,
     );
     conditions::set(
@@ -156,8 +160,7 @@ pub async fn reconcile_at(
 ) -> Result<Action, Error> {
     let _timer = ctx.metrics.start(CONTROLLER);
     let old = exp.status.clone().unwrap_or_default();
-    if exp.metadata.deletion_timestamp.is_some() || old.phase.as_deref() == Some(phase::CONCLUDED)
-    {
+    if exp.metadata.deletion_timestamp.is_some() || old.phase.as_deref() == Some(phase::CONCLUDED) {
         return Ok(Action::await_change());
     }
     let ns = exp.namespace().ok_or_else(|| Error::MissingNamespace {
@@ -285,7 +288,11 @@ pub async fn reconcile_at(
         write(&api, &exp, status, None).await?;
         return Ok(Action::requeue(Duration::from_secs(15)));
     }
-    if let Some(since) = old.last_look_at.as_deref().and_then(|t| seconds_between(t, now)) {
+    if let Some(since) = old
+        .last_look_at
+        .as_deref()
+        .and_then(|t| seconds_between(t, now))
+    {
         if since < interval.as_secs_f64() {
             return Ok(Action::requeue(Duration::from_secs_f64(
                 interval.as_secs_f64() - since,
@@ -327,14 +334,25 @@ pub async fn reconcile_at(
                 experiment: exp.name_any(),
                 at: now.to_string(),
             };
-            conclude(&ctx, &api, &exp, status, now, name, why, Some((&rm, promotion))).await
+            conclude(
+                &ctx,
+                &api,
+                &exp,
+                status,
+                now,
+                name,
+                why,
+                Some((&rm, promotion)),
+            )
+            .await
         }
         Decision::Rollback(_) | Decision::Inconclusive(_) => {
             conclude(&ctx, &api, &exp, status, now, name, why, None).await
         }
         Decision::Pause(_) => {
             if old.phase.as_deref() != Some(phase::PAUSED) {
-                ctx.event(&*exp, true, "SampleRatioMismatch", why.clone()).await;
+                ctx.event(&*exp, true, "SampleRatioMismatch", why.clone())
+                    .await;
             }
             status.phase = Some(phase::PAUSED.into());
             status.decision = Some(name.into());

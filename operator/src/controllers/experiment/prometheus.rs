@@ -196,31 +196,45 @@ mod tests {
 
     #[test]
     fn vectors_scalars_and_errors_decode() {
-        let v = decode(br#"{"status":"success","data":{"resultType":"vector","result":[
+        let v = decode(
+            br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"arm":"stable"},"value":[1.5,"12"]},
-            {"metric":{"arm":"canary"},"value":[1.5,"NaN"]}]}}"#)
+            {"metric":{"arm":"canary"},"value":[1.5,"NaN"]}]}}"#,
+        )
         .unwrap();
         assert_eq!(v[0].labels["arm"], "stable");
         assert_eq!(v[0].value, 12.0);
         assert!(v[1].value.is_nan());
-        let s = decode(br#"{"status":"success","data":{"resultType":"scalar","result":[1,"0.25"]}}"#)
-            .unwrap();
+        let s =
+            decode(br#"{"status":"success","data":{"resultType":"scalar","result":[1,"0.25"]}}"#)
+                .unwrap();
         assert_eq!(s[0].value, 0.25);
         let e = decode(br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#)
             .unwrap_err();
         assert!(e.to_string().contains("bad_data") && e.to_string().contains("parse error"));
-        assert!(decode(br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#).is_err());
+        assert!(
+            decode(br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#).is_err()
+        );
         assert!(decode(b"<html>").is_err());
     }
 
     #[test]
     fn queries_are_form_encoded() {
-        assert_eq!(form_encode("max by (arm) (x{salt=\"a b\"})"), "max+by+%28arm%29+%28x%7Bsalt%3D%22a+b%22%7D%29");
+        assert_eq!(
+            form_encode("max by (arm) (x{salt=\"a b\"})"),
+            "max+by+%28arm%29+%28x%7Bsalt%3D%22a+b%22%7D%29"
+        );
     }
 
     #[tokio::test]
     async fn urls_other_than_plain_http_are_refused() {
-        assert!(matches!(query("https://p:9090", "up").await, Err(PromError::BadUrl(_))));
-        assert!(matches!(query("http://", "up").await, Err(PromError::BadUrl(_))));
+        assert!(matches!(
+            query("https://p:9090", "up").await,
+            Err(PromError::BadUrl(_))
+        ));
+        assert!(matches!(
+            query("http://", "up").await,
+            Err(PromError::BadUrl(_))
+        ));
     }
 }

@@ -29,7 +29,11 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = ".status.treatmentVersion"
     ),
-    printcolumn(name = "Traffic", type_ = "integer", json_path = ".spec.trafficPercent"),
+    printcolumn(
+        name = "Traffic",
+        type_ = "integer",
+        json_path = ".spec.trafficPercent"
+    ),
     printcolumn(name = "Users", type_ = "string", json_path = ".status.users"),
     printcolumn(name = "Lift", type_ = "string", json_path = ".status.lift"),
     printcolumn(name = "P-Value", type_ = "string", json_path = ".status.pValue"),
