@@ -281,6 +281,7 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     let routed = Routed {
         stable_uri: &stable_uri,
         canary: Some((&canary_uri, rm.spec.canary.as_ref().unwrap().weight)),
+        salt: None,
     };
     let configmap = router::configmap(&rm, &routed).unwrap();
     // Cluster DNS: the arms' Services resolve to the stand-in pods.
