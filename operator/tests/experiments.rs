@@ -83,7 +83,7 @@ struct Lab {
 impl Lab {
     fn new() -> Self {
         let exporter = Exporter::start();
-        let prometheus = Prometheus::start(&[&exporter.addr]);
+        let prometheus = Prometheus::start(&[(&exporter.addr, "movies-router-0")]);
         Self {
             fake: FakeApi::default(),
             exporter,
@@ -304,6 +304,10 @@ async fn a_worse_treatment_is_rolled_back_early_and_an_a_a_test_never_promotes()
     let s = lab.look(&ctx, 5).await;
     assert_eq!(s["decision"], "Rollback", "{s}");
     assert_eq!(s["phase"], "Concluded");
+    println!(
+        "worse treatment: Rollback at minute 5, users {}, lift {}",
+        s["users"], s["lift"]
+    );
     assert!(lab.fake.get(PROMOTION).is_none());
     // The treatment leaves the routing table (and drains) on the RecModel's next reconcile.
     reconcile_model(&lab.fake, &ctx).await;
@@ -335,6 +339,10 @@ async fn a_worse_treatment_is_rolled_back_early_and_an_a_a_test_never_promotes()
             break;
         }
     }
+    println!(
+        "A/A: {} after {} looks, users {}, started {}, decided {}",
+        last["decision"], last["looks"], last["users"], last["startedAt"], last["decidedAt"]
+    );
     assert_eq!(last["decision"], "Inconclusive", "{last}");
     assert!(lab.fake.get(PROMOTION).is_none());
 }

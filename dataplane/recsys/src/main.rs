@@ -56,6 +56,10 @@ enum Command {
         /// Which evaluation split to use.
         #[arg(long, value_enum, default_value = "seed")]
         split: SplitKind,
+        /// State the published version serves from: the latest, or as of the test window's
+        /// start (for replaying the test window against the served version).
+        #[arg(long, value_enum, default_value = "latest")]
+        publish_state: demo::PublishState,
     },
     /// Serve a published model version over gRPC (and HTTP/JSON).
     Serve {
@@ -451,6 +455,7 @@ async fn main() -> anyhow::Result<()> {
             max_epochs,
             ranker_trials,
             split,
+            publish_state,
         } => {
             demo::run(DemoOptions {
                 data_dir,
@@ -459,6 +464,7 @@ async fn main() -> anyhow::Result<()> {
                 max_epochs,
                 split,
                 ranker_trials,
+                publish_state,
             })
             .await?;
         }

@@ -51,6 +51,7 @@ async fn trained() -> &'static Path {
                 max_epochs: 2,
                 split: demo::SplitKind::Seed,
                 ranker_trials: 1,
+                publish_state: demo::PublishState::Latest,
             })
             .await
             .unwrap()

@@ -21,6 +21,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         max_epochs: 4,
         split: demo::SplitKind::Seed,
         ranker_trials: 3,
+        publish_state: demo::PublishState::Latest,
     })
     .await
     .expect("demo runs end to end");

@@ -186,6 +186,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         max_epochs: 2,
         split: demo::SplitKind::Seed,
         ranker_trials: 1,
+        publish_state: demo::PublishState::Latest,
     })
     .await
     .unwrap();

@@ -76,14 +76,18 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 }
 
 impl Prometheus {
-    /// Starts Prometheus scraping `targets` every second; returns once it is ready.
-    pub fn start(targets: &[&str]) -> Self {
+    /// Starts Prometheus scraping each `(address, pod)` every second, the pod name as the
+    /// `pod` label (as Kubernetes service discovery would attach it); returns once ready.
+    pub fn start(targets: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: recsys\n    static_configs:\n      - targets: [{}]\n",
-            list.join(", ")
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: recsys\n    static_configs:\n",
         );
+        for (addr, pod) in targets {
+            config.push_str(&format!(
+                "      - targets: ['{addr}']\n        labels: {{pod: '{pod}'}}\n"
+            ));
+        }
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");

@@ -32,6 +32,20 @@ pub struct DemoOptions {
     pub split: SplitKind,
     /// Ranker hyper-parameter configurations to try (the first is the default).
     pub ranker_trials: usize,
+    /// Which state the published version serves from.
+    pub publish_state: PublishState,
+}
+
+/// The user histories and item features a published version carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PublishState {
+    /// Everything up to the last event (what production serves).
+    #[default]
+    Latest,
+    /// As of the test window's start: the state the test window was evaluated from, so the
+    /// served version can be asked by users replaying their held-out interactions (an
+    /// experiment simulation, a backtest) without those being already "seen".
+    TestStart,
 }
 
 /// The two splits of the evaluation protocol.
@@ -284,7 +298,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     }
 
     // Publish: the evaluated model, its item index rebuilt over features as of now.
-    let snapshot_now = FeatureSnapshot::compute(&data, &data.interactions, last + 1);
+    let snapshot_now = match options.publish_state {
+        PublishState::Latest => FeatureSnapshot::compute(&data, &data.interactions, last + 1),
+        PublishState::TestStart => snapshot_test.clone(),
+    };
     let item_vectors = final_retrieval
         .model
         .embed_items(&tower::all_items(&snapshot_now))?;

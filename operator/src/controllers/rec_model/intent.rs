@@ -33,9 +33,8 @@ pub fn intent(rm: &RecModel, experiments: &[Experiment], promotion: Option<Promo
             promotion,
         };
     }
-    let active = experiment::active_for(&rm.name_any(), experiments)
-        // An experiment of the version already served has nothing to compare.
-        .filter(|e| e.spec.treatment.model_uri != stable_uri);
+    // An A/A experiment (treatment = the stable version) is allowed: it checks the platform.
+    let active = experiment::active_for(&rm.name_any(), experiments);
     Intent {
         canary: active.map(|e| (e.spec.treatment.model_uri.clone(), e.spec.traffic_percent)),
         experiment: active.map(|e| (e.name_any(), experiment::salt(e))),
@@ -99,8 +98,5 @@ mod tests {
         let i = intent(&rm(false), &[], Some(promoted("s3://b/v0")));
         assert_eq!(i.stable_uri, "s3://b/v1");
         assert!(i.promotion.is_none());
-        // The promoted version is not tested against itself.
-        let i = intent(&rm(false), &[exp()], Some(promoted("s3://b/v1")));
-        assert_eq!(i.canary, None);
     }
 }
