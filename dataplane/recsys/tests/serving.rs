@@ -487,7 +487,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     );
     let impressions = metric(
         server.http,
-        "recsys_feedback_events_total{arm=\"stable\",event_type=\"impression\",experiment=\"exp-1\"}",
+        "recsys_feedback_events_total{event_type=\"impression\"}",
     );
     assert_eq!(impressions, 5.0);
 

@@ -143,11 +143,11 @@ pub fn accept(
         log.append(&ok)?;
     }
     for (e, ts) in &ok {
-        let experiment = metrics.bounded(&e.experiment);
-        let arm = metrics.bounded(&e.variant);
+        // Labelled by the validated event type only: what a client says its experiment or
+        // variant was is neither trusted nor a label (the router counts arms from its table).
         metrics
             .feedback
-            .with_label_values(&[experiment.as_str(), arm.as_str(), e.event_type.as_str()])
+            .with_label_values(&[e.event_type.as_str()])
             .inc();
         recent.record(&e.user_id, &e.item_id, *ts);
     }

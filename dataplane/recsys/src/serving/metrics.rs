@@ -1,14 +1,10 @@
 //! Serving metrics, Prometheus conventions: `_total` counters, `_seconds` histograms, bounded
-//! labels (methods, gRPC codes, stages, cache names, and feedback labels capped in number).
+//! labels (methods, gRPC codes, stages, cache names, validated feedback event types; never a
+//! string a client chose).
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::collections::HashSet;
-use std::sync::Mutex;
-
-/// Distinct experiment/arm label values kept before the rest are counted as "other".
-const MAX_LABEL_VALUES: usize = 64;
 
 pub struct ServingMetrics {
     registry: Registry,
@@ -20,7 +16,6 @@ pub struct ServingMetrics {
     pub cache: IntCounterVec,
     pub reloads: IntCounterVec,
     pub model_info: IntGaugeVec,
-    seen_labels: Mutex<HashSet<String>>,
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -63,8 +58,8 @@ impl Default for ServingMetrics {
             ),
             feedback: counter(
                 "recsys_feedback_events_total",
-                "Feedback events by experiment, arm and event type.",
-                &["experiment", "arm", "event_type"],
+                "Accepted feedback events by event type.",
+                &["event_type"],
             ),
             cache: counter(
                 "recsys_cache_requests_total",
@@ -84,7 +79,6 @@ impl Default for ServingMetrics {
                 &["version", "variant"],
             )
             .expect("valid metric"),
-            seen_labels: Mutex::new(HashSet::new()),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -103,26 +97,6 @@ impl Default for ServingMetrics {
 }
 
 impl ServingMetrics {
-    /// A client-supplied label value, kept only while the number of distinct values is small
-    /// and the value is a short identifier; otherwise "other".
-    pub fn bounded(&self, value: &str) -> String {
-        let ok = !value.is_empty()
-            && value.len() <= 40
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
-            return if value.is_empty() { "none" } else { "other" }.into();
-        }
-        let mut seen = self.seen_labels.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(value) || seen.len() < MAX_LABEL_VALUES {
-            seen.insert(value.to_owned());
-            value.to_owned()
-        } else {
-            "other".into()
-        }
-    }
-
     /// Counts a finished request by method and gRPC code, with its latency.
     pub fn observe(&self, method: &str, started: std::time::Instant, code: tonic::Code) {
         self.requests
@@ -155,16 +129,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_labels_stay_bounded() {
+    fn only_the_served_version_is_reported() {
         let m = ServingMetrics::default();
-        assert_eq!(m.bounded("exp-1"), "exp-1");
-        assert_eq!(m.bounded(""), "none");
-        assert_eq!(m.bounded("drop table; --"), "other");
-        for i in 0..200 {
-            m.bounded(&format!("e{i}"));
-        }
-        assert_eq!(m.bounded("brand-new"), "other");
-        assert_eq!(m.bounded("exp-1"), "exp-1", "known values keep their label");
         m.set_model("v1", "stable");
         m.set_model("v2", "stable");
         let text = m.render();
