@@ -77,6 +77,30 @@ for n, ctr_c, ctr_t in [(800, 0.05, 0.055), (3000, 0.10, 0.10), (500, 0.02, 0.03
     ratios.append({**{k: v for k, v in arms.items()}, "z": z, "p": 2 * stats.norm.sf(abs(z))})
 cases["ratio"] = ratios
 
+# CUPED: y this period, z the same user's metric before the experiment (shared taste).
+cuped = []
+for n, lift in [(600, 0.0), (2000, 0.05)]:
+    arms = {}
+    for name, effect in [("control", 0.0), ("treatment", lift)]:
+        taste = rng.gamma(2.0, 1.0, n)
+        z = rng.poisson(taste * 3)
+        y = rng.poisson(taste * 3 * (1 + effect))
+        arms[name] = {"y": y.tolist(), "z": z.tolist()}
+    yall = np.r_[arms["control"]["y"], arms["treatment"]["y"]].astype(float)
+    zall = np.r_[arms["control"]["z"], arms["treatment"]["z"]].astype(float)
+    theta = np.cov(yall, zall, ddof=1)[0, 1] / np.var(zall, ddof=1)
+    out = {}
+    for name, a in arms.items():
+        y, z = np.array(a["y"], float), np.array(a["z"], float)
+        adj = y - theta * (z - zall.mean())
+        out[name] = (adj.mean(), np.var(adj, ddof=1) / len(adj), np.var(y, ddof=1) / len(y))
+    diff = out["treatment"][0] - out["control"][0]
+    var = out["treatment"][1] + out["control"][1]
+    zstat = diff / np.sqrt(var)
+    cuped.append({**arms, "theta": theta, "diff": diff, "z": zstat, "p": 2 * stats.norm.sf(abs(zstat)),
+                  "variance_reduction": 1 - var / (out["treatment"][2] + out["control"][2])})
+cases["cuped"] = cuped
+
 power = []
 for p1, rel in [(0.05, 0.05), (0.10, 0.02), (0.30, 0.10)]:
     p2 = p1 * (1 + rel)

@@ -131,3 +131,38 @@ fn srm_holm_and_non_inferiority_agree_with_scipy_and_statsmodels() {
         close(p, f(&c["p"]), 1e-12, "non-inferiority p");
     }
 }
+
+#[test]
+fn cuped_agrees_with_numpy_on_the_raw_users() {
+    use recsys_core::stats::cuped::{cuped, CovariateStats};
+    for c in fixture()["cuped"].as_array().unwrap() {
+        let arm = |name: &str| {
+            let mut s = CovariateStats::default();
+            let (y, z) = (
+                c[name]["y"].as_array().unwrap(),
+                c[name]["z"].as_array().unwrap(),
+            );
+            for (y, z) in y.iter().zip(z) {
+                s.add(f(y), f(z));
+            }
+            s
+        };
+        let r = cuped(&arm("control"), &arm("treatment"), 0.05);
+        close(r.theta, f(&c["theta"]), 1e-9, "theta");
+        close(
+            r.comparison.diff,
+            f(&c["diff"]),
+            1e-9,
+            "adjusted difference",
+        );
+        close(r.comparison.z, f(&c["z"]), 1e-8, "z");
+        close(r.comparison.p_value, f(&c["p"]), 1e-8, "p");
+        close(
+            r.variance_reduction,
+            f(&c["variance_reduction"]),
+            1e-8,
+            "variance reduction",
+        );
+        assert!(r.variance_reduction > 0.3, "a correlated covariate helps");
+    }
+}

@@ -4,6 +4,7 @@
 //! `core/tests/fixtures/stats_reference.json`).
 
 pub mod analysis;
+pub mod cuped;
 pub mod decision;
 pub mod distributions;
 pub mod holm;
