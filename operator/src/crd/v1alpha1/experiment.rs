@@ -117,7 +117,7 @@ pub struct Design {
     #[schemars(range(min = 0.5, max = 0.999))]
     pub power: f64,
     /// The success metric's expected control value (e.g. CTR 0.05).
-    #[schemars(range(min = 0.000001, max = 1.0))]
+    #[schemars(range(min = 0.0001, max = 1.0))]
     pub baseline: f64,
     /// Minimum detectable relative effect, e.g. 0.05 for +5 %.
     #[schemars(range(min = 0.0001, max = 10.0))]
