@@ -3,7 +3,7 @@
 //! arm when the spec has no canary of its own.
 
 use crate::builders::experiment::{self, Promotion};
-use crate::crd::v1alpha1::{Experiment, RecModel};
+use crate::crd::v1alpha1::{Canary, Experiment, RecModel};
 use kube::ResourceExt;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +41,19 @@ pub fn intent(rm: &RecModel, experiments: &[Experiment], promotion: Option<Promo
         stable_uri,
         promotion,
     }
+}
+
+/// The RecModel as the builders should see it for the second arm: its spec's canary, or the
+/// experiment's treatment in its place (the canary's replicas follow its share of users).
+pub fn with_canary(rm: &RecModel, intent: &Intent) -> RecModel {
+    let mut sized = rm.clone();
+    if sized.spec.canary.is_none() {
+        sized.spec.canary = intent.canary.as_ref().map(|(uri, weight)| Canary {
+            model_uri: uri.clone(),
+            weight: *weight,
+        });
+    }
+    sized
 }
 
 #[cfg(test)]
@@ -84,6 +97,9 @@ mod tests {
         let i = intent(&rm(false), &[exp()], None);
         assert_eq!(i.canary, Some(("s3://b/v2".into(), 20)));
         assert_eq!(i.experiment, Some(("v2-test".into(), "e-uid".into())));
+        // The treatment arm is sized by its share of users, as a spec canary would be.
+        let sized = with_canary(&rm(false), &i);
+        assert_eq!(sized.spec.canary.as_ref().map(|c| c.weight), Some(20));
         let i = intent(&rm(true), &[exp()], None);
         assert_eq!(i.canary, Some(("s3://b/v9".into(), 5)));
         assert_eq!(i.experiment, None);

@@ -240,7 +240,10 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
     let mut canary_rollout = Rollout::default();
     match &canary {
         CanaryPlan::Apply(arm) => {
-            if let Some(d) = apply_arm(&ctx, &rm, &ns, Arm::Canary, arm, &mut collisions).await? {
+            // Sized by its share of users, whether the spec or an experiment asked for it.
+            let sized = intent::with_canary(&rm, &intent);
+            if let Some(d) = apply_arm(&ctx, &sized, &ns, Arm::Canary, arm, &mut collisions).await?
+            {
                 canary_rollout = plan::rollout(&d);
             }
         }
