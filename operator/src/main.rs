@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
@@ -47,6 +48,15 @@ struct Args {
     /// Prometheus base URL for Experiments whose spec names none.
     #[arg(long, env = "RECSYS_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// Namespace of the metrics scraper (Prometheus): with one, every RecModel gets
+    /// NetworkPolicies so that only its router reaches the arms' gRPC port and only this
+    /// namespace the metrics ports. Empty: no NetworkPolicies.
+    #[arg(
+        long,
+        env = "RECSYS_NETWORK_POLICY_METRICS_NAMESPACE",
+        default_value = ""
+    )]
+    network_policy_metrics_namespace: String,
     /// Log as JSON lines (for log collectors) instead of human-readable text.
     #[arg(long, env = "RECSYS_LOG_JSON")]
     log_json: bool,
@@ -108,6 +118,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         dataplane_image: args.dataplane_image,
         router_reload: Duration::from_secs(args.router_reload_secs),
         prometheus_url: args.prometheus_url,
+        network_policy_metrics_namespace: Some(args.network_policy_metrics_namespace)
+            .filter(|ns| !ns.is_empty()),
     });
     let config = watcher::Config::default();
     let rec_models = Controller::new(Api::<RecModel>::all(client.clone()), config.clone());
@@ -127,6 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .owns(Api::<Deployment>::all(client.clone()), config.clone())
         .owns(Api::<Service>::all(client.clone()), config.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), config.clone())
         // Its own per-version indexes, and an index it refers to, wake a RecModel.
         .owns(Api::<ItemIndex>::all(client.clone()), config.clone())
         .watches(

@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use recsys_operator::builders::serving::{self, Arm};
 use recsys_operator::builders::{index_job, router, scaling};
@@ -336,4 +337,87 @@ spec:
     );
     assert!(!args.iter().any(|a| a.contains("redis")), "{args:?}");
     write_rendered("feedback-deployment", &[d]);
+}
+
+#[test]
+fn network_policies_admit_only_the_router_to_the_arms_and_the_scraper_to_metrics() {
+    use recsys_operator::builders::network;
+    let rm = rec_model(STABLE_ONLY);
+    let policies = network::policies(&rm, "monitoring");
+    let by_name = |n: &str| {
+        policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(n))
+            .unwrap()
+            .spec
+            .clone()
+            .unwrap()
+    };
+    let serving = by_name("movies-serving");
+    // It selects exactly the pods the serving Deployments run.
+    let d = serving::deployment(&rm, Arm::Stable, "s3://artifacts/movies/v1", "s3://idx");
+    let pod_labels = d.spec.template.metadata.unwrap().labels.unwrap();
+    for (k, v) in serving
+        .pod_selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .as_ref()
+        .unwrap()
+    {
+        assert_eq!(pod_labels.get(k), Some(v), "{k}");
+    }
+    let rules = serving.ingress.unwrap();
+    let grpc = &rules[0];
+    assert_eq!(
+        grpc.ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::Int(50051))
+    );
+    let from = grpc.from.as_ref().unwrap();
+    assert_eq!(from.len(), 1);
+    let router_pods = router::deployment(&rm)
+        .spec
+        .template
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap();
+    for (k, v) in from[0]
+        .pod_selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .as_ref()
+        .unwrap()
+    {
+        assert_eq!(router_pods.get(k), Some(v), "{k}");
+    }
+    assert_eq!(
+        from[0]
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["app.kubernetes.io/component"],
+        "router"
+    );
+    let metrics = &rules[1];
+    assert_eq!(
+        metrics.ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::Int(8080))
+    );
+    let ns = metrics.from.as_ref().unwrap()[0]
+        .namespace_selector
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        ns.match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    // The router's gRPC is the public entry; its metrics are the scraper's only.
+    let router_rules = by_name("movies-router").ingress.unwrap();
+    assert!(router_rules[0].from.is_none());
+    assert!(router_rules[1].from.is_some());
+    write_rendered("network-policies", &policies);
 }

@@ -31,6 +31,8 @@ async fn ready_and_the_served_version_wait_until_every_deployment_has_caught_up(
         format!("{DEPLOYMENTS}/movies-router"),
         format!("{SERVICES}/movies"),
         "/apis/policy/v1/namespaces/recsys/poddisruptionbudgets/movies-stable".to_owned(),
+        "/apis/networking.k8s.io/v1/namespaces/recsys/networkpolicies/movies-serving".to_owned(),
+        "/apis/networking.k8s.io/v1/namespaces/recsys/networkpolicies/movies-router".to_owned(),
         format!("{RM}/status"),
     ] {
         assert!(applied.contains(&path), "{path} applied; got {applied:?}");

@@ -4,6 +4,7 @@
 pub mod derived_index;
 pub mod experiment;
 pub mod index_job;
+pub mod network;
 pub mod pod;
 pub mod router;
 pub mod scaling;

@@ -27,6 +27,9 @@ pub struct Context {
     pub router_reload: std::time::Duration,
     /// Prometheus base URL for Experiments that do not name one.
     pub prometheus_url: Option<String>,
+    /// With a namespace (the metrics scraper's), every RecModel gets NetworkPolicies letting
+    /// only its router reach the arms' gRPC and only that namespace the metrics ports.
+    pub network_policy_metrics_namespace: Option<String>,
 }
 
 /// The kubelet refreshes mounted ConfigMaps about once a minute (its sync period plus the

@@ -17,11 +17,12 @@ use crate::builders::derived_index::{self, RECMODEL_LABEL};
 use crate::builders::experiment::{self as experiments, read_promotion};
 use crate::builders::router::{self, Routed};
 use crate::builders::serving::{self, Arm};
-use crate::builders::{scaling, version_of};
+use crate::builders::{network, scaling, version_of};
 use crate::crd::v1alpha1::{condition, AppliedArm, Experiment, ItemIndex, RecModel};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
@@ -139,6 +140,29 @@ async fn apply_scaling(
         .any(|p| p.metadata.name.as_deref() == Some(&stable_pdb))
     {
         collisions.take(delete_owned(&pdbs, rm, &stable_pdb).await?);
+    }
+    Ok(())
+}
+
+/// The data plane's NetworkPolicies, when enabled; removed when disabled.
+async fn apply_network_policies(
+    ctx: &Context,
+    rm: &RecModel,
+    ns: &str,
+    collisions: &mut Collisions,
+) -> Result<(), Error> {
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns);
+    match &ctx.network_policy_metrics_namespace {
+        Some(scraper) => {
+            for p in network::policies(rm, scraper) {
+                collisions.take(apply_owned(&api, rm, &p).await?);
+            }
+        }
+        None => {
+            for name in [network::serving_name(rm), network::router_name(rm)] {
+                collisions.take(delete_owned(&api, rm, &name).await?);
+            }
+        }
     }
     Ok(())
 }
@@ -282,6 +306,7 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
         .unwrap_or_default();
     collisions.take(apply_owned(&services, &*rm, &router::service(&rm)).await?);
     apply_scaling(&ctx, &rm, &ns, &mut collisions).await?;
+    apply_network_policies(&ctx, &rm, &ns, &mut collisions).await?;
     let mut keep = vec![stable_uri.as_str(), stable.model_uri.as_str()];
     keep.extend(canary_uri.as_deref());
     if matches!(canary, CanaryPlan::Drain { .. }) {
