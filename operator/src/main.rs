@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, ResourceExt};
+use recsys_operator::builders::managed_selector;
 use recsys_operator::controllers::{experiment, item_index, rec_model, Context};
 use recsys_operator::crd::v1alpha1::{Experiment, ItemIndex, RecModel};
 use recsys_operator::runtime::http::{self, Health};
@@ -122,6 +123,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|ns| !ns.is_empty()),
     });
     let config = watcher::Config::default();
+    // Child kinds: only what the operator made (labelled), not every object in the cluster.
+    let owned = watcher::Config::default().labels(&managed_selector());
     let rec_models = Controller::new(Api::<RecModel>::all(client.clone()), config.clone());
     let store = rec_models.store();
     let rec_models = rec_models
@@ -136,10 +139,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             },
         )
-        .owns(Api::<Deployment>::all(client.clone()), config.clone())
-        .owns(Api::<Service>::all(client.clone()), config.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), config.clone())
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(Api::<Service>::all(client.clone()), owned.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
         // Its own per-version indexes, and an index it refers to, wake a RecModel.
         .owns(Api::<ItemIndex>::all(client.clone()), config.clone())
         .watches(
@@ -195,7 +198,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     let item_indexes = Controller::new(Api::<ItemIndex>::all(client.clone()), config.clone())
-        .owns(Api::<Job>::all(client.clone()), config)
+        .owns(Api::<Job>::all(client.clone()), owned)
         .graceful_shutdown_on(shutdown_signal())
         .run(item_index::reconcile, item_index::error_policy, context)
         .for_each(|result| async move {

@@ -22,13 +22,21 @@ pub const GRPC_PORT: i32 = 50051;
 /// HTTP port (JSON API, probes' companion and `/metrics`).
 pub const HTTP_PORT: i32 = 8080;
 
+/// The label on everything the operator creates; its watches of child kinds select on it.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// The label selector of the operator's watches of the child kinds it creates.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY}={FIELD_MANAGER}")
+}
+
 /// Recommended labels (app.kubernetes.io/*) for one component of one custom resource.
 pub fn labels(instance: &str, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "recsys".into()),
         ("app.kubernetes.io/instance".into(), instance.into()),
         ("app.kubernetes.io/component".into(), component.into()),
-        ("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into()),
+        (MANAGED_BY.into(), FIELD_MANAGER.into()),
     ])
 }
 
@@ -37,8 +45,10 @@ pub fn labels(instance: &str, component: &str) -> BTreeMap<String, String> {
 pub fn child_meta<K: Resource<DynamicType = ()>>(
     owner: &K,
     name: String,
-    labels: BTreeMap<String, String>,
+    mut labels: BTreeMap<String, String>,
 ) -> ObjectMeta {
+    // Always: the operator's watches of child kinds only see objects carrying it.
+    labels.insert(MANAGED_BY.into(), FIELD_MANAGER.into());
     ObjectMeta {
         name: Some(name),
         namespace: owner.meta().namespace.clone(),
@@ -64,6 +74,21 @@ pub fn version_of(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_child_carries_the_label_the_watches_select_on() {
+        let rm: crate::crd::v1alpha1::RecModel = serde_json::from_value(serde_json::json!({
+            "apiVersion": "recsys.dev/v1alpha1", "kind": "RecModel",
+            "metadata": {"name": "m", "namespace": "ns", "uid": "u"},
+            "spec": {"modelUri": "s3://b/v1", "itemIndexRef": "ii"}
+        }))
+        .unwrap();
+        let meta = child_meta(&rm, "x".into(), BTreeMap::new());
+        assert_eq!(
+            format!("{MANAGED_BY}={}", meta.labels.unwrap()[MANAGED_BY]),
+            managed_selector()
+        );
+    }
 
     #[test]
     fn version_is_the_last_path_segment() {
