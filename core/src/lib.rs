@@ -10,6 +10,7 @@ pub mod event;
 pub mod features;
 pub mod metrics;
 pub mod ranking;
+pub mod redact;
 pub mod routing;
 pub mod rules;
 pub mod split;

@@ -814,8 +814,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let done = feature_job::materialize(&local, &redis_url, &spec)?;
             println!(
-                "{} → {redis_url}: {} keys in {:.1} s",
+                "{} → {}: {} keys in {:.1} s",
                 done.partition.display(),
+                recsys_core::redact::url(&redis_url),
                 done.keys,
                 done.seconds
             );
@@ -836,7 +837,10 @@ async fn main() -> anyhow::Result<()> {
                 &|n| progress.set_position(n),
             )?;
             progress.finish_and_clear();
-            println!("{items} → {redis_url}: {written} items, {ttl_hours} h");
+            println!(
+                "{items} → {}: {written} items, {ttl_hours} h",
+                recsys_core::redact::url(&redis_url)
+            );
         }
         Command::ExportMovielens { data_dir, out } => {
             let data = recsys::data::movielens::load(&recsys::data::locate::find_movielens(

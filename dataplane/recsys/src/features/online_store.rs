@@ -53,9 +53,14 @@ pub fn decode(bytes: &[u8], width: usize) -> Option<Vec<f32>> {
 impl OnlineStore {
     /// Connects and checks with PING, so an unreachable Redis fails here with its address.
     pub fn connect(url: &str, spec: &FeatureSpec) -> anyhow::Result<Self> {
-        let unreachable = || format!("cannot reach Redis at {url} for the online feature store");
-        let client =
-            redis::Client::open(url).with_context(|| format!("invalid Redis URL {url}"))?;
+        let unreachable = || {
+            format!(
+                "cannot reach Redis at {} for the online feature store",
+                recsys_core::redact::url(url)
+            )
+        };
+        let client = redis::Client::open(url)
+            .with_context(|| format!("invalid Redis URL {}", recsys_core::redact::url(url)))?;
         let mut connection = client
             .get_connection_with_timeout(CONNECT_TIMEOUT)
             .with_context(unreachable)?;

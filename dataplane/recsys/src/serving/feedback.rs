@@ -4,6 +4,7 @@
 //! data (and, for local runs, an event log). The loop closes here.
 
 use super::feedback_wal::{FeedbackRecord, Wal};
+use super::limits;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use crate::data::events_io::COLUMNS;
@@ -74,6 +75,10 @@ fn check(e: &FeedbackEvent) -> Result<(), String> {
     if e.item_id.trim().is_empty() {
         return Err("item_id is required".into());
     }
+    limits::check_id("user_id", &e.user_id)?;
+    limits::check_id("item_id", &e.item_id)?;
+    limits::check_id("request_id", &e.request_id)?;
+    limits::check_id("placement", &e.placement)?;
     if !EVENT_TYPES.contains(&e.event_type.as_str()) {
         return Err(format!(
             "unknown event_type {:?}; known: {EVENT_TYPES:?}",
@@ -107,7 +112,9 @@ pub fn is_valid(e: &FeedbackEvent) -> bool {
     check(e).is_ok()
 }
 
-/// Accepts the valid events of a batch; returns how many and the rejections.
+/// Accepts the valid events of a batch; returns how many and the rejections. Every valid
+/// event is kept for training (new items included); only items the live version knows
+/// (`known`) enter the in-process recently-seen lists, so made-up ids cannot grow them.
 pub fn accept(
     events: &[FeedbackEvent],
     now: i64,
@@ -115,6 +122,7 @@ pub fn accept(
     recent: &RecentItems,
     log: Option<&EventLog>,
     wal: Option<&Wal>,
+    known: impl Fn(&str) -> bool,
 ) -> std::io::Result<(u32, Vec<FeedbackRejection>)> {
     let mut ok = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
@@ -149,7 +157,43 @@ pub fn accept(
             .feedback
             .with_label_values(&[e.event_type.as_str()])
             .inc();
-        recent.record(&e.user_id, &e.item_id, *ts);
+        if known(&e.item_id) {
+            recent.record(&e.user_id, &e.item_id, *ts);
+        }
     }
     Ok((ok.len() as u32, rejected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: &str, item: &str) -> FeedbackEvent {
+        FeedbackEvent {
+            user_id: user.into(),
+            item_id: item.into(),
+            event_type: "impression".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn long_ids_are_rejected_and_unknown_items_are_kept_but_not_remembered() {
+        let metrics = ServingMetrics::default();
+        let recent = RecentItems::default();
+        let events = vec![
+            event("u1", "known"),
+            event("u1", &"x".repeat(2048)),
+            event("u2", "new-item"),
+        ];
+        let (accepted, rejected) = accept(&events, 1_000, &metrics, &recent, None, None, |id| {
+            id == "known"
+        })
+        .unwrap();
+        assert_eq!(accepted, 2);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].index, 1);
+        assert!(rejected[0].reason.contains("item_id is 2048 bytes"));
+        assert_eq!(recent.users(), 1, "only the known item was remembered");
+    }
 }

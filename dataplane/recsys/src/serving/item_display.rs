@@ -111,11 +111,11 @@ pub fn publish(
     ttl: Duration,
     progress: &dyn Fn(u64),
 ) -> anyhow::Result<usize> {
-    let client =
-        redis::Client::open(redis_url).with_context(|| format!("bad Redis URL {redis_url}"))?;
+    let client = redis::Client::open(redis_url)
+        .with_context(|| format!("bad Redis URL {}", recsys_core::redact::url(redis_url)))?;
     let mut connection = client
         .get_connection_with_timeout(Duration::from_secs(5))
-        .with_context(|| format!("connecting to {redis_url}"))?;
+        .with_context(|| format!("connecting to {}", recsys_core::redact::url(redis_url)))?;
     let mut written = 0;
     for batch in entries.chunks(BATCH) {
         let mut pipe = redis::pipe();
@@ -127,8 +127,12 @@ pub fn publish(
                 .arg(ttl.as_secs().max(1))
                 .ignore();
         }
-        pipe.query::<()>(&mut connection)
-            .with_context(|| format!("writing item metadata to {redis_url}"))?;
+        pipe.query::<()>(&mut connection).with_context(|| {
+            format!(
+                "writing item metadata to {}",
+                recsys_core::redact::url(redis_url)
+            )
+        })?;
         written += batch.len();
         progress(written as u64);
     }

@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod http;
 pub mod item_display;
 pub mod item_table;
+pub mod limits;
 pub mod load;
 pub mod metrics;
 pub mod online_features;

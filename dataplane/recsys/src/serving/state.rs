@@ -8,6 +8,7 @@ use super::engine::{release_freed_memory, Engine, EngineError, EngineOptions, Qu
 use super::feedback::{self, EventLog};
 use super::feedback_wal::Wal;
 use super::item_display;
+use super::limits;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use super::trending::{self, Trending};
@@ -330,9 +331,14 @@ impl ServingState {
         if req.events.is_empty() {
             return Err(Status::invalid_argument("no events"));
         }
+        limits::check_count("events", req.events.len(), limits::MAX_FEEDBACK_EVENTS)
+            .map_err(Status::invalid_argument)?;
         let state = Arc::clone(self);
         let now = chrono::Utc::now().timestamp();
         let (accepted, rejected) = tokio::task::spawn_blocking(move || {
+            // Only items the live version knows count: ids from elsewhere would grow the lists
+            // without ever being shown.
+            let engine = state.engine();
             let result = feedback::accept(
                 &req.events,
                 now,
@@ -340,10 +346,8 @@ impl ServingState {
                 &state.recent,
                 state.log.as_ref(),
                 state.wal.as_deref(),
+                |id| engine.item_by_external_id(id).is_some(),
             )?;
-            // Only items the live version knows count: ids from elsewhere would grow the lists
-            // without ever being shown.
-            let engine = state.engine();
             let engaged: Vec<(&str, f64)> = req
                 .events
                 .iter()
@@ -382,6 +386,29 @@ pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
     if req.user_id.trim().is_empty() {
         return Err(Status::invalid_argument("user_id is required"));
     }
+    let bounded = || -> Result<(), String> {
+        limits::check_id("user_id", &req.user_id)?;
+        limits::check_count(
+            "exclude_item_ids",
+            req.exclude_item_ids.len(),
+            limits::MAX_EXCLUDED_ITEMS,
+        )?;
+        for id in &req.exclude_item_ids {
+            limits::check_id("an excluded item id", id)?;
+        }
+        if let Some(f) = &req.filters {
+            limits::check_count(
+                "filters.categories",
+                f.categories.len(),
+                limits::MAX_CATEGORIES,
+            )?;
+            for c in &f.categories {
+                limits::check_id("a category", c)?;
+            }
+        }
+        Ok(())
+    };
+    bounded().map_err(Status::invalid_argument)?;
     if req.num_items == 0 || req.num_items > MAX_ITEMS {
         return Err(Status::invalid_argument(format!(
             "num_items must be in 1..={MAX_ITEMS}, got {}",
@@ -474,5 +501,45 @@ pub async fn watch(
             }
             Err(e) => tracing::error!(error = %e, "model loader failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recsys_api::v1::Filters;
+
+    fn request(user: &str) -> RecommendRequest {
+        RecommendRequest {
+            user_id: user.into(),
+            num_items: 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_with_the_bound_they_broke() {
+        assert!(validate(&request("416")).is_ok());
+        let e = validate(&request(&"u".repeat(1 << 20))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(
+            e.message().contains("user_id is 1048576 bytes"),
+            "{}",
+            e.message()
+        );
+        let mut r = request("416");
+        r.exclude_item_ids = (0..5000).map(|i| i.to_string()).collect();
+        let e = validate(&r).unwrap_err();
+        assert!(
+            e.message().contains("exclude_item_ids has 5000"),
+            "{}",
+            e.message()
+        );
+        let mut r = request("416");
+        r.filters = Some(Filters {
+            categories: vec!["c".repeat(300)],
+            ..Default::default()
+        });
+        assert!(validate(&r).is_err());
     }
 }
