@@ -339,6 +339,17 @@ spec:
     write_rendered("feedback-deployment", &[d]);
 }
 
+/// Every label the selector matches on is on the pods, with the same value.
+#[track_caller]
+fn assert_selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    pod_labels: &std::collections::BTreeMap<String, String>,
+) {
+    for (k, v) in selector.match_labels.as_ref().unwrap() {
+        assert_eq!(pod_labels.get(k), Some(v), "{k}");
+    }
+}
+
 #[test]
 fn network_policies_admit_only_the_router_to_the_arms_and_the_scraper_to_metrics() {
     use recsys_operator::builders::network;
@@ -357,16 +368,7 @@ fn network_policies_admit_only_the_router_to_the_arms_and_the_scraper_to_metrics
     // It selects exactly the pods the serving Deployments run.
     let d = serving::deployment(&rm, Arm::Stable, "s3://artifacts/movies/v1", "s3://idx");
     let pod_labels = d.spec.template.metadata.unwrap().labels.unwrap();
-    for (k, v) in serving
-        .pod_selector
-        .as_ref()
-        .unwrap()
-        .match_labels
-        .as_ref()
-        .unwrap()
-    {
-        assert_eq!(pod_labels.get(k), Some(v), "{k}");
-    }
+    assert_selects(serving.pod_selector.as_ref().unwrap(), &pod_labels);
     let rules = serving.ingress.unwrap();
     let grpc = &rules[0];
     assert_eq!(
@@ -382,16 +384,7 @@ fn network_policies_admit_only_the_router_to_the_arms_and_the_scraper_to_metrics
         .unwrap()
         .labels
         .unwrap();
-    for (k, v) in from[0]
-        .pod_selector
-        .as_ref()
-        .unwrap()
-        .match_labels
-        .as_ref()
-        .unwrap()
-    {
-        assert_eq!(router_pods.get(k), Some(v), "{k}");
-    }
+    assert_selects(from[0].pod_selector.as_ref().unwrap(), &router_pods);
     assert_eq!(
         from[0]
             .pod_selector
