@@ -47,6 +47,7 @@ mod tests {
             timestamp: ts,
             value: 1.0,
             kind: crate::validation::EventType::Rating,
+            relevant: false,
         }
     }
 

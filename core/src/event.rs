@@ -20,6 +20,10 @@ pub struct Interaction {
     /// What the user did (MovieLens rows are all ratings).
     #[serde(default = "rating")]
     pub kind: EventType,
+    /// Whether the declared label policy ([`crate::labels::LabelPolicy`]) counts it as
+    /// relevant; set once at ingest.
+    #[serde(default)]
+    pub relevant: bool,
 }
 
 fn rating() -> EventType {
@@ -27,8 +31,8 @@ fn rating() -> EventType {
 }
 
 impl Interaction {
-    /// Relevance as defined by the evaluation protocol: an explicit rating of 4 or more.
+    /// Relevance under the label policy applied at ingest.
     pub fn is_relevant(&self) -> bool {
-        self.value >= 4.0
+        self.relevant
     }
 }

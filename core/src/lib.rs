@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod drift;
 pub mod event;
 pub mod features;
+pub mod labels;
 pub mod metrics;
 pub mod ranking;
 pub mod redact;

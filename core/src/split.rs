@@ -85,6 +85,7 @@ mod tests {
             timestamp: ts,
             value: 5.0,
             kind: crate::validation::EventType::Rating,
+            relevant: false,
         }
     }
 

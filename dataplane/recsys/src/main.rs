@@ -60,6 +60,64 @@ enum Command {
         /// start (for replaying the test window against the served version).
         #[arg(long, value_enum, default_value = "latest")]
         publish_state: demo::PublishState,
+        /// Seed of every model's initialisation and sampling.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Train, evaluate and publish a model version from any validated event file (plus
+    /// optional user profiles and item metadata), local or in object storage.
+    Train {
+        /// Events in the pipeline schema (CSV, JSONL or Parquet): a path or a URI.
+        #[arg(long)]
+        events: String,
+        #[command(flatten)]
+        entity_files: EntityFileArgs,
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// Which events count as relevant: comma-separated event types, or `<type>>=<value>`
+        /// (`rating>=4` for MovieLens, `purchase,add_to_cart` for a shop).
+        #[arg(long)]
+        labels: recsys_core::labels::LabelPolicy,
+        #[command(flatten)]
+        windows: WindowArgs,
+        /// Model root (a path or a URI); the version is written to <out>/<version>.
+        #[arg(long)]
+        out: String,
+        /// Version name (default: v<UTC time>).
+        #[arg(long)]
+        version: Option<String>,
+        /// The live version (a directory or a URI): scored on the same test window, and the
+        /// verdict is against it.
+        #[arg(long)]
+        compare_to: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        max_epochs: usize,
+        #[arg(long, default_value_t = 12)]
+        ranker_trials: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Skip the implicit-ALS baseline (slow on large catalogs).
+        #[arg(long)]
+        no_mf: bool,
+        #[arg(long, value_enum, default_value = "latest")]
+        publish_state: demo::PublishState,
+        /// Where remote inputs are copied.
+        #[arg(long, env = "RECSYS_CACHE_DIR", default_value_os_t = std::env::temp_dir().join("recsys-cache"))]
+        cache_dir: PathBuf,
+    },
+    /// Write train / validation / test event files with the cut-offs `train` uses, so any
+    /// other tool can be scored on exactly the same rows.
+    Split {
+        #[arg(long)]
+        events: String,
+        #[command(flatten)]
+        entity_files: EntityFileArgs,
+        #[command(flatten)]
+        data: DatasetArgs,
+        #[command(flatten)]
+        windows: WindowArgs,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Serve a published model version over gRPC (and HTTP/JSON).
     Serve {
@@ -260,6 +318,9 @@ enum Command {
         ranker_users: usize,
         #[arg(long, default_value_t = 200)]
         ranker_trees: u32,
+        /// Which events count as relevant (see `train --labels`).
+        #[arg(long)]
+        labels: recsys_core::labels::LabelPolicy,
         #[command(flatten)]
         entity_files: EntityFileArgs,
     },
@@ -286,7 +347,8 @@ enum Command {
         ttl_hours: u64,
     },
     /// The MovieLens adapter: write ml-100k as the pipeline's files (events.csv, users.csv,
-    /// items.csv) for validate, features, train-events and materialize.
+    /// items.csv) for validate, features, split, train and materialize (train with
+    /// `--labels 'rating>=4' --category-column genres`).
     ExportMovielens {
         /// The ml-100k directory (default: the usual places, as for `demo`).
         #[arg(long)]
@@ -415,6 +477,69 @@ fn index_kind(
 
 /// The profile and metadata files behind the feature definition's attribute columns.
 #[derive(clap::Args, Debug)]
+struct DatasetArgs {
+    /// The item metadata column holding categories (several separated by `|`).
+    #[arg(long, default_value = "category")]
+    category_column: String,
+}
+
+impl DatasetArgs {
+    fn load(
+        &self,
+        events: &str,
+        files: &EntityFileArgs,
+        scratch: &remote::Scratch,
+    ) -> anyhow::Result<recsys::data::Dataset> {
+        let events = remote::fetch(events, &scratch.path().join("events"))?;
+        let files = files.load(scratch)?;
+        let columns = recsys::data::event_dataset::MetadataColumns {
+            category: self.category_column.clone(),
+            ..Default::default()
+        };
+        recsys::data::event_dataset::load(&events, &files, &columns)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct WindowArgs {
+    /// `seed`: trailing validation and test windows; `global`: fractions of rows by time.
+    #[arg(long, value_enum, default_value = "seed")]
+    split: SplitKind,
+    /// Seed split: validation starts this many days before the last event…
+    #[arg(long, default_value_t = 14)]
+    validation_days: i64,
+    /// …and test this many.
+    #[arg(long, default_value_t = 7)]
+    test_days: i64,
+    /// Global split: share of rows before validation…
+    #[arg(long, default_value_t = 0.8)]
+    train_fraction: f64,
+    /// …and of validation rows.
+    #[arg(long, default_value_t = 0.1)]
+    validation_fraction: f64,
+    /// Length and number of the rolling windows before validation whose candidates train
+    /// the ranker.
+    #[arg(long, default_value_t = 7)]
+    ranker_window_days: i64,
+    #[arg(long, default_value_t = 4)]
+    ranker_windows: usize,
+}
+
+impl WindowArgs {
+    fn config(&self) -> recsys::pipeline::train::WindowConfig {
+        recsys::pipeline::train::WindowConfig {
+            split: self.split,
+            validation_days: self.validation_days,
+            test_days: self.test_days,
+            train_fraction: self.train_fraction,
+            validation_fraction: self.validation_fraction,
+            ranker_window_days: self.ranker_window_days,
+            ranker_windows: self.ranker_windows,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
 struct EntityFileArgs {
     /// User profiles (CSV, JSONL or Parquet with a `user_id` column; a path or a URI).
     #[arg(long)]
@@ -456,6 +581,7 @@ async fn main() -> anyhow::Result<()> {
             ranker_trials,
             split,
             publish_state,
+            seed,
         } => {
             demo::run(DemoOptions {
                 data_dir,
@@ -465,8 +591,76 @@ async fn main() -> anyhow::Result<()> {
                 split,
                 ranker_trials,
                 publish_state,
+                seed,
             })
             .await?;
+        }
+        Command::Train {
+            events,
+            entity_files,
+            data,
+            labels,
+            windows,
+            out,
+            version,
+            compare_to,
+            max_epochs,
+            ranker_trials,
+            seed,
+            no_mf,
+            publish_state,
+            cache_dir,
+        } => {
+            let scratch = remote::Scratch::new("train")?;
+            let dataset = data.load(&events, &entity_files, &scratch)?;
+            let live = compare_to
+                .map(|uri| recsys::artifacts::fetch::fetch_version(&uri, &cache_dir))
+                .transpose()?;
+            let output = remote::Output::new(&out, &scratch);
+            let version = version.unwrap_or_else(|| {
+                format!("v{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+            });
+            let summary = recsys::pipeline::train::run(
+                dataset,
+                &recsys::pipeline::train::TrainOptions {
+                    labels,
+                    windows: windows.config(),
+                    max_epochs,
+                    ranker_trials,
+                    seed,
+                    with_mf: !no_mf,
+                    publish_state,
+                    out_root: output.local().to_path_buf(),
+                    version: version.clone(),
+                    live,
+                    source: recsys_core::redact::url(&events),
+                },
+            )?;
+            output.publish(&version)?;
+            println!(
+                "version   {} ({} ranker positives; verdict: {})",
+                remote::join(&out, &version),
+                summary.ranker_positives,
+                summary.verdict.decision
+            );
+        }
+        Command::Split {
+            events,
+            entity_files,
+            data,
+            windows,
+            out,
+        } => {
+            let scratch = remote::Scratch::new("split")?;
+            let dataset = data.load(&events, &entity_files, &scratch)?;
+            let cut = windows.config().cut(&dataset)?;
+            recsys::data::export::write_split(&dataset, cut, &out)?;
+            println!(
+                "wrote     {}/{{train,validation,test}}.csv and cutoffs.json (validation from {}, test from {})",
+                out.display(),
+                cut.validation_start,
+                cut.test_start
+            );
         }
         Command::Serve {
             model_dir,
@@ -774,6 +968,7 @@ async fn main() -> anyhow::Result<()> {
             epochs,
             ranker_users,
             ranker_trees,
+            labels,
             entity_files,
         } => {
             let scratch = remote::Scratch::new("train-events")?;
@@ -788,6 +983,7 @@ async fn main() -> anyhow::Result<()> {
                 ranker_trees,
                 version,
                 files,
+                labels,
             };
             events_model::train(&input, &out, &options)?;
         }

@@ -52,6 +52,7 @@ async fn trained() -> &'static Path {
                 split: demo::SplitKind::Seed,
                 ranker_trials: 1,
                 publish_state: demo::PublishState::Latest,
+                seed: 7,
             })
             .await
             .unwrap()

@@ -22,12 +22,13 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         split: demo::SplitKind::Seed,
         ranker_trials: 3,
         publish_state: demo::PublishState::Latest,
+        seed: 7,
     })
     .await
     .expect("demo runs end to end");
 
-    // Five systems × {all, warm}; every metric is a proportion.
-    assert_eq!(summary.rows.len(), 10);
+    // Five systems × {all, warm, cold}; every metric is a proportion.
+    assert_eq!(summary.rows.len(), 15);
     assert!(summary.rows.iter().any(|r| r.system == "MF (ALS)"));
     for row in &summary.rows {
         for v in [

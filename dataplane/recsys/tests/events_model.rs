@@ -41,6 +41,7 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
         ranker_trees: 50,
         version: "v1".into(),
         files: EntityFiles::load(Some(&users), Some(&items)).unwrap(),
+        labels: "click,add_to_cart,purchase".parse().unwrap(),
     };
     let version =
         events_model::train(&validated.join(validate::CLEAN_FILE), dir.path(), &options).unwrap();

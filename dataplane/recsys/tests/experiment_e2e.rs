@@ -55,6 +55,7 @@ async fn train(data_dir: Option<PathBuf>, out: &Path) -> PathBuf {
         split: demo::SplitKind::Global,
         ranker_trials: 1,
         publish_state: demo::PublishState::TestStart,
+        seed: 7,
     })
     .await
     .unwrap()

@@ -187,6 +187,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         split: demo::SplitKind::Seed,
         ranker_trials: 1,
         publish_state: demo::PublishState::Latest,
+        seed: 7,
     })
     .await
     .unwrap();

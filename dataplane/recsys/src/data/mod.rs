@@ -1,6 +1,8 @@
 //! Loading interaction data and the catalog into dense ids.
 
 pub mod entity_files;
+pub mod event_dataset;
+pub mod export;
 pub mod events_io;
 pub mod locate;
 pub mod movielens;

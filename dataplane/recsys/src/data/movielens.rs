@@ -143,6 +143,7 @@ fn read_interactions(
             timestamp: timestamp as i64,
             value,
             kind: recsys_core::validation::EventType::Rating,
+            relevant: false,
         });
     }
     Ok(rows)
@@ -203,6 +204,7 @@ mod tests {
                 timestamp: 100,
                 value: 4.0,
                 kind: recsys_core::validation::EventType::Rating,
+                relevant: false,
             }
         );
     }

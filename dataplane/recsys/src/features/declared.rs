@@ -154,6 +154,7 @@ mod tests {
             timestamp: day * 86_400,
             value: 5.0,
             kind,
+            relevant: false,
         }
     }
 

@@ -223,6 +223,7 @@ mod tests {
             timestamp: day * 86_400,
             value: 4.0,
             kind: recsys_core::validation::EventType::Rating,
+            relevant: false,
         }
     }
 

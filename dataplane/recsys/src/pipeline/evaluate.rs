@@ -38,21 +38,20 @@ pub struct EvalSet<'a> {
     pub catalog_size: usize,
 }
 
-/// Metrics of `lists` (each user's ranked list) for all evaluated users and the warm subset.
+/// Metrics of `lists` (each user's ranked list) for all evaluated users, the warm subset and
+/// the cold one.
 pub fn evaluate(
     system: &str,
     lists: &BTreeMap<UserId, Vec<ItemId>>,
     set: &EvalSet<'_>,
-) -> [MetricRow; 2] {
+) -> [MetricRow; 3] {
     let all: Vec<UserId> = set.relevant.keys().copied().collect();
-    let warm: Vec<UserId> = all
-        .iter()
-        .copied()
-        .filter(|u| set.warm.contains(u))
-        .collect();
+    let (warm, cold): (Vec<UserId>, Vec<UserId>) =
+        all.iter().partition(|u| set.warm.contains(u));
     [
         row(system, "all", &all, lists, set),
         row(system, "warm", &warm, lists, set),
+        row(system, "cold", &cold, lists, set),
     ]
 }
 
@@ -171,7 +170,9 @@ mod tests {
             item_counts: &counts,
             catalog_size: 10,
         };
-        let [all, warm_row] = evaluate("x", &lists, &set);
+        let [all, warm_row, cold_row] = evaluate("x", &lists, &set);
+        assert_eq!(cold_row.users, 1);
+        assert_eq!(cold_row.ndcg_at_10.mean, 1.0);
         assert_eq!(all.users, 2);
         assert!((all.ndcg_at_10.mean - 0.5).abs() < 1e-9);
         assert!((all.hit_rate_at_10 - 0.5).abs() < 1e-9);

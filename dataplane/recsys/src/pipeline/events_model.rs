@@ -36,6 +36,8 @@ pub struct EventsModelOptions {
     /// User profiles and item metadata: the feature definition's attribute columns, and the
     /// catalog's titles and categories (items only in the metadata join the catalog).
     pub files: EntityFiles,
+    /// Which events count as relevant.
+    pub labels: recsys_core::labels::LabelPolicy,
 }
 
 /// Dense ids in first-seen order.
@@ -73,6 +75,7 @@ fn load(input: &Path, options: &EventsModelOptions) -> anyhow::Result<Dataset> {
                 timestamp: e.timestamp,
                 value: e.value.unwrap_or(1.0) as f32,
                 kind: e.event_type,
+                relevant: false,
             }),
             _ => skipped += 1,
         }
@@ -138,7 +141,8 @@ pub fn train(
     options: &EventsModelOptions,
 ) -> anyhow::Result<PathBuf> {
     let started = Instant::now();
-    let data = load(input, options)?;
+    let mut data = load(input, options)?;
+    options.labels.apply(&mut data.interactions);
     let last = data.last_timestamp().context("no interactions")?;
     let cutoff = last + 1 - options.holdout_days * 86_400;
     let (history, holdout): (Vec<Interaction>, Vec<Interaction>) =
@@ -153,7 +157,7 @@ pub fn train(
         started.elapsed().as_secs_f64()
     );
     let snapshot = FeatureSnapshot::compute(&data, &history, cutoff);
-    let retrieval = retrieval::train(&snapshot, &history, None, options.epochs)?;
+    let retrieval = retrieval::train(&snapshot, &history, None, options.epochs, 7)?;
     println!(
         "two-tower {} epochs; index {:?} over {} items [{:.0} s]",
         retrieval.report.epochs_run,
@@ -222,6 +226,7 @@ pub fn train(
                 "ranker_users": sample.len(),
             }),
             metrics: json!({}),
+            cold_start: None,
         },
     )?;
     println!(

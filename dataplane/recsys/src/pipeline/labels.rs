@@ -1,4 +1,5 @@
-//! Relevance labels of a window: per user, the items they rated 4 or more in it.
+//! Relevance labels of a window: per user, the items the label policy applied at ingest
+//! counts as relevant.
 
 use recsys_core::{Interaction, ItemId, UserId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,14 +30,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_ratings_of_four_or_more_count() {
-        let rows = [
+    fn the_applied_policy_decides() {
+        let mut rows = [
             Interaction {
                 user: 1,
                 item: 5,
                 timestamp: 0,
                 value: 4.0,
                 kind: recsys_core::validation::EventType::Rating,
+                relevant: false,
             },
             Interaction {
                 user: 1,
@@ -44,6 +46,7 @@ mod tests {
                 timestamp: 0,
                 value: 3.0,
                 kind: recsys_core::validation::EventType::Rating,
+                relevant: false,
             },
             Interaction {
                 user: 2,
@@ -51,8 +54,11 @@ mod tests {
                 timestamp: 0,
                 value: 2.0,
                 kind: recsys_core::validation::EventType::Rating,
+                relevant: false,
             },
         ];
+        assert!(relevant_by_user(&rows).is_empty(), "no policy applied yet");
+        recsys_core::labels::LabelPolicy::ratings_at_least(4.0).apply(&mut rows);
         let labels = relevant_by_user(&rows);
         assert_eq!(labels.len(), 1);
         assert_eq!(labels[&1], HashSet::from([5]));

@@ -142,7 +142,7 @@ pub fn train_ranker(
     Ranker::train(all.grouped(), None, feature_names(), &refit_params)
 }
 
-/// Ranker training rows from `windows` rolling weekly windows before `cutoff`, oldest first:
+/// Ranker training rows from `windows` rolling windows of `window_secs` before `cutoff`, oldest first:
 /// for each, a retrieval model trained only on what came before the window proposes
 /// candidates, and the window's ratings label them — exactly the situation the ranker meets in
 /// production.
@@ -151,12 +151,13 @@ pub fn rolling_window_rows(
     history: &[Interaction],
     cutoff: i64,
     windows: usize,
+    window_secs: i64,
     epochs: usize,
+    seed: u64,
 ) -> Result<Vec<CandidateRows>, ModelError> {
-    const WEEK: i64 = 7 * 86_400;
     let mut out = Vec::new();
     for k in (1..=windows as i64).rev() {
-        let start = cutoff - k * WEEK;
+        let start = cutoff - k * window_secs;
         let before: Vec<Interaction> = history
             .iter()
             .filter(|r| r.timestamp < start)
@@ -164,14 +165,14 @@ pub fn rolling_window_rows(
             .collect();
         let window: Vec<Interaction> = history
             .iter()
-            .filter(|r| (start..start + WEEK).contains(&r.timestamp))
+            .filter(|r| (start..start + window_secs).contains(&r.timestamp))
             .copied()
             .collect();
         if before.is_empty() || window.is_empty() {
             continue;
         }
         let snapshot = FeatureSnapshot::compute(data, &before, start);
-        let retrieval = crate::pipeline::retrieval::train(&snapshot, &before, None, epochs)?;
+        let retrieval = crate::pipeline::retrieval::train(&snapshot, &before, None, epochs, seed)?;
         out.push(candidate_rows(&retrieval, &snapshot, &window)?);
     }
     Ok(out)

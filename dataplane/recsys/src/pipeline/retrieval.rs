@@ -64,17 +64,20 @@ pub fn retrieve_unseen(
 }
 
 /// Trains on every interaction in `history` (as of `snapshot`). With `validation` rows, stops
-/// early on their Recall@50; otherwise runs `epochs` epochs.
+/// early on their Recall@50; otherwise runs `epochs` epochs. `seed` fixes initialisation and
+/// batch order.
 pub fn train(
     snapshot: &FeatureSnapshot,
     history: &[Interaction],
     validation: Option<&[Interaction]>,
     epochs: usize,
+    seed: u64,
 ) -> Result<Retrieval, ModelError> {
     let users = tower::all_users(snapshot);
     let items = tower::all_items(snapshot);
     let config = TwoTowerConfig {
         max_epochs: epochs,
+        seed,
         ..TwoTowerConfig::new(
             snapshot.users.len() as i64 + 1,
             snapshot.items.len() as i64 + 1,

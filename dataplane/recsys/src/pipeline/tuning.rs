@@ -75,7 +75,10 @@ pub fn search(blocks: &[CandidateRows], trials: usize, seed: u64) -> Result<Tuni
     );
     let mut done = Vec::new();
     for t in 0..trials.max(1) {
-        let params = sample(&mut rng, t);
+        let params = RankerParams {
+            seed,
+            ..sample(&mut rng, t)
+        };
         let mut fold_ndcg = Vec::new();
         let mut fold_trees = Vec::new();
         for (train, valid) in &folds {

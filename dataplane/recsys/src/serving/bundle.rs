@@ -27,6 +27,21 @@ impl Catalog {
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
 pub const CATALOG_FILE: &str = "catalog.json";
 pub const RANKER_FILE: &str = "ranker.txt";
+pub const COLD_START_FILE: &str = "cold_start.json";
+
+/// What users without history get: a popularity list chosen on validation (older versions
+/// lack the file and fall back to their items' 7-day counts).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColdStart {
+    /// How the list was counted, in words.
+    pub policy: String,
+    pub as_of: i64,
+    /// Dense item ids, best first, with their scores.
+    pub items: Vec<(u32, f32)>,
+    /// Whether users the version knows but who have no history yet go through the model
+    /// (it beat the list on validation) rather than get the list.
+    pub model_for_known_cold_users: bool,
+}
 
 /// Everything needed to write one version directory.
 pub struct BundleParts<'a> {
@@ -38,6 +53,7 @@ pub struct BundleParts<'a> {
     pub data_window: DataWindow,
     pub hyper_parameters: serde_json::Value,
     pub metrics: serde_json::Value,
+    pub cold_start: Option<&'a ColdStart>,
 }
 
 /// Writes the version into `dir` (created) and seals it.
@@ -48,6 +64,9 @@ pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
     parts.ranker.save(&dir.join(RANKER_FILE))?;
     std::fs::write(dir.join(SNAPSHOT_FILE), serde_json::to_vec(parts.snapshot)?)?;
     std::fs::write(dir.join(CATALOG_FILE), serde_json::to_vec(parts.catalog)?)?;
+    if let Some(cold) = parts.cold_start {
+        std::fs::write(dir.join(COLD_START_FILE), serde_json::to_vec(cold)?)?;
+    }
     let manifest = Manifest {
         format_version: 0,
         model_version: parts.version.to_owned(),

@@ -2,7 +2,7 @@
 //! features → LightGBM → top N. Unknown users get recent popular items instead.
 
 use super::attributes::{self, Audience, ItemAttributes};
-use super::bundle::{Catalog, CATALOG_FILE, RANKER_FILE, SNAPSHOT_FILE};
+use super::bundle::{Catalog, ColdStart, CATALOG_FILE, COLD_START_FILE, RANKER_FILE, SNAPSHOT_FILE};
 use super::cache::{CacheStore, Lookup, PREDICTION_TTL};
 use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
@@ -89,6 +89,8 @@ pub struct Engine {
     users: HashMap<String, u32>,
     items: ItemTable,
     popular: Vec<(u32, f32)>,
+    /// Whether known users without history go through the model (else the popular list).
+    model_for_known_cold_users: bool,
     /// Online feature store keys of this version's feature definition start with this.
     feature_prefix: String,
     /// Item rows recently read from the online store.
@@ -157,18 +159,7 @@ impl Engine {
         let spec = &snapshot.declared.spec;
         let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names_for(spec))?;
         let feature_prefix = key_prefix(spec);
-        let popularity: Vec<f32> = snapshot
-            .items
-            .iter()
-            .map(|i| i.count_7d as f32 + i.count_all as f32 / 1e6)
-            .collect();
-        let mut popular: Vec<(u32, f32)> = popularity
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| (i as u32, s))
-            .collect();
-        popular.sort_by(ranking::compare_scored);
-        popular.truncate(1000);
+        let (popular, model_for_known_cold_users) = cold_start(dir, &snapshot)?;
         let attributes = match &options.item_attributes {
             None => Vec::new(),
             Some(path) => {
@@ -196,6 +187,7 @@ impl Engine {
             users,
             items,
             popular,
+            model_for_known_cold_users,
             feature_prefix,
             online_items: ItemRowCache::default(),
             attributes,
@@ -308,7 +300,10 @@ impl Engine {
             max_per_category: self.options.max_per_category,
             ..RuleConfig::default()
         };
-        let Some(&user) = self.users.get(query.user_id) else {
+        let user = self.users.get(query.user_id).copied().filter(|&u| {
+            self.model_for_known_cold_users || self.snapshot.users[u as usize].history_len > 0
+        });
+        let Some(user) = user else {
             let candidates = self.popular_candidates(query);
             let items = finish(candidates, query.n, &rules)
                 .into_iter()
@@ -530,6 +525,34 @@ pub struct Query<'a> {
     /// What is engaging now (external ids, best first): unknown users get these before the
     /// version's own popular items.
     pub trending: &'a [(String, f64)],
+}
+
+/// The version's list for users without history, and whether known ones use the model
+/// instead. Versions without the file: items by 7-day counts, and the model for known users.
+fn cold_start(
+    dir: &Path,
+    snapshot: &FeatureSnapshot,
+) -> Result<(Vec<(u32, f32)>, bool), EngineError> {
+    let path = dir.join(COLD_START_FILE);
+    if path.exists() {
+        let cold: ColdStart = read_json(&path)?;
+        if let Some(&(bad, _)) = cold.items.iter().find(|(i, _)| *i as usize >= snapshot.items.len()) {
+            return Err(EngineError::BadFile {
+                file: path.display().to_string(),
+                message: format!("item {bad} is outside the catalog"),
+            });
+        }
+        return Ok((cold.items, cold.model_for_known_cold_users));
+    }
+    let mut popular: Vec<(u32, f32)> = snapshot
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i as u32, f.count_7d as f32 + f.count_all as f32 / 1e6))
+        .collect();
+    popular.sort_by(ranking::compare_scored);
+    popular.truncate(1000);
+    Ok((popular, true))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

@@ -1,0 +1,279 @@
+//! `recsys train`, the one training pipeline, run as a retraining Job would run it: the real
+//! binary on exported files. On MovieLens it gives exactly what the demo's path gives (same
+//! code, same seed, so also the same `evaluation.json` twice); its claim is checked from
+//! outside by serving the version and asking for every test user over gRPC; on generated
+//! click/purchase events it produces an evaluated version whose ranker had positive labels.
+
+mod support;
+
+use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys::pipeline::demo::{self, DemoOptions};
+use recsys::pipeline::{compare, train};
+use recsys_api::v1::recommender_client::RecommenderClient;
+use recsys_api::v1::{RecommendRequest, RequestContext};
+use recsys_core::metrics;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const RANKER_TRIALS: &str = "4";
+
+fn recsys(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "recsys {args:?} failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn evaluation(version_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(version_dir.join(compare::EVALUATION_FILE)).unwrap())
+        .unwrap()
+}
+
+/// Everything but the version's own name.
+fn comparable(mut e: serde_json::Value) -> serde_json::Value {
+    e["record"]["model_version"] = serde_json::Value::Null;
+    e
+}
+
+fn ndcg_claim(e: &serde_json::Value, subset: &str) -> (f64, u64) {
+    let row = e["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["system"] == "two-tower+ranker" && r["subset"] == subset)
+        .unwrap();
+    (
+        row["ndcg_at_10"]["mean"].as_f64().unwrap(),
+        row["users"].as_u64().unwrap(),
+    )
+}
+
+/// Per test user (external id): relevant items and the time they came back, read from the
+/// split's test file as any outside tool would.
+fn test_users(test_csv: &Path) -> BTreeMap<String, (HashSet<String>, i64)> {
+    let mut out: BTreeMap<String, (HashSet<String>, i64)> = BTreeMap::new();
+    let mut first: HashMap<String, i64> = HashMap::new();
+    let mut reader = csv::Reader::from_path(test_csv).unwrap();
+    for row in reader.records() {
+        let row = row.unwrap();
+        let (user, item, ts, value) = (&row[0], &row[1], row[3].parse::<i64>().unwrap(), &row[4]);
+        let t = first.entry(user.to_owned()).or_insert(ts);
+        *t = (*t).min(ts);
+        if value.parse::<f64>().unwrap() >= 4.0 {
+            out.entry(user.to_owned()).or_default().0.insert(item.to_owned());
+        }
+    }
+    for (user, entry) in out.iter_mut() {
+        entry.1 = first[user];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
+    recsys_models::set_torch_threads(2);
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("ml-100k");
+    recsys(&["export-movielens", "--out", path(&files)]);
+    let (events, users, items) = (
+        files.join("events.csv"),
+        files.join("users.csv"),
+        files.join("items.csv"),
+    );
+    let common = [
+        "--events",
+        path(&events),
+        "--users",
+        path(&users),
+        "--items",
+        path(&items),
+        "--category-column",
+        "genres",
+        "--split",
+        "global",
+    ];
+    let split_dir = dir.path().join("split");
+    let mut split_args = vec!["split"];
+    split_args.extend(common);
+    split_args.extend(["--out", path(&split_dir)]);
+    recsys(&split_args);
+
+    // The Job's way: the binary on the exported files.
+    let models = dir.path().join("models");
+    let mut train_args = vec!["train"];
+    train_args.extend(common);
+    train_args.extend([
+        "--labels",
+        "rating>=4",
+        "--out",
+        path(&models),
+        "--version",
+        "job",
+        "--ranker-trials",
+        RANKER_TRIALS,
+        "--publish-state",
+        "test-start",
+    ]);
+    let printed = recsys(&train_args);
+    assert!(printed.contains("two-tower+ranker"), "{printed}");
+
+    // The demo's way: MovieLens read natively, the demo's settings, in process.
+    let demo_root = dir.path().join("demo");
+    let options = DemoOptions {
+        data_dir: None,
+        artifacts_dir: demo_root.clone(),
+        user: None,
+        max_epochs: 30,
+        split: demo::SplitKind::Global,
+        ranker_trials: RANKER_TRIALS.parse().unwrap(),
+        publish_state: demo::PublishState::TestStart,
+        seed: 7,
+    };
+    let data = recsys::data::movielens::load(
+        &recsys::data::locate::find_movielens(None).unwrap(),
+    )
+    .unwrap();
+    let summary = train::run(data, &demo::train_options(&options, "demo".into())).unwrap();
+    assert!(summary.ranker_positives > 0);
+
+    let job = evaluation(&models.join("job"));
+    let native = evaluation(&summary.artifact_dir);
+    assert_eq!(
+        comparable(job.clone()),
+        comparable(native),
+        "the same events through `train` give the demo's evaluation (and two runs agree)"
+    );
+    let (claimed, claimed_users) = ndcg_claim(&job, "all");
+    assert_eq!(claimed_users, 153, "the 80/10/10 split has 153 evaluated users");
+    for subset in ["warm", "cold"] {
+        assert!(ndcg_claim(&job, subset).1 > 0, "{subset} users reported");
+    }
+    assert!(job["gates"]["ranker_auc"].as_f64().unwrap() > 0.6);
+
+    // From outside: serve the version and ask for every test user at the time they came back.
+    let port = support::free_port();
+    let http = support::free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model-dir", path(&models.join("job"))])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client = loop {
+        match RecommenderClient::connect(format!("http://127.0.0.1:{port}")).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let asked = test_users(&split_dir.join("test.csv"));
+    let mut total = 0.0;
+    for (user, (relevant, time)) in &asked {
+        let answer = client
+            .recommend(RecommendRequest {
+                user_id: user.clone(),
+                num_items: 10,
+                context: Some(RequestContext {
+                    timestamp_unix: *time,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // Each id as a number, for the metric's dense-id signature.
+        let mut numbers: HashMap<String, u32> = HashMap::new();
+        let mut number = |s: &str| {
+            let n = numbers.len() as u32;
+            *numbers.entry(s.to_owned()).or_insert(n)
+        };
+        let list: Vec<u32> = answer.items.iter().map(|i| number(&i.item_id)).collect();
+        let wanted: HashSet<u32> = relevant.iter().map(|s| number(s)).collect();
+        total += metrics::ndcg_at_k(&list, &wanted, 10);
+    }
+    let _ = server.kill();
+    let measured = total / asked.len() as f64;
+    eprintln!(
+        "NDCG@10 all users: evaluation.json {claimed:.4}, measured from the server {measured:.4} ({} users)",
+        asked.len()
+    );
+    assert_eq!(asked.len() as u64, claimed_users);
+    assert!(
+        (measured - claimed).abs() < 0.005,
+        "served {measured:.4} vs claimed {claimed:.4}"
+    );
+}
+
+#[test]
+fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
+    recsys_models::set_torch_threads(2);
+    let start = 1_790_000_000 - 1_790_000_000 % 86_400;
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    let config = GeneratorConfig {
+        bots: 0,
+        bad_fraction: 0.0,
+        ..GeneratorConfig::new(120_000, start)
+    };
+    generate(&events, &config).unwrap();
+    let (users, items) = (dir.path().join("users.csv"), dir.path().join("items.csv"));
+    write_catalog(&config, &users, &items).unwrap();
+    let models: PathBuf = dir.path().join("models");
+    let printed = recsys(&[
+        "train",
+        "--events",
+        path(&events),
+        "--users",
+        path(&users),
+        "--items",
+        path(&items),
+        "--labels",
+        "purchase,add_to_cart",
+        "--out",
+        path(&models),
+        "--version",
+        "shop",
+        "--max-epochs",
+        "4",
+        "--ranker-trials",
+        "2",
+        "--ranker-windows",
+        "2",
+        "--no-mf",
+    ]);
+    let e = evaluation(&models.join("shop"));
+    assert_eq!(e["labels"], "purchase,add_to_cart");
+    let positives = e["ranker_positives"].as_u64().unwrap();
+    assert!(positives > 0, "{printed}");
+    let (ndcg, users_evaluated) = ndcg_claim(&e, "all");
+    assert!(users_evaluated > 50 && ndcg > 0.0, "{ndcg} over {users_evaluated}");
+    // Categories came from the metadata column, not from the ids.
+    let catalog: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("shop/catalog.json")).unwrap()).unwrap();
+    let categories: HashSet<&str> = catalog["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["genres"][0].as_str().unwrap())
+        .collect();
+    assert!(categories.len() > 5, "{categories:?}");
+    assert!(!categories.contains(recsys::data::event_dataset::UNCATEGORIZED));
+    // The version carries its cold-start list, chosen on validation.
+    assert!(models.join("shop/cold_start.json").exists());
+    assert!(e["cold_start"]["tried"].as_array().unwrap().len() > 5);
+}
