@@ -295,8 +295,8 @@ enum Command {
         #[command(flatten)]
         entity_files: EntityFileArgs,
     },
-    /// Train a servable model version from an event file (e.g. `recsys generate` output at
-    /// 1M items) with the demo's towers, index and ranker.
+    /// The unevaluated fast path for catalogs `train` does not reach yet (the 1M-item serving
+    /// benchmark): fixed epochs, one fixed-parameter ranker, no evaluation, empty metrics.
     TrainEvents {
         #[arg(long)]
         input: String,
@@ -305,11 +305,8 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value = "v1")]
         version: String,
-        /// Items i0..i{N-1} are in the catalog even without events.
-        #[arg(long, default_value_t = 0)]
-        catalog_items: u32,
-        #[arg(long, default_value_t = 20)]
-        clusters: u32,
+        #[command(flatten)]
+        data: DatasetArgs,
         #[arg(long, default_value_t = 7)]
         holdout_days: i64,
         #[arg(long, default_value_t = 1)]
@@ -492,11 +489,14 @@ impl DatasetArgs {
     ) -> anyhow::Result<recsys::data::Dataset> {
         let events = remote::fetch(events, &scratch.path().join("events"))?;
         let files = files.load(scratch)?;
-        let columns = recsys::data::event_dataset::MetadataColumns {
+        recsys::data::event_dataset::load(&events, &files, &self.columns())
+    }
+
+    fn columns(&self) -> recsys::data::event_dataset::MetadataColumns {
+        recsys::data::event_dataset::MetadataColumns {
             category: self.category_column.clone(),
             ..Default::default()
-        };
-        recsys::data::event_dataset::load(&events, &files, &columns)
+        }
     }
 }
 
@@ -617,9 +617,8 @@ async fn main() -> anyhow::Result<()> {
                 .map(|uri| recsys::artifacts::fetch::fetch_version(&uri, &cache_dir))
                 .transpose()?;
             let output = remote::Output::new(&out, &scratch);
-            let version = version.unwrap_or_else(|| {
-                format!("v{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
-            });
+            let version = version
+                .unwrap_or_else(|| format!("v{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
             let summary = recsys::pipeline::train::run(
                 dataset,
                 &recsys::pipeline::train::TrainOptions {
@@ -962,8 +961,7 @@ async fn main() -> anyhow::Result<()> {
             input,
             out,
             version,
-            catalog_items,
-            clusters,
+            data,
             holdout_days,
             epochs,
             ranker_users,
@@ -975,14 +973,13 @@ async fn main() -> anyhow::Result<()> {
             let input = remote::fetch(&input, &scratch.path().join("input"))?;
             let files = entity_files.load(&scratch)?;
             let options = events_model::EventsModelOptions {
-                catalog_items,
-                clusters,
                 holdout_days,
                 epochs,
                 ranker_users,
                 ranker_trees,
                 version,
                 files,
+                columns: data.columns(),
                 labels,
             };
             events_model::train(&input, &out, &options)?;

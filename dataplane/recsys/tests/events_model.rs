@@ -1,4 +1,4 @@
-//! `recsys train-events` end to end at small scale: generated events → validation → a
+//! `recsys train-events` (the unevaluated fast path) end to end at small scale: generated events → validation → a
 //! servable version whose recommendations follow the users' generated taste clusters.
 
 use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
@@ -33,14 +33,13 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
     )
     .unwrap();
     let options = EventsModelOptions {
-        catalog_items: config.items,
-        clusters: config.clusters,
         holdout_days: 7,
         epochs: 2,
         ranker_users: 300,
         ranker_trees: 50,
         version: "v1".into(),
         files: EntityFiles::load(Some(&users), Some(&items)).unwrap(),
+        columns: Default::default(),
         labels: "click,add_to_cart,purchase".parse().unwrap(),
     };
     let version =

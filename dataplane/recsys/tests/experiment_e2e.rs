@@ -101,7 +101,8 @@ fn shuffled_movielens(into: &Path) -> PathBuf {
 
 /// Held-out relevant items of every test-window user (external ids).
 fn test_users() -> Vec<(String, HashSet<String>)> {
-    let data = movielens::load(&locate::find_movielens(None).unwrap()).unwrap();
+    let mut data = movielens::load(&locate::find_movielens(None).unwrap()).unwrap();
+    demo::movielens_labels().apply(&mut data.interactions);
     let windows = SplitWindows::by_fraction(&data.interactions, 0.8, 0.1).unwrap();
     let split = TimeSplit::new(&data.interactions, windows);
     relevant_by_user(&split.test)

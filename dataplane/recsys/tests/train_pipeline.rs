@@ -73,7 +73,10 @@ fn test_users(test_csv: &Path) -> BTreeMap<String, (HashSet<String>, i64)> {
         let t = first.entry(user.to_owned()).or_insert(ts);
         *t = (*t).min(ts);
         if value.parse::<f64>().unwrap() >= 4.0 {
-            out.entry(user.to_owned()).or_default().0.insert(item.to_owned());
+            out.entry(user.to_owned())
+                .or_default()
+                .0
+                .insert(item.to_owned());
         }
     }
     for (user, entry) in out.iter_mut() {
@@ -142,10 +145,8 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         publish_state: demo::PublishState::TestStart,
         seed: 7,
     };
-    let data = recsys::data::movielens::load(
-        &recsys::data::locate::find_movielens(None).unwrap(),
-    )
-    .unwrap();
+    let data = recsys::data::movielens::load(&recsys::data::locate::find_movielens(None).unwrap())
+        .unwrap();
     let summary = train::run(data, &demo::train_options(&options, "demo".into())).unwrap();
     assert!(summary.ranker_positives > 0);
 
@@ -157,7 +158,10 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         "the same events through `train` give the demo's evaluation (and two runs agree)"
     );
     let (claimed, claimed_users) = ndcg_claim(&job, "all");
-    assert_eq!(claimed_users, 153, "the 80/10/10 split has 153 evaluated users");
+    assert_eq!(
+        claimed_users, 153,
+        "the 80/10/10 split has 153 evaluated users"
+    );
     for subset in ["warm", "cold"] {
         assert!(ndcg_claim(&job, subset).1 > 0, "{subset} users reported");
     }
@@ -261,7 +265,10 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     let positives = e["ranker_positives"].as_u64().unwrap();
     assert!(positives > 0, "{printed}");
     let (ndcg, users_evaluated) = ndcg_claim(&e, "all");
-    assert!(users_evaluated > 50 && ndcg > 0.0, "{ndcg} over {users_evaluated}");
+    assert!(
+        users_evaluated > 50 && ndcg > 0.0,
+        "{ndcg} over {users_evaluated}"
+    );
     // Categories came from the metadata column, not from the ids.
     let catalog: serde_json::Value =
         serde_json::from_slice(&std::fs::read(models.join("shop/catalog.json")).unwrap()).unwrap();

@@ -113,7 +113,11 @@ pub fn load(
         row[m.column(column)?].clone()
     };
     // The seed's user features read these profile columns when the file has them.
-    let profile_index = files.profiles.as_ref().map(|p| p.index()).unwrap_or_default();
+    let profile_index = files
+        .profiles
+        .as_ref()
+        .map(|p| p.index())
+        .unwrap_or_default();
     let profile = |id: &str, column: &str| -> Option<String> {
         let p = files.profiles.as_ref()?;
         p.row(*profile_index.get(id)?)[p.column(column)?].clone()
@@ -194,9 +198,17 @@ mod tests {
             ..Default::default()
         };
         let data = load(&events, &files, &columns).unwrap();
-        assert_eq!(data.interactions.len(), 2, "the unknown event type is skipped");
+        assert_eq!(
+            data.interactions.len(),
+            2,
+            "the unknown event type is skipped"
+        );
         let names: Vec<&str> = data.items.iter().map(|i| i.external_id.as_str()).collect();
-        assert_eq!(names, ["sku-9", "sku-2", "sku-7"], "metadata order, then events");
+        assert_eq!(
+            names,
+            ["sku-9", "sku-2", "sku-7"],
+            "metadata order, then events"
+        );
         assert_eq!(data.items[0].genres, ["kitchen", "home"]);
         assert_eq!(data.items[0].title, "Kettle");
         assert_eq!(data.items[1].genres, [UNCATEGORIZED]);

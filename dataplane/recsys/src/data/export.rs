@@ -75,9 +75,6 @@ pub fn write_split(data: &Dataset, windows: SplitWindows, dir: &Path) -> anyhow:
         validation_rows: split.validation.len(),
         test_rows: split.test.len(),
     };
-    std::fs::write(
-        dir.join(CUTOFFS_FILE),
-        serde_json::to_vec_pretty(&cutoffs)?,
-    )?;
+    std::fs::write(dir.join(CUTOFFS_FILE), serde_json::to_vec_pretty(&cutoffs)?)?;
     Ok(())
 }

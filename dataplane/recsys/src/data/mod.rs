@@ -2,8 +2,8 @@
 
 pub mod entity_files;
 pub mod event_dataset;
-pub mod export;
 pub mod events_io;
+pub mod export;
 pub mod locate;
 pub mod movielens;
 pub mod parquet_events;

@@ -64,7 +64,9 @@ impl std::fmt::Display for ColdPolicy {
         match self {
             Self::AllTime => f.write_str("all-time counts"),
             Self::Window { days } => write!(f, "counts over the last {days} d"),
-            Self::Decay { half_life_days } => write!(f, "counts decayed with a {half_life_days} d half-life"),
+            Self::Decay { half_life_days } => {
+                write!(f, "counts decayed with a {half_life_days} d half-life")
+            }
         }
     }
 }
@@ -111,16 +113,17 @@ pub fn choose(
             / users.len().max(1) as f64;
         tried.push((policy, ndcg));
     }
-    let (policy, validation_ndcg_at_10) = tried
-        .iter()
-        .copied()
-        .fold((ColdPolicy::AllTime, f64::NEG_INFINITY), |best, t| {
-            if t.1 > best.1 {
-                t
-            } else {
-                best
-            }
-        });
+    let (policy, validation_ndcg_at_10) =
+        tried
+            .iter()
+            .copied()
+            .fold((ColdPolicy::AllTime, f64::NEG_INFINITY), |best, t| {
+                if t.1 > best.1 {
+                    t
+                } else {
+                    best
+                }
+            });
     ColdChoice {
         policy,
         validation_ndcg_at_10,
@@ -179,13 +182,22 @@ mod tests {
         let all = ColdPolicy::AllTime.scores(&rows, 3, as_of);
         assert!(all[0] > all[1] && all[2] == 0.0);
         let week = ColdPolicy::Window { days: 7 }.scores(&rows, 3, as_of);
-        assert!(week[1] > week[0] && week[0] > 0.0, "ties broken by all time");
+        assert!(
+            week[1] > week[0] && week[0] > 0.0,
+            "ties broken by all time"
+        );
         let decay = ColdPolicy::Decay { half_life_days: 7 }.scores(&rows, 3, as_of);
         assert!(decay[1] > decay[0]);
-        let slow = ColdPolicy::Decay { half_life_days: 365 }.scores(&rows, 3, as_of);
+        let slow = ColdPolicy::Decay {
+            half_life_days: 365,
+        }
+        .scores(&rows, 3, as_of);
         assert!(slow[0] > slow[1]);
         let list = list(ColdPolicy::Window { days: 7 }, &rows, 3, as_of, false);
-        assert_eq!(list.items.iter().map(|x| x.0).collect::<Vec<_>>(), [1, 0, 2]);
+        assert_eq!(
+            list.items.iter().map(|x| x.0).collect::<Vec<_>>(),
+            [1, 0, 2]
+        );
     }
 
     #[test]

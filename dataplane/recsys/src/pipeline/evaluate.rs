@@ -46,8 +46,7 @@ pub fn evaluate(
     set: &EvalSet<'_>,
 ) -> [MetricRow; 3] {
     let all: Vec<UserId> = set.relevant.keys().copied().collect();
-    let (warm, cold): (Vec<UserId>, Vec<UserId>) =
-        all.iter().partition(|u| set.warm.contains(u));
+    let (warm, cold): (Vec<UserId>, Vec<UserId>) = all.iter().partition(|u| set.warm.contains(u));
     [
         row(system, "all", &all, lists, set),
         row(system, "warm", &warm, lists, set),

@@ -37,7 +37,8 @@ pub fn score(dir: &Path, window: &Window<'_>) -> anyhow::Result<LiveScore> {
     let data = window.data;
     let mut seen: HashMap<UserId, HashSet<u32>> = HashMap::new();
     for r in window.history {
-        if let Some(live_item) = engine.item_by_external_id(&data.items[r.item as usize].external_id)
+        if let Some(live_item) =
+            engine.item_by_external_id(&data.items[r.item as usize].external_id)
         {
             seen.entry(r.user).or_default().insert(live_item);
         }

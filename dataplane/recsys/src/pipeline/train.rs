@@ -7,9 +7,7 @@
 use super::cold_start;
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use super::labels::{first_event_times, relevant_by_user};
-use super::{
-    compare, html_report, live_compare, mf_baseline, ranking, report, retrieval, tuning,
-};
+use super::{compare, html_report, live_compare, mf_baseline, ranking, report, retrieval, tuning};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
 use crate::features::{tower, FeatureSnapshot};
@@ -18,7 +16,9 @@ use anyhow::{ensure, Context};
 use recsys_core::features::Context as RequestContext;
 use recsys_core::labels::LabelPolicy;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
-use recsys_core::{baseline, metrics, ranking as rank_util, ItemId, SplitWindows, TimeSplit, UserId};
+use recsys_core::{
+    baseline, metrics, ranking as rank_util, ItemId, SplitWindows, TimeSplit, UserId,
+};
 use recsys_models::{AnnIndex, IndexKind, Objective};
 use serde::Serialize;
 use serde_json::json;
@@ -186,13 +186,13 @@ fn choose_recent_days(
     let users: Vec<UserId> = labels.keys().copied().collect();
     let mut best = (f64::NEG_INFINITY, 7);
     for days in [1, 3, 7, 14, 30, 60, 90, 180, 365] {
-        let scores = baseline::recent_popularity_scores(
-            train,
-            snapshot.items.len(),
-            snapshot.cutoff,
-            days,
+        let scores =
+            baseline::recent_popularity_scores(train, snapshot.items.len(), snapshot.cutoff, days);
+        let ndcg = mean_ndcg(
+            &lists_from_scores(&users, snapshot, &scores),
+            labels,
+            &users,
         );
-        let ndcg = mean_ndcg(&lists_from_scores(&users, snapshot, &scores), labels, &users);
         if ndcg > best.0 {
             best = (ndcg, days);
         }
@@ -401,10 +401,11 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .enumerate()
         .map(|(i, &s)| (i as ItemId, s))
         .collect();
-    let cold_top: Vec<(ItemId, f32)> = rank_util::top_k_pairs(&mut cold_pairs, cold_start::LIST_SIZE)
-        .into_iter()
-        .map(|i| (i, cold_scores[i as usize]))
-        .collect();
+    let cold_top: Vec<(ItemId, f32)> =
+        rank_util::top_k_pairs(&mut cold_pairs, cold_start::LIST_SIZE)
+            .into_iter()
+            .map(|i| (i, cold_scores[i as usize]))
+            .collect();
     for &u in &users {
         if !warm.contains(&u) && !model_for_cold {
             let unseen = cold_top
@@ -533,14 +534,16 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 options.windows.name(),
                 windows.test_start,
             );
-            (compare::verdict(&record, previous.as_ref().map(|p| &p.1)), None)
+            (
+                compare::verdict(&record, previous.as_ref().map(|p| &p.1)),
+                None,
+            )
         }
     };
     println!("verdict   {}", verdict.decision);
 
     // Publish: refit on everything (or keep the evaluated models at the test start).
-    let (snapshot_pub, retrieval_pub, ranker_pub, cutoff, rows_used) = match options.publish_state
-    {
+    let (snapshot_pub, retrieval_pub, ranker_pub, cutoff, rows_used) = match options.publish_state {
         PublishState::TestStart => (
             snapshot_test.clone(),
             final_retrieval,
@@ -550,8 +553,13 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         ),
         PublishState::Latest => {
             let snapshot_now = FeatureSnapshot::compute(&data, &data.interactions, last + 1);
-            let retrieval_now =
-                retrieval::train(&snapshot_now, &data.interactions, None, epochs, options.seed)?;
+            let retrieval_now = retrieval::train(
+                &snapshot_now,
+                &data.interactions,
+                None,
+                epochs,
+                options.seed,
+            )?;
             blocks.push(ranking::candidate_rows(
                 &final_retrieval,
                 &snapshot_test,

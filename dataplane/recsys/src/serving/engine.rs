@@ -2,7 +2,9 @@
 //! features → LightGBM → top N. Unknown users get recent popular items instead.
 
 use super::attributes::{self, Audience, ItemAttributes};
-use super::bundle::{Catalog, ColdStart, CATALOG_FILE, COLD_START_FILE, RANKER_FILE, SNAPSHOT_FILE};
+use super::bundle::{
+    Catalog, ColdStart, CATALOG_FILE, COLD_START_FILE, RANKER_FILE, SNAPSHOT_FILE,
+};
 use super::cache::{CacheStore, Lookup, PREDICTION_TTL};
 use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
@@ -536,7 +538,11 @@ fn cold_start(
     let path = dir.join(COLD_START_FILE);
     if path.exists() {
         let cold: ColdStart = read_json(&path)?;
-        if let Some(&(bad, _)) = cold.items.iter().find(|(i, _)| *i as usize >= snapshot.items.len()) {
+        if let Some(&(bad, _)) = cold
+            .items
+            .iter()
+            .find(|(i, _)| *i as usize >= snapshot.items.len())
+        {
             return Err(EngineError::BadFile {
                 file: path.display().to_string(),
                 message: format!("item {bad} is outside the catalog"),
