@@ -19,4 +19,12 @@ if cargo tree -p recsys-operator --prefix none -e normal,build | grep -E '^(fais
   echo "the operator crate must not depend on native ML libraries" >&2
   exit 1
 fi
+echo "== data-plane layers: serving and training do not import each other"
+src=dataplane/recsys/src
+if grep -rnE 'crate::pipeline|recsys::pipeline' "$src/serving" \
+  || grep -rnE 'crate::(serving|demo|live_version)' "$src/pipeline" \
+  || grep -rnE 'crate::(pipeline|serving)' "$src/artifacts" "$src/scoring.rs" "$src/features"; then
+  echo "serving ↛ pipeline, pipeline ↛ serving; both read and write versions through artifacts/" >&2
+  exit 1
+fi
 echo "all checks passed (CRD drift is checked by operator/tests/crd_drift.rs)"

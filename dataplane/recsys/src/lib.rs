@@ -3,6 +3,9 @@
 
 pub mod artifacts;
 pub mod data;
+pub mod demo;
 pub mod features;
+pub mod live_version;
 pub mod pipeline;
+pub mod scoring;
 pub mod serving;

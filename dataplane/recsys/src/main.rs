@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use recsys::data::remote;
 use recsys::data::synthetic::{self, GeneratorConfig};
-use recsys::pipeline::demo::{self, DemoOptions, SplitKind};
+use recsys::demo::{self, DemoOptions, SplitKind};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::pipeline::{drift, events_model, feature_job, validate};
 use recsys::serving::cache::{CacheStore, InProcessStore, RedisStore};
@@ -615,7 +615,11 @@ async fn main() -> anyhow::Result<()> {
             let dataset = data.load(&events, &entity_files, &scratch)?;
             let live = compare_to
                 .map(|uri| recsys::artifacts::fetch::fetch_version(&uri, &cache_dir))
-                .transpose()?;
+                .transpose()?
+                .map(|dir| {
+                    Box::new(recsys::live_version::ServedVersion(dir))
+                        as Box<dyn recsys::pipeline::live::LiveScorer>
+                });
             let output = remote::Output::new(&out, &scratch);
             let version = version
                 .unwrap_or_else(|| format!("v{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
@@ -816,8 +820,8 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let users: Vec<String> = match users_from {
                 Some(dir) => {
-                    let catalog: recsys::serving::bundle::Catalog = serde_json::from_slice(
-                        &std::fs::read(dir.join(recsys::serving::bundle::CATALOG_FILE))?,
+                    let catalog: recsys::artifacts::bundle::Catalog = serde_json::from_slice(
+                        &std::fs::read(dir.join(recsys::artifacts::bundle::CATALOG_FILE))?,
                     )?;
                     catalog.user_ids
                 }

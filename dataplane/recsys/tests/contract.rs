@@ -14,7 +14,7 @@ mod support;
 
 use recsys::artifacts::{self, Manifest};
 use recsys::data::remote;
-use recsys::pipeline::demo::{self, DemoOptions};
+use recsys::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
 use recsys_operator::builders::router::{self, Routed};

@@ -2,7 +2,7 @@
 //! publish, verify, serve over gRPC, refuse a corrupted version.
 
 use recsys::artifacts;
-use recsys::pipeline::demo::{self, DemoOptions};
+use recsys::demo::{self, DemoOptions};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;

@@ -28,7 +28,7 @@ use fake_api::FakeApi;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use prometheus::Prometheus;
 use recsys::data::{locate, movielens};
-use recsys::pipeline::demo::{self, DemoOptions};
+use recsys::demo::{self, DemoOptions};
 use recsys::pipeline::labels::relevant_by_user;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};

@@ -7,9 +7,9 @@
 mod support;
 
 use recsys::artifacts::{self, Manifest};
+use recsys::demo::{self, DemoOptions};
 use recsys::features::online_store::OnlineStore;
 use recsys::features::FeatureSnapshot;
-use recsys::pipeline::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest, RequestContext};
 use recsys_core::features::{Entity, FeatureTable};

@@ -7,7 +7,7 @@
 mod support;
 
 use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
-use recsys::pipeline::demo::{self, DemoOptions};
+use recsys::demo::{self, DemoOptions};
 use recsys::pipeline::{compare, train};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{RecommendRequest, RequestContext};
@@ -211,6 +211,7 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         total += metrics::ndcg_at_k(&list, &wanted, 10);
     }
     let _ = server.kill();
+    let _ = server.wait();
     let measured = total / asked.len() as f64;
     eprintln!(
         "NDCG@10 all users: evaluation.json {claimed:.4}, measured from the server {measured:.4} ({} users)",
@@ -238,28 +239,33 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     let (users, items) = (dir.path().join("users.csv"), dir.path().join("items.csv"));
     write_catalog(&config, &users, &items).unwrap();
     let models: PathBuf = dir.path().join("models");
-    let printed = recsys(&[
-        "train",
-        "--events",
-        path(&events),
-        "--users",
-        path(&users),
-        "--items",
-        path(&items),
-        "--labels",
-        "purchase,add_to_cart",
-        "--out",
-        path(&models),
-        "--version",
-        "shop",
-        "--max-epochs",
-        "4",
-        "--ranker-trials",
-        "2",
-        "--ranker-windows",
-        "2",
-        "--no-mf",
-    ]);
+    let train = |version: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--events",
+            path(&events),
+            "--users",
+            path(&users),
+            "--items",
+            path(&items),
+            "--labels",
+            "purchase,add_to_cart",
+            "--out",
+            path(&models),
+            "--version",
+            version,
+            "--max-epochs",
+            "4",
+            "--ranker-trials",
+            "2",
+            "--ranker-windows",
+            "2",
+            "--no-mf",
+        ];
+        args.extend(extra);
+        recsys(&args)
+    };
+    let printed = train("shop", &[]);
     let e = evaluation(&models.join("shop"));
     assert_eq!(e["labels"], "purchase,add_to_cart");
     let positives = e["ranker_positives"].as_u64().unwrap();
@@ -283,4 +289,19 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     // The version carries its cold-start list, chosen on validation.
     assert!(models.join("shop/cold_start.json").exists());
     assert!(e["cold_start"]["tried"].as_array().unwrap().len() > 5);
+
+    // The next version, compared with the live one on its own test window: the live version
+    // is loaded as serving loads it and asked for the same users.
+    let live = models.join("shop");
+    train("next", &["--seed", "8", "--compare-to", path(&live)]);
+    let next = evaluation(&models.join("next"));
+    assert_eq!(next["verdict"]["previous_version"], "shop");
+    assert_eq!(
+        next["verdict"]["common_users"].as_u64().unwrap(),
+        users_evaluated,
+        "every evaluated user was asked of the live version"
+    );
+    assert!(next["gates"]["versus_live"]["low"].is_number());
+    // The live version was refit on every event, the test window included: flagged.
+    assert_eq!(next["gates"]["live_saw_test_window"], true);
 }

@@ -4,8 +4,8 @@
 //! sparse dataset is a handful of users), so no window is fixed here.
 
 use super::evaluate::LIST_LENGTH;
+use crate::artifacts::bundle::ColdStart;
 use crate::features::FeatureSnapshot;
-use crate::serving::bundle::ColdStart;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};

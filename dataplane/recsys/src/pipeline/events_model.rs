@@ -5,6 +5,7 @@
 //! `holdout_days`; the ranker learns from a sample of the users active in those days, labelled
 //! by the label policy.
 
+use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::event_dataset::{self, MetadataColumns};
 use crate::features::FeatureSnapshot;
@@ -12,7 +13,6 @@ use crate::pipeline::feature_job::EntityFiles;
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::{self, CandidateRows};
 use crate::pipeline::retrieval;
-use crate::serving::bundle::{self, BundleParts, Catalog};
 use anyhow::Context;
 use recsys_core::Interaction;
 use recsys_models::{Ranker, RankerParams};
@@ -108,7 +108,8 @@ pub fn train(
         &dir,
         BundleParts {
             version: &options.version,
-            retrieval: &retrieval,
+            model: &retrieval.model,
+            ann: &retrieval.ann,
             ranker: &ranker,
             snapshot: &snapshot,
             catalog: &Catalog::from_dataset(&data),

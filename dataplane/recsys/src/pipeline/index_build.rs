@@ -5,11 +5,11 @@
 //! and the index published to object storage. The result (one JSON line) goes to a file — the
 //! pod's termination message — where the operator reads it.
 
+use crate::artifacts::bundle::SNAPSHOT_FILE;
 use crate::artifacts::index_manifest::{self, IndexManifest};
 use crate::artifacts::{self, fetch};
 use crate::data::remote::{Output, Scratch};
 use crate::features::{tower, FeatureSnapshot};
-use crate::serving::bundle::SNAPSHOT_FILE;
 use anyhow::Context;
 use recsys_models::{AnnIndex, IndexKind, TwoTower};
 use serde::Serialize;

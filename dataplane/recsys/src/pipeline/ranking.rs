@@ -5,12 +5,11 @@ use crate::features::{ranker_row, FeatureSnapshot};
 use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
 use recsys_core::features::Context;
-use recsys_core::{ranking, Interaction};
+use recsys_core::Interaction;
 use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
 use std::collections::HashSet;
 
-/// Candidates per user that the ranker sees, as in serving.
-pub const CANDIDATES: usize = 500;
+pub use crate::scoring::{score_rows, CANDIDATES};
 
 /// Feature rows and relevance labels for every (user, candidate) pair.
 #[derive(Debug, Default)]
@@ -192,20 +191,4 @@ pub fn rerank(
         ranker_row(snapshot, user, item, (score, rank), &context, &mut features);
     }
     score_rows(ranker, candidates, &features)
-}
-
-/// Scores prepared rows (one per candidate, in order); returns the candidates best first.
-pub fn score_rows(
-    ranker: &Ranker,
-    candidates: &[(u32, f32)],
-    features: &[f32],
-) -> Result<Vec<(u32, f32)>, ModelError> {
-    let scores = ranker.predict(features)?;
-    let mut scored: Vec<(u32, f32)> = candidates
-        .iter()
-        .zip(scores)
-        .map(|(&(item, _), s)| (item, s as f32))
-        .collect();
-    scored.sort_by(ranking::compare_scored);
-    Ok(scored)
 }

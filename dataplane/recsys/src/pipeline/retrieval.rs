@@ -43,25 +43,7 @@ impl Retrieval {
     }
 }
 
-/// ANN search that skips items the user has already seen, asking for enough extra results.
-pub fn retrieve_unseen(
-    ann: &AnnIndex,
-    snapshot: &FeatureSnapshot,
-    user: u32,
-    query: &[f32],
-    k: usize,
-) -> Result<Vec<(u32, f32)>, ModelError> {
-    let seen = snapshot
-        .users
-        .get(user as usize)
-        .map_or(0, |u| u.seen.len());
-    let mut hits = ann.search(query, k + seen)?;
-    hits.retain(|(item, _)| !snapshot.has_seen(user, *item));
-    // FAISS does not promise the protocol's tie-break; re-sort equal scores by item id.
-    hits.sort_by(ranking::compare_scored);
-    hits.truncate(k);
-    Ok(hits)
-}
+pub use crate::scoring::retrieve_unseen;
 
 /// Trains on every interaction in `history` (as of `snapshot`). With `validation` rows, stops
 /// early on their Recall@50; otherwise runs `epochs` epochs. `seed` fixes initialisation and

@@ -7,11 +7,11 @@
 use super::cold_start;
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use super::labels::{first_event_times, relevant_by_user};
-use super::{compare, html_report, live_compare, mf_baseline, ranking, report, retrieval, tuning};
+use super::{compare, html_report, live, mf_baseline, ranking, report, retrieval, tuning};
+use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
 use crate::features::{tower, FeatureSnapshot};
-use crate::serving::bundle::{self, BundleParts, Catalog};
 use anyhow::{ensure, Context};
 use recsys_core::features::Context as RequestContext;
 use recsys_core::labels::LabelPolicy;
@@ -135,8 +135,8 @@ pub struct TrainOptions {
     pub publish_state: PublishState,
     pub out_root: PathBuf,
     pub version: String,
-    /// A local copy of the live version, scored on the same test window.
-    pub live: Option<PathBuf>,
+    /// The live version, scored on the same test window (see the top-level `live_version` module).
+    pub live: Option<Box<dyn live::LiveScorer>>,
     /// Where the data came from, for the manifest.
     pub source: String,
 }
@@ -504,18 +504,15 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     };
     // Against the live version when one is named, else the newest comparable one beside it.
     let (verdict, live_saw_test) = match &options.live {
-        Some(dir) => {
-            let live = live_compare::score(
-                dir,
-                &live_compare::Window {
-                    data: &data,
-                    history: &history,
-                    relevant: &relevant,
-                    request_times: &request_times,
-                    test_start: windows.test_start,
-                    split: options.windows.name(),
-                },
-            )?;
+        Some(scorer) => {
+            let live = scorer.score(&live::Window {
+                data: &data,
+                history: &history,
+                relevant: &relevant,
+                request_times: &request_times,
+                test_start: windows.test_start,
+                split: options.windows.name(),
+            })?;
             if live.saw_test_window {
                 tracing::warn!(
                     live = %live.record.model_version,
@@ -663,7 +660,8 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         &artifact_dir,
         BundleParts {
             version: &options.version,
-            retrieval: &retrieval_pub,
+            model: &retrieval_pub.model,
+            ann: &retrieval_pub.ann,
             ranker: &ranker_pub,
             snapshot: &snapshot_pub,
             catalog: &Catalog::from_dataset(&data),

@@ -2,19 +2,18 @@
 //! features → LightGBM → top N. Unknown users get recent popular items instead.
 
 use super::attributes::{self, Audience, ItemAttributes};
-use super::bundle::{
-    Catalog, ColdStart, CATALOG_FILE, COLD_START_FILE, RANKER_FILE, SNAPSHOT_FILE,
-};
 use super::cache::{CacheStore, Lookup, PREDICTION_TTL};
 use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
 use super::prediction_cache;
+use crate::artifacts::bundle::{
+    Catalog, ColdStart, CATALOG_FILE, COLD_START_FILE, RANKER_FILE, SNAPSHOT_FILE,
+};
 use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
 use crate::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
 use crate::features::{tower, FeatureSnapshot};
-use crate::pipeline::ranking::{score_rows, CANDIDATES};
-use crate::pipeline::retrieval::retrieve_unseen;
+use crate::scoring::{retrieve_unseen, score_rows, CANDIDATES};
 use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};

@@ -2,7 +2,6 @@
 //! metrics, feedback and hot reload.
 
 pub mod attributes;
-pub mod bundle;
 pub mod cache;
 pub mod engine;
 pub mod experiment_stats;

@@ -1,10 +1,11 @@
-//! Writing a servable model version: the files the engine loads, sealed with a manifest.
+//! The version format beyond the manifest: the files a servable version holds, the types
+//! serving reads them into, and the writer training uses. Neither side imports the other;
+//! both import this.
 
 use crate::artifacts::{self, DataWindow, Manifest};
 use crate::data::{Dataset, ItemMeta};
 use crate::features::FeatureSnapshot;
-use crate::pipeline::retrieval::Retrieval;
-use recsys_models::Ranker;
+use recsys_models::{AnnIndex, Ranker, TwoTower};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -46,7 +47,9 @@ pub struct ColdStart {
 /// Everything needed to write one version directory.
 pub struct BundleParts<'a> {
     pub version: &'a str,
-    pub retrieval: &'a Retrieval,
+    pub model: &'a TwoTower,
+    /// The ANN index over the version's item vectors.
+    pub ann: &'a AnnIndex,
     pub ranker: &'a Ranker,
     pub snapshot: &'a FeatureSnapshot,
     pub catalog: &'a Catalog,
@@ -59,8 +62,8 @@ pub struct BundleParts<'a> {
 /// Writes the version into `dir` (created) and seals it.
 pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(dir)?;
-    parts.retrieval.model.save(dir)?;
-    parts.retrieval.ann.save(dir)?;
+    parts.model.save(dir)?;
+    parts.ann.save(dir)?;
     parts.ranker.save(&dir.join(RANKER_FILE))?;
     std::fs::write(dir.join(SNAPSHOT_FILE), serde_json::to_vec(parts.snapshot)?)?;
     std::fs::write(dir.join(CATALOG_FILE), serde_json::to_vec(parts.catalog)?)?;

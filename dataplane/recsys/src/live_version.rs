@@ -1,36 +1,29 @@
 //! The live version scored on the new version's test window: load it as serving does and ask
 //! it, user by user, what it would have shown, so the two versions' per-user NDCG@10 pair up
 //! on the same users and the same relevant items. Ids cross between the versions by their
-//! external names (each version numbers users and items its own way).
+//! external names (each version numbers users and items its own way). This joins training
+//! and serving, so it lives above both.
 
-use super::compare::EvaluationRecord;
-use super::evaluate::LIST_LENGTH;
-use crate::data::Dataset;
+use crate::pipeline::compare::EvaluationRecord;
+use crate::pipeline::evaluate::LIST_LENGTH;
+use crate::pipeline::live::{LiveScore, LiveScorer, Window};
 use crate::serving::{Engine, Query};
 use anyhow::Context;
 use recsys_core::features::Context as RequestContext;
-use recsys_core::{metrics, Interaction, ItemId, UserId};
+use recsys_core::{metrics, ItemId, UserId};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The live version's record on the window, and whether its own data reached into it (then
-/// it has seen the answers, and the comparison flatters it).
-pub struct LiveScore {
-    pub record: EvaluationRecord,
-    pub saw_test_window: bool,
+/// A version directory, scored by the engine that would serve it.
+pub struct ServedVersion(pub PathBuf);
+
+impl LiveScorer for ServedVersion {
+    fn score(&self, window: &Window<'_>) -> anyhow::Result<LiveScore> {
+        score(&self.0, window)
+    }
 }
 
-pub struct Window<'a> {
-    pub data: &'a Dataset,
-    /// What each user had done before the window: excluded, as serving excludes seen items.
-    pub history: &'a [Interaction],
-    pub relevant: &'a BTreeMap<UserId, HashSet<ItemId>>,
-    pub request_times: &'a HashMap<UserId, i64>,
-    pub test_start: i64,
-    pub split: &'a str,
-}
-
-pub fn score(dir: &Path, window: &Window<'_>) -> anyhow::Result<LiveScore> {
+fn score(dir: &Path, window: &Window<'_>) -> anyhow::Result<LiveScore> {
     let engine = Engine::load(dir)
         .with_context(|| format!("loading the live version at {}", dir.display()))?;
     let manifest = crate::artifacts::verify(dir, None)?;

@@ -2,10 +2,10 @@
 //! `recsys train` pipeline any dataset goes through (with MovieLens's label policy, ratings of
 //! 4 or more), then the published version served over gRPC and asked for one real user.
 
-use super::compare;
-use super::evaluate::MetricRow;
-use super::train::{self, TrainOptions, WindowConfig};
 use crate::data::{locate, movielens};
+use crate::pipeline::compare;
+use crate::pipeline::evaluate::MetricRow;
+use crate::pipeline::train::{self, TrainOptions, WindowConfig};
 use crate::serving::{grpc, Engine, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use super::train::{PublishState, SplitKind, REPORT_FILE};
+pub use crate::pipeline::train::{PublishState, SplitKind, REPORT_FILE};
 
 pub struct DemoOptions {
     pub data_dir: Option<PathBuf>,
