@@ -23,7 +23,7 @@ echo "== data-plane layers: serving and training do not import each other"
 src=dataplane/recsys/src
 if grep -rnE 'crate::pipeline|recsys::pipeline' "$src/serving" \
   || grep -rnE 'crate::(serving|demo|live_version)' "$src/pipeline" \
-  || grep -rnE 'crate::(pipeline|serving)' "$src/artifacts" "$src/scoring.rs" "$src/features"; then
+  || grep -rnE 'crate::(pipeline|serving)' "$src/artifacts" "$src/scoring.rs" "$src/features" "$src/data"; then
   echo "serving ↛ pipeline, pipeline ↛ serving; both read and write versions through artifacts/" >&2
   exit 1
 fi

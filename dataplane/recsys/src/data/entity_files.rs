@@ -11,6 +11,23 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::Path;
 
+/// User profiles and item metadata for the definition's attribute columns (both optional).
+#[derive(Debug, Clone, Default)]
+pub struct EntityFiles {
+    pub profiles: Option<AttributeRows>,
+    pub metadata: Option<AttributeRows>,
+}
+
+impl EntityFiles {
+    /// Reads a profile file keyed by `user_id` and a metadata file keyed by `item_id`.
+    pub fn load(users: Option<&Path>, items: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(Self {
+            profiles: users.map(|p| read(p, "user_id")).transpose()?,
+            metadata: items.map(|p| read(p, "item_id")).transpose()?,
+        })
+    }
+}
+
 /// Reads `path`, keyed by `id_column` (`user_id` for profiles, `item_id` for metadata).
 pub fn read(path: &Path, id_column: &str) -> anyhow::Result<AttributeRows> {
     let (columns, rows) = match Format::of(path)? {

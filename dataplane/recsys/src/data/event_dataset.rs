@@ -3,8 +3,9 @@
 //! uses, an item's categories come from a declared metadata column, and relevance is left to
 //! the label policy the pipeline applies.
 
+use super::entity_files::EntityFiles;
+use super::events_io::parse_only;
 use super::{events_io, Dataset, ItemMeta, UserProfile};
-use crate::pipeline::feature_job::{parse_only, EntityFiles};
 use anyhow::ensure;
 use recsys_core::validation::check_record;
 use recsys_core::Interaction;

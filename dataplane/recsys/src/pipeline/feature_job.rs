@@ -2,12 +2,12 @@
 //! into the offline store (Parquet), and copy the newest partition into the online store
 //! (Redis) with the definition's TTLs.
 
-use crate::data::{entity_files, events_io};
+use crate::data::events_io;
 use crate::features::offline_store::{self, PartitionManifest};
 use crate::features::online_store::OnlineStore;
 use anyhow::Context as _;
-use recsys_core::features::{AttributeRows, Entity, FeatureEngine, FeatureSpec};
-use recsys_core::validation::{check_record, ValidationConfig};
+use recsys_core::features::{Entity, FeatureEngine, FeatureSpec};
+use recsys_core::validation::check_record;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,26 +23,8 @@ pub fn load_spec(path: Option<&Path>) -> anyhow::Result<FeatureSpec> {
     }
 }
 
-/// User profiles and item metadata for the definition's attribute columns (both optional).
-#[derive(Debug, Clone, Default)]
-pub struct EntityFiles {
-    pub profiles: Option<AttributeRows>,
-    pub metadata: Option<AttributeRows>,
-}
-
-impl EntityFiles {
-    /// Reads a profile file keyed by `user_id` and a metadata file keyed by `item_id`.
-    pub fn load(users: Option<&Path>, items: Option<&Path>) -> anyhow::Result<Self> {
-        Ok(Self {
-            profiles: users
-                .map(|p| entity_files::read(p, "user_id"))
-                .transpose()?,
-            metadata: items
-                .map(|p| entity_files::read(p, "item_id"))
-                .transpose()?,
-        })
-    }
-}
+pub use crate::data::entity_files::EntityFiles;
+pub use crate::data::events_io::parse_only;
 
 /// Midnight (UTC) after `date`: the partition for `date` sees every event of that day.
 pub fn as_of_for(date: chrono::NaiveDate) -> i64 {
@@ -52,16 +34,6 @@ pub fn as_of_for(date: chrono::NaiveDate) -> i64 {
         .expect("midnight exists")
         .and_utc()
         .timestamp()
-}
-
-/// The parse-level checks only: the input is meant to be `recsys validate`'s clean output,
-/// and rows that still fail are counted, never guessed at.
-pub fn parse_only(as_of: i64) -> ValidationConfig {
-    ValidationConfig {
-        future_skew_secs: i64::MAX / 4,
-        max_age_days: i64::MAX / (4 * 86_400),
-        ..ValidationConfig::new(as_of)
-    }
 }
 
 fn bar(len: Option<u64>, what: &str) -> indicatif::ProgressBar {
