@@ -85,6 +85,10 @@ impl Dataset {
         self
     }
 
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.interactions.iter().map(|r| r.timestamp).min()
+    }
+
     pub fn last_timestamp(&self) -> Option<i64> {
         self.interactions.iter().map(|r| r.timestamp).max()
     }

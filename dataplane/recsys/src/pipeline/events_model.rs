@@ -114,12 +114,7 @@ pub fn train(
             snapshot: &snapshot,
             catalog: &Catalog::from_dataset(&data),
             data_window: DataWindow {
-                first_timestamp: data
-                    .interactions
-                    .iter()
-                    .map(|r| r.timestamp)
-                    .min()
-                    .unwrap_or(0),
+                first_timestamp: data.first_timestamp().unwrap_or(0),
                 cutoff,
                 rows: history.len(),
             },

@@ -666,12 +666,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             snapshot: &snapshot_pub,
             catalog: &Catalog::from_dataset(&data),
             data_window: DataWindow {
-                first_timestamp: data
-                    .interactions
-                    .iter()
-                    .map(|r| r.timestamp)
-                    .min()
-                    .unwrap_or(0),
+                first_timestamp: data.first_timestamp().unwrap_or(0),
                 cutoff,
                 rows: rows_used,
             },
