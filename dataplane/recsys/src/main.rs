@@ -1,6 +1,8 @@
 //! `recsys`: the data plane's one binary. Pipeline jobs and the server are subcommands so the
 //! operator's Jobs and Deployments run the same image.
 
+mod front;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use recsys::data::remote;
@@ -190,6 +192,20 @@ enum Command {
         /// How often the popular list for unknown users is remade from feedback, seconds.
         #[arg(long, default_value_t = 900)]
         popular_refresh_secs: u64,
+        /// The server's deadline for one Recommend, milliseconds (a caller's shorter
+        /// grpc-timeout wins); past it the answer is DEADLINE_EXCEEDED.
+        #[arg(long, default_value_t = state::REQUEST_TIMEOUT.as_millis() as u64)]
+        request_timeout_ms: u64,
+        /// Requests that may wait for compute; the next is shed with RESOURCE_EXHAUSTED
+        /// (default: 16 per in-flight slot).
+        #[arg(long)]
+        max_queue: Option<usize>,
+        /// PEM bundle of CAs for a rediss:// Redis with a private CA (the system roots
+        /// otherwise).
+        #[arg(long, env = "RECSYS_REDIS_CA_FILE")]
+        redis_ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        front: front::FrontArgs,
     },
     /// The sticky experiment router: forwards each user to the arm the routing table assigns.
     Route {
@@ -204,6 +220,18 @@ enum Command {
         /// Redis for the experiment sums shared by router replicas (in process without).
         #[arg(long, env = "RECSYS_REDIS_URL")]
         redis_url: Option<String>,
+        /// PEM bundle of CAs for a rediss:// Redis with a private CA.
+        #[arg(long, env = "RECSYS_REDIS_CA_FILE")]
+        redis_ca_file: Option<PathBuf>,
+        /// The token the router presents to its arms (first token of the file; a mounted
+        /// Secret, re-read on every call's need so rotations reach it).
+        #[arg(long, env = "RECSYS_ARM_TOKEN_FILE")]
+        arm_token_file: Option<PathBuf>,
+        /// CA bundle (PEM) that signed the arms' certificates, for https:// arm endpoints.
+        #[arg(long, env = "RECSYS_ARM_CA_FILE")]
+        arm_ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        front: front::FrontArgs,
     },
     /// Load-test a Recommend endpoint: fixed concurrency (or a fixed rate), Zipf-distributed
     /// users; prints throughput and latency percentiles.
@@ -572,6 +600,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     recsys_models::set_torch_threads(2);
+    recsys::serving::tls::install_default_provider();
     match Cli::parse().command {
         Command::Demo {
             data_dir,
@@ -686,7 +715,14 @@ async fn main() -> anyhow::Result<()> {
             reload_secs,
             max_in_flight,
             popular_refresh_secs,
+            request_timeout_ms,
+            max_queue,
+            redis_ca_file,
+            front,
         } => {
+            let auth = front.auth()?;
+            let grpc_options = front.grpc()?;
+            let http_options = front.listener(b"http/1.1")?;
             let source = state::ModelSource {
                 location: model_dir.clone(),
                 cache: cache_dir.clone(),
@@ -707,11 +743,20 @@ async fn main() -> anyhow::Result<()> {
             let engine = Engine::load_with(&version_dir, options.clone())?;
             let log = event_log.as_deref().map(EventLog::open).transpose()?;
             let cache: Arc<dyn CacheStore> = match redis_url {
-                Some(url) => Arc::new(RedisStore::with_password(&url, redis_password.as_deref())?),
+                Some(url) => Arc::new(RedisStore::with_tls(
+                    &url,
+                    redis_password.as_deref(),
+                    redis_ca_file.as_deref(),
+                )?),
                 None => Arc::new(InProcessStore::default()),
             };
+            let in_flight = max_in_flight.unwrap_or_else(state::default_max_in_flight);
             let mut serving = ServingState::with_cache(engine, log, cache)
-                .with_max_in_flight(max_in_flight.unwrap_or_else(state::default_max_in_flight));
+                .with_max_in_flight(in_flight)
+                .with_limits(state::RequestLimits {
+                    timeout: std::time::Duration::from_millis(request_timeout_ms.max(1)),
+                    max_queue: max_queue.unwrap_or(16 * in_flight),
+                });
             let feedback = match (feedback_wal_dir, feedback_sink) {
                 (Some(dir), Some(location)) => {
                     let wal = Arc::new(Wal::open(&dir, 8 << 20).with_context(|| {
@@ -733,10 +778,23 @@ async fn main() -> anyhow::Result<()> {
             let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|&s| s).await;
             };
-            let (grpc_bound, grpc_server) =
-                grpc::bind(Arc::clone(&state), addr, until_stopped(stopped.clone())).await?;
-            let (http_bound, http_server) =
-                http::bind(Arc::clone(&state), http_addr, until_stopped(stopped)).await?;
+            let grpc_front = grpc::serve(
+                grpc::RecommenderService::new(Arc::clone(&state), auth.clone()),
+                addr,
+                &grpc_options,
+                until_stopped(stopped.clone()),
+            )
+            .await?;
+            let (grpc_bound, grpc_server, health) =
+                (grpc_front.addr, grpc_front.server, grpc_front.health);
+            let (http_bound, http_server) = http::bind_with(
+                Arc::clone(&state),
+                http_addr,
+                http_options,
+                auth.recommend.clone(),
+                until_stopped(stopped),
+            )
+            .await?;
             tokio::spawn(state::refresh_trending(
                 Arc::clone(&state),
                 std::time::Duration::from_secs(popular_refresh_secs.max(1)),
@@ -757,10 +815,15 @@ async fn main() -> anyhow::Result<()> {
             let grpc_task = tokio::spawn(grpc_server);
             let http_task = tokio::spawn(http_server);
             grpc::termination().await;
-            // Not ready first, so load balancers stop sending; then drain what is in flight.
+            // NOT_SERVING and not ready first, so probes and load balancers stop sending;
+            // then a drain window for what is already on its way; then stop accepting and
+            // finish what is in flight.
+            grpc::stop_serving::<grpc::RecommenderService>(&health).await;
             state
                 .ready
                 .store(false, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("stopping: NOT_SERVING; draining for {} s", front.drain_secs);
+            tokio::time::sleep(front.drain()).await;
             let _ = stop.send(true);
             grpc_task.await??;
             http_task.await?;
@@ -782,16 +845,38 @@ async fn main() -> anyhow::Result<()> {
             addr,
             http_addr,
             redis_url,
+            redis_ca_file,
+            arm_token_file,
+            arm_ca_file,
+            front,
         } => {
             let redis = redis_url
                 .map(|url| {
-                    RedisStore::client(&url, std::env::var("RECSYS_REDIS_PASSWORD").ok().as_deref())
+                    RedisStore::tls_client(
+                        &url,
+                        std::env::var("RECSYS_REDIS_PASSWORD").ok().as_deref(),
+                        redis_ca_file.as_deref(),
+                    )
                 })
                 .transpose()?;
-            let state = Arc::new(RouterState::with_experiment(
-                router::read_table(&table)?,
-                ExperimentStats::new(redis),
-            ));
+            let arms = router::ArmCredentials {
+                token: arm_token_file
+                    .as_deref()
+                    .map(|p| recsys::serving::auth::TokenFile::open(p).map(Arc::new))
+                    .transpose()?,
+                ca_pem: arm_ca_file
+                    .as_deref()
+                    .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+                    .transpose()?,
+            };
+            let grpc_options = front.grpc()?;
+            let state = Arc::new(
+                RouterState::with_experiment(
+                    router::read_table(&table)?,
+                    ExperimentStats::new(redis),
+                )
+                .with_auth(front.auth()?, arms),
+            );
             if let Some(http_addr) = http_addr {
                 let metrics_state = Arc::clone(&state);
                 let (bound, server) =
@@ -800,15 +885,25 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("router metrics on http {bound}");
                 tokio::spawn(server);
             }
-            let (bound, server) =
-                router::bind(Arc::clone(&state), addr, grpc::termination()).await?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let bound = router::bind(Arc::clone(&state), addr, &grpc_options, async move {
+                let mut rx = stopped;
+                let _ = rx.wait_for(|&s| s).await;
+            })
+            .await?;
             tokio::spawn(router::watch(
                 state,
                 table,
                 std::time::Duration::from_secs(1),
             ));
-            eprintln!("routing on {bound}");
-            server.await?;
+            eprintln!("routing on {}", bound.addr);
+            let server = tokio::spawn(bound.server);
+            grpc::termination().await;
+            grpc::stop_serving::<router::Service>(&bound.health).await;
+            eprintln!("stopping: NOT_SERVING; draining for {} s", front.drain_secs);
+            tokio::time::sleep(front.drain()).await;
+            let _ = stop.send(true);
+            server.await??;
         }
         Command::BenchServe {
             target,

@@ -563,6 +563,8 @@ fn serve(version: &Path, wal: &Path, sink: &Path) -> (Served, String) {
         .arg("--feedback-sink")
         .arg(sink)
         .args(["--feedback-flush-secs", "1", "--instance", "pod-a"])
+        // Durability is the point here; tokens are tests/hardening.rs's.
+        .args(["--feedback-auth", "open"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -139,8 +139,12 @@ fn spawn(args: &[String]) -> Process {
     )
 }
 
-/// A serving arm: (process, gRPC address, HTTP address).
-fn serve(version: &Path) -> (Process, String, String) {
+/// The bearer token the router presents to the arms and clients present to the router.
+const TOKEN: &str = "e2e-feedback-writer";
+
+/// A serving arm: (process, gRPC address, HTTP address). Only token holders (the router) may
+/// call it.
+fn serve(version: &Path, tokens: &Path) -> (Process, String, String) {
     let (grpc, http) = (free_port(), free_port());
     let p = spawn(&[
         "serve".into(),
@@ -150,6 +154,10 @@ fn serve(version: &Path) -> (Process, String, String) {
         format!("127.0.0.1:{grpc}"),
         "--http-addr".into(),
         format!("127.0.0.1:{http}"),
+        "--auth-tokens-file".into(),
+        tokens.display().to_string(),
+        "--recommend-auth".into(),
+        "token".into(),
     ]);
     wait_for_port(grpc);
     (p, format!("127.0.0.1:{grpc}"), format!("127.0.0.1:{http}"))
@@ -172,8 +180,10 @@ async fn run_experiment(
 ) -> Outcome {
     let work = tempfile::tempdir().unwrap();
     let redis = RedisServer::start();
-    let (_c, control_grpc, control_http) = serve(control.1);
-    let (_t, treatment_grpc, treatment_http) = serve(treatment.1);
+    let tokens = work.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let (_c, control_grpc, control_http) = serve(control.1, &tokens);
+    let (_t, treatment_grpc, treatment_http) = serve(treatment.1, &tokens);
     let table_path = work.path().join("routing.json");
     let (router_grpc, router_http) = (free_port(), free_port());
 
@@ -254,6 +264,10 @@ async fn run_experiment(
         format!("127.0.0.1:{router_http}"),
         "--redis-url".into(),
         redis.url(),
+        "--auth-tokens-file".into(),
+        tokens.display().to_string(),
+        "--arm-token-file".into(),
+        tokens.display().to_string(),
     ]);
     wait_for_port(router_grpc);
     look(0).await;
@@ -295,12 +309,10 @@ async fn run_experiment(
                 }
             }
             let n = events.len() as u32;
-            let accepted = client
-                .feedback(FeedbackRequest { events })
-                .await
-                .unwrap()
-                .into_inner()
-                .accepted;
+            let mut call = tonic::Request::new(FeedbackRequest { events });
+            call.metadata_mut()
+                .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+            let accepted = client.feedback(call).await.unwrap().into_inner().accepted;
             assert_eq!(accepted, n);
             sent += 1;
         }

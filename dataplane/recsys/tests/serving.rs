@@ -68,6 +68,9 @@ fn start(root: &Path, log: &Path, extra: &[&str]) -> Server {
         ])
         .args(["--reload-secs", "1", "--event-log"])
         .arg(log)
+        // This test is about ranking, feedback's effects and reloads; tokens and TLS are
+        // tests/hardening.rs's.
+        .args(["--feedback-auth", "open"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

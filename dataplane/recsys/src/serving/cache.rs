@@ -125,8 +125,18 @@ impl RedisStore {
     /// Connects to `url` with `password` (from a Secret, kept out of the URL and so out of
     /// every log line and process listing) replacing any password in the URL.
     pub fn with_password(url: &str, password: Option<&str>) -> anyhow::Result<Self> {
+        Self::with_tls(url, password, None)
+    }
+
+    /// [`Self::with_password`]; a `rediss://` URL verifies the server against `ca_file`
+    /// (PEM) when given, else the system's roots.
+    pub fn with_tls(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            client: Self::client(url, password)?,
+            client: Self::tls_client(url, password, ca_file)?,
             slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             failed_at: Mutex::new(None),
@@ -137,6 +147,15 @@ impl RedisStore {
     /// A Redis client for `url` with `password` replacing any in the URL; errors never
     /// repeat the URL.
     pub fn client(url: &str, password: Option<&str>) -> anyhow::Result<redis::Client> {
+        Self::tls_client(url, password, None)
+    }
+
+    /// [`Self::client`] with a private CA for `rediss://`.
+    pub fn tls_client(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<redis::Client> {
         use redis::IntoConnectionInfo;
         // The error names the problem, never the URL (it may hold credentials).
         let mut info = url
@@ -145,7 +164,20 @@ impl RedisStore {
         if let Some(p) = password.filter(|p| !p.is_empty()) {
             info.redis.password = Some(p.to_owned());
         }
-        Ok(redis::Client::open(info)?)
+        match ca_file {
+            Some(path) => {
+                let root_cert = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("reading the Redis CA {}: {e}", path.display()))?;
+                Ok(redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )?)
+            }
+            None => Ok(redis::Client::open(info)?),
+        }
     }
 
     fn mark_failed(&self, error: &redis::RedisError, what: &str) {

@@ -1,6 +1,10 @@
 //! The small HTTP/JSON surface for humans and probes: `GET /recommend?user_id=…&num_items=…`,
 //! `/healthz`, `/readyz` and `/metrics`.
 
+use super::auth::Access;
+use super::errors::{http_status, ServingError};
+use super::limits;
+use super::listener::{self, Conn, ListenerOptions};
 use super::state::ServingState;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -26,16 +30,6 @@ fn json_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
         "application/json",
         serde_json::json!({ "error": message }).to_string(),
     )
-}
-
-/// The gRPC status a failed request maps to, as an HTTP status.
-fn http_status(code: tonic::Code) -> StatusCode {
-    match code {
-        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        tonic::Code::NotFound => StatusCode::NOT_FOUND,
-        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
 }
 
 /// Builds a request from the query string; malformed numbers are the caller's error.
@@ -77,6 +71,7 @@ fn parse_query(query: &str) -> Result<RecommendRequest, String> {
 
 async fn handle(
     state: &Arc<ServingState>,
+    recommend_access: &Access,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     match req.uri().path() {
@@ -94,6 +89,14 @@ async fn handle(
         ),
         "/recommend" => {
             let started = Instant::now();
+            let presented = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if let Err(e) = recommend_access.check(presented) {
+                let e: ServingError = e;
+                return json_error(http_status(e.code()), &e.to_string());
+            }
             let request = match parse_query(req.uri().query().unwrap_or("")) {
                 Ok(r) => r,
                 Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
@@ -130,84 +133,97 @@ async fn handle(
     }
 }
 
+/// Serves HTTP/1.1 on every connection `connections` yields, with a deadline for the request
+/// headers, until `shutdown` resolves.
+async fn serve_connections<S>(
+    mut connections: tokio::sync::mpsc::Receiver<Conn>,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: hyper::service::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response<Full<Bytes>>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let conn = tokio::select! {
+            c = connections.recv() => match c { Some(c) => c, None => return },
+            _ = &mut shutdown => return,
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits::HTTP_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(conn), service)
+                .await;
+        });
+    }
+}
+
 /// A metrics-only endpoint (the router's): `/metrics` from `render` (run off the async
 /// threads: it may read Redis) and `/healthz`.
 pub async fn bind_metrics(
     addr: SocketAddr,
     render: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let server = async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+    let (local, connections) = listener::bind(addr, ListenerOptions::default()).await?;
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let render = Arc::clone(&render);
+        async move {
+            let response = match req.uri().path() {
+                "/metrics" => match tokio::task::spawn_blocking(move || render()).await {
+                    Ok(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
+                    Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed"),
+                },
+                "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+                _ => json_error(StatusCode::NOT_FOUND, "not found"),
             };
-            let render = Arc::clone(&render);
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let render = Arc::clone(&render);
-                        async move {
-                            let response = match req.uri().path() {
-                                "/metrics" => {
-                                    match tokio::task::spawn_blocking(move || render()).await {
-                                        Ok(text) => {
-                                            reply(StatusCode::OK, "text/plain; version=0.0.4", text)
-                                        }
-                                        Err(_) => json_error(
-                                            StatusCode::INTERNAL_SERVER_ERROR,
-                                            "metrics failed",
-                                        ),
-                                    }
-                                }
-                                "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-                                _ => json_error(StatusCode::NOT_FOUND, "not found"),
-                            };
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            Ok::<_, std::convert::Infallible>(response)
         }
-    };
+    });
+    let server = serve_connections(connections, service, std::future::pending());
     Ok((local, server))
 }
 
-/// Binds `addr` and serves until `shutdown` resolves.
+/// Binds `addr` with every path open and default bounds, and serves until `shutdown`
+/// resolves.
 pub async fn bind(
     state: Arc<ServingState>,
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let server = async move {
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = &mut shutdown => return,
-            };
-            let Ok((stream, _)) = accepted else {
-                continue;
-            };
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    };
-    Ok((local, server))
+    bind_with(
+        state,
+        addr,
+        ListenerOptions::default(),
+        Access::Open,
+        shutdown,
+    )
+    .await
+}
+
+/// [`bind`] with a connection cap and TLS from `options`, and `/recommend` behind
+/// `recommend_access`.
+pub async fn bind_with(
+    state: Arc<ServingState>,
+    addr: SocketAddr,
+    options: ListenerOptions,
+    recommend_access: Access,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let (local, connections) = listener::bind(addr, options).await?;
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        let access = recommend_access.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&state, &access, req).await) }
+    });
+    Ok((local, serve_connections(connections, service, shutdown)))
 }
 
 #[cfg(test)]

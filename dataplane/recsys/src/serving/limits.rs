@@ -11,6 +11,36 @@ pub const MAX_CATEGORIES: usize = 64;
 /// Most events in one Feedback call.
 pub const MAX_FEEDBACK_EVENTS: usize = 1000;
 
+/// Largest gRPC message accepted (a maximal Feedback batch is about 1 MB).
+pub const MAX_MESSAGE_BYTES: usize = 2 << 20;
+/// HTTP/2 streams one gRPC connection may have open at once.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// How long an HTTP client has to send its request headers.
+pub const HTTP_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A `grpc-timeout` header value (`<at most 8 digits><H|M|S|m|u|n>`); `None` when malformed,
+/// which the protocol says to treat as no deadline.
+pub fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// `what` must be at most [`MAX_ID_BYTES`] long.
 pub fn check_id(what: &str, id: &str) -> Result<(), String> {
     if id.len() > MAX_ID_BYTES {
@@ -43,5 +73,20 @@ mod tests {
         assert!(e.contains("user_id is 257 bytes"), "{e}");
         assert!(check_count("exclude_item_ids", 1001, MAX_EXCLUDED_ITEMS).is_err());
         assert!(check_count("exclude_item_ids", 1000, MAX_EXCLUDED_ITEMS).is_ok());
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_protocol() {
+        use std::time::Duration;
+        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "m", "123456789m", "-1S", "1.5S", "10x", "1 S"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! string a client chose).
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct ServingMetrics {
@@ -16,6 +17,8 @@ pub struct ServingMetrics {
     pub cache: IntCounterVec,
     pub reloads: IntCounterVec,
     pub model_info: IntGaugeVec,
+    /// Requests refused at once because the queue was full.
+    pub shed: IntCounter,
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -79,6 +82,11 @@ impl Default for ServingMetrics {
                 &["version", "variant"],
             )
             .expect("valid metric"),
+            shed: IntCounter::new(
+                "recsys_requests_shed_total",
+                "Requests answered RESOURCE_EXHAUSTED because the queue for compute was full.",
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -89,6 +97,7 @@ impl Default for ServingMetrics {
             Box::new(m.cache.clone()),
             Box::new(m.reloads.clone()),
             Box::new(m.model_info.clone()),
+            Box::new(m.shed.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

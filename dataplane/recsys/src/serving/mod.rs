@@ -2,8 +2,10 @@
 //! metrics, feedback and hot reload.
 
 pub mod attributes;
+pub mod auth;
 pub mod cache;
 pub mod engine;
+pub mod errors;
 pub mod experiment_stats;
 pub mod feedback;
 pub mod feedback_sink;
@@ -13,6 +15,7 @@ pub mod http;
 pub mod item_display;
 pub mod item_table;
 pub mod limits;
+pub mod listener;
 pub mod load;
 pub mod metrics;
 pub mod online_features;
@@ -20,6 +23,7 @@ pub mod prediction_cache;
 pub mod recent;
 pub mod router;
 pub mod state;
+pub mod tls;
 pub mod trending;
 
 pub use engine::{Engine, EngineError, EngineOptions, Query, Recommendation};

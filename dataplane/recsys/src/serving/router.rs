@@ -2,7 +2,9 @@
 //! `hash(salt, user_id) mod 10000` in the routing table (the operator's ConfigMap, a file
 //! here), which is reloaded when it changes — a bad table is refused and the old one kept.
 
+use super::auth::{AuthPolicy, TokenFile};
 use super::experiment_stats::{Counter, ExperimentStats};
+use super::grpc::{authorization, GrpcOptions};
 use super::metrics::ServingMetrics;
 use super::state::validate;
 use recsys_api::v1::recommender_client::RecommenderClient;
@@ -15,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic::{Request, Response, Status};
 
 /// One experiment update: arm, user, and what to add (none: an exposure only).
@@ -27,6 +29,17 @@ pub struct RouterState {
     pub metrics: ServingMetrics,
     /// Exposures and per-user outcomes by the arm the table assigns (shared via Redis).
     pub experiment: Arc<ExperimentStats>,
+    /// Who may call the router (its Feedback needs a token unless configured open).
+    pub auth: AuthPolicy,
+    pub arms: ArmCredentials,
+}
+
+/// How the router proves itself to the arms: a bearer token on every call, and the CA that
+/// signed their certificates for `https://` endpoints.
+#[derive(Clone, Default)]
+pub struct ArmCredentials {
+    pub token: Option<Arc<TokenFile>>,
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Reads and checks a routing table file.
@@ -47,7 +60,31 @@ impl RouterState {
             clients: Mutex::new(HashMap::new()),
             metrics: ServingMetrics::default(),
             experiment: Arc::new(experiment),
+            auth: AuthPolicy::open(),
+            arms: ArmCredentials::default(),
         }
+    }
+
+    /// Who may call the router, and how it authenticates to the arms.
+    pub fn with_auth(mut self, auth: AuthPolicy, arms: ArmCredentials) -> Self {
+        self.auth = auth;
+        self.arms = arms;
+        self
+    }
+
+    /// `message` as a request to an arm, carrying the router's token.
+    fn to_arm<T>(&self, message: T) -> Result<Request<T>, Status> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.arms.token {
+            let token = token.first_token().map_err(|e| {
+                Status::unavailable(format!("the router's token for its arms: {e}"))
+            })?;
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("the router's token is not a valid header value"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
     }
 
     /// Records in the background; a failure costs a log line and a metric, never a request.
@@ -109,9 +146,18 @@ impl RouterState {
         if let Some(c) = clients.get(endpoint) {
             return Ok(c.clone());
         }
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .map_err(|e| Status::internal(format!("bad arm endpoint {endpoint}: {e}")))?
-            .connect_lazy();
+        let mut channel = Channel::from_shared(endpoint.to_owned())
+            .map_err(|e| Status::internal(format!("bad arm endpoint {endpoint}: {e}")))?;
+        if endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &self.arms.ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            channel = channel
+                .tls_config(tls)
+                .map_err(|e| Status::internal(format!("TLS for arm {endpoint}: {e}")))?;
+        }
+        let channel = channel.connect_lazy();
         let client = RecommenderClient::new(channel);
         clients.insert(endpoint.to_owned(), client.clone());
         Ok(client)
@@ -129,6 +175,13 @@ impl Recommender for RouterService {
         request: Request<RecommendRequest>,
     ) -> Result<Response<RecommendResponse>, Status> {
         let started = Instant::now();
+        if let Err(e) = self.state.auth.recommend.check(authorization(&request)) {
+            let status = Status::from(e);
+            self.state
+                .metrics
+                .observe("Recommend", started, status.code());
+            return Err(status);
+        }
         let req = request.into_inner();
         if let Err(status) = validate(&req) {
             self.state
@@ -139,7 +192,11 @@ impl Recommender for RouterService {
         let table = self.state.table();
         let arm = table.assign(&req.user_id).clone();
         let user = req.user_id.clone();
-        let result = self.state.client(&arm.endpoint)?.recommend(req).await;
+        let result = self
+            .state
+            .client(&arm.endpoint)?
+            .recommend(self.state.to_arm(req)?)
+            .await;
         if result.is_ok() {
             // Exposed: the user is in this arm's population from now on.
             self.state
@@ -168,6 +225,13 @@ impl Recommender for RouterService {
         request: Request<FeedbackRequest>,
     ) -> Result<Response<FeedbackResponse>, Status> {
         let started = Instant::now();
+        if let Err(e) = self.state.auth.feedback.check(authorization(&request)) {
+            let status = Status::from(e);
+            self.state
+                .metrics
+                .observe("Feedback", started, status.code());
+            return Err(status);
+        }
         let req = request.into_inner();
         // Each event goes to the arm its user is assigned to, keeping its index for errors.
         let table = self.state.table();
@@ -194,7 +258,7 @@ impl Recommender for RouterService {
             let answer = self
                 .state
                 .client(&endpoint)?
-                .feedback(batch)
+                .feedback(self.state.to_arm(batch)?)
                 .await?
                 .into_inner();
             out.accepted += answer.accepted;
@@ -249,10 +313,11 @@ pub async fn watch(state: Arc<RouterState>, path: PathBuf, period: std::time::Du
 pub async fn bind(
     state: Arc<RouterState>,
     addr: SocketAddr,
+    options: &GrpcOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(
-    SocketAddr,
-    impl Future<Output = Result<(), tonic::transport::Error>>,
-)> {
-    super::grpc::serve(RouterService { state }, addr, shutdown).await
+) -> anyhow::Result<super::grpc::Bound<impl Future<Output = Result<(), tonic::transport::Error>>>> {
+    super::grpc::serve(RouterService { state }, addr, options, shutdown).await
 }
+
+/// The router's service type, for its health reporter.
+pub type Service = RouterService;
