@@ -169,6 +169,10 @@ check(
     "chart renders and validates with the ServiceMonitor",
     rendered_chart({"metrics": {"serviceMonitor": {"enabled": True}}}, ["ServiceMonitor"]),
 )
+check(
+    "chart renders with one watched namespace (Role and RoleBinding, no ClusterRole)",
+    rendered_chart({"watchNamespace": "shop"}, ["Role", "RoleBinding", "Deployment"]),
+)
 check("chart CRDs validate as CustomResourceDefinitions", chart_crds)
 check("operator-built children validate against Kubernetes 1.37", children)
 check("example manifests validate against the generated CRD schemas", examples)

@@ -13,6 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, ResourceExt};
 use recsys_operator::builders::managed_selector;
+use recsys_operator::controllers::policy::Policy;
 use recsys_operator::controllers::{experiment, item_index, rec_model, Context};
 use recsys_operator::crd::v1alpha1::{Experiment, ItemIndex, RecModel};
 use recsys_operator::runtime::http::{self, Health};
@@ -61,6 +62,28 @@ struct Args {
     /// Log as JSON lines (for log collectors) instead of human-readable text.
     #[arg(long, env = "RECSYS_LOG_JSON")]
     log_json: bool,
+    /// Watch and manage only this namespace (the chart then grants a Role there instead of
+    /// a ClusterRole); all namespaces when empty.
+    #[arg(long, env = "RECSYS_WATCH_NAMESPACE", default_value = "")]
+    watch_namespace: String,
+    /// Comma-separated image prefixes a RecModel may run; any image when empty.
+    #[arg(long, env = "RECSYS_ALLOWED_IMAGES", default_value = "")]
+    allowed_images: String,
+    /// `key=value` label every Secret a RecModel names must carry; any Secret when empty.
+    #[arg(long, env = "RECSYS_SECRET_LABEL", default_value = "")]
+    secret_label: String,
+}
+
+/// The cluster, or one namespace of it.
+fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 async fn shutdown_signal() {
@@ -86,6 +109,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
+    let policy = Policy {
+        allowed_images: args
+            .allowed_images
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        secret_label: Policy::parse_label(&args.secret_label)?,
+    };
+    let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     tokio::spawn(http::serve(
@@ -121,16 +155,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         prometheus_url: args.prometheus_url,
         network_policy_metrics_namespace: Some(args.network_policy_metrics_namespace)
             .filter(|ns| !ns.is_empty()),
+        policy,
     });
     let config = watcher::Config::default();
     // Child kinds: only what the operator made (labelled), not every object in the cluster.
     let owned = watcher::Config::default().labels(&managed_selector());
-    let rec_models = Controller::new(Api::<RecModel>::all(client.clone()), config.clone());
+    let rec_models = Controller::new(scoped::<RecModel>(&client, &namespace), config.clone());
     let store = rec_models.store();
     let rec_models = rec_models
         // An Experiment starting or concluding changes what its RecModel serves.
         .watches(
-            Api::<Experiment>::all(client.clone()),
+            scoped::<Experiment>(&client, &namespace),
             config.clone(),
             |exp| {
                 Some(
@@ -139,14 +174,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             },
         )
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+        .owns(scoped::<Deployment>(&client, &namespace), owned.clone())
+        .owns(scoped::<Service>(&client, &namespace), owned.clone())
+        .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
+        .owns(scoped::<NetworkPolicy>(&client, &namespace), owned.clone())
         // Its own per-version indexes, and an index it refers to, wake a RecModel.
-        .owns(Api::<ItemIndex>::all(client.clone()), config.clone())
+        .owns(scoped::<ItemIndex>(&client, &namespace), config.clone())
         .watches(
-            Api::<ItemIndex>::all(client.clone()),
+            scoped::<ItemIndex>(&client, &namespace),
             config.clone(),
             move |index| {
                 let ns = index.namespace();
@@ -169,12 +204,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tracing::debug!(error = %e, "recmodel controller event");
             }
         });
-    let experiments = Controller::new(Api::<Experiment>::all(client.clone()), config.clone());
+    let experiments = Controller::new(scoped::<Experiment>(&client, &namespace), config.clone());
     let experiment_store = experiments.store();
     let experiments = experiments
         // The RecModel's status says when the treatment is routed and what the control runs.
         .watches(
-            Api::<RecModel>::all(client.clone()),
+            scoped::<RecModel>(&client, &namespace),
             config.clone(),
             move |rm| {
                 let ns = rm.namespace();
@@ -197,8 +232,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tracing::debug!(error = %e, "experiment controller event");
             }
         });
-    let item_indexes = Controller::new(Api::<ItemIndex>::all(client.clone()), config.clone())
-        .owns(Api::<Job>::all(client.clone()), owned)
+    let item_indexes = Controller::new(scoped::<ItemIndex>(&client, &namespace), config.clone())
+        .owns(scoped::<Job>(&client, &namespace), owned)
         .graceful_shutdown_on(shutdown_signal())
         .run(item_index::reconcile, item_index::error_policy, context)
         .for_each(|result| async move {

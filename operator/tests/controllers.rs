@@ -521,3 +521,109 @@ async fn an_index_below_its_recall_target_is_degraded_and_never_served() {
         None
     );
 }
+
+/// A context whose policy admits only the project's images and Secrets labelled for recsys.
+fn guarded(fake: &FakeApi) -> Arc<recsys_operator::controllers::Context> {
+    let ctx = context(fake);
+    let mut ctx = Arc::try_unwrap(ctx).unwrap_or_else(|_| unreachable!("one owner"));
+    ctx.policy = recsys_operator::controllers::policy::Policy {
+        allowed_images: vec!["ghcr.io/recsys/dataplane:".into()],
+        secret_label: Some(("recsys.dev/usable".into(), "true".into())),
+    };
+    Arc::new(ctx)
+}
+
+fn secret(fake: &FakeApi, ns: &str, name: &str, labelled: bool) {
+    let labels = if labelled {
+        json!({"recsys.dev/usable": "true"})
+    } else {
+        json!({})
+    };
+    fake.put(
+        &format!("/api/v1/namespaces/{ns}/secrets/{name}"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": ns, "labels": labels},
+               "data": {"tokens": "c2VjcmV0"}}),
+    );
+}
+
+fn with_spec(fake: &FakeApi, edit: impl FnOnce(&mut Value)) {
+    let mut rm = fake.get(RM).unwrap();
+    edit(&mut rm["spec"]);
+    let g = rm["metadata"]["generation"].as_i64().unwrap();
+    rm["metadata"]["generation"] = json!(g + 1);
+    fake.put(RM, rm);
+}
+
+#[tokio::test]
+async fn unlabelled_foreign_or_missing_secrets_and_other_images_are_refused() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
+    let ctx = guarded(&fake);
+    // A Secret of another namespace, labelled, does not count: names resolve in the
+    // RecModel's own namespace only.
+    secret(&fake, "other", "tokens", true);
+    with_spec(&fake, |s| s["auth"] = json!({"tokenSecretName": "tokens"}));
+    let mut warnings = Vec::new();
+    for (setup, reason, says) in [
+        (
+            None,
+            "SecretNotAllowed",
+            "Secret recsys/tokens does not exist",
+        ),
+        (Some(false), "SecretNotAllowed", "does not carry the label"),
+    ] {
+        if let Some(labelled) = setup {
+            secret(&fake, "recsys", "tokens", labelled);
+        }
+        fake.clear_requests();
+        reconcile_model(&fake, &ctx).await;
+        assert_eq!(
+            fake.applied(),
+            vec![format!("{RM}/status")],
+            "nothing but status"
+        );
+        let s = status(&fake, RM);
+        assert_eq!(condition(&s, "Ready"), ("False".into(), reason.into()));
+        assert_eq!(condition(&s, "Degraded").0, "True");
+        let message = s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()["message"]
+            .to_string();
+        assert!(message.contains(says), "{message}");
+        warnings.extend(fake.events());
+    }
+    assert!(warnings
+        .iter()
+        .any(|e| e["reason"] == "SecretNotAllowed" && e["type"] == "Warning"));
+
+    // Labelled in its namespace: admitted, and the pods mount it.
+    secret(&fake, "recsys", "tokens", true);
+    reconcile_model(&fake, &ctx).await;
+    assert!(fake
+        .applied()
+        .contains(&format!("{DEPLOYMENTS}/movies-stable")));
+    assert!(args(&fake, "movies-stable").contains("--auth-tokens-file"));
+
+    // Another image is refused before anything is read or written.
+    with_spec(&fake, |s| {
+        s["image"] = json!("docker.io/someone/miner:latest")
+    });
+    fake.clear_requests();
+    reconcile_model(&fake, &ctx).await;
+    assert_eq!(fake.applied(), vec![format!("{RM}/status")]);
+    assert_eq!(
+        condition(&status(&fake, RM), "Ready"),
+        ("False".into(), "ImageNotAllowed".into())
+    );
+    let stable = fake.get(&format!("{DEPLOYMENTS}/movies-stable")).unwrap();
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/recsys/dataplane:0.1.0",
+        "the running pods keep the allowed image"
+    );
+}

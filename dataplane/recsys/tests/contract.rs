@@ -32,6 +32,9 @@ use support::cluster::{run_pod, wait_ready, Pod, Secrets};
 use support::{free_port, wait_for_port, RedisServer};
 use tokio::sync::OnceCell;
 
+/// The token in the example RecModel's tokens Secret (a fixture, as the other Secrets).
+const FEEDBACK_TOKEN: &str = "contract-feedback-writer";
+
 /// One small trained version shared by the tests of this file (training takes the time).
 static TRAINED: OnceCell<PathBuf> = OnceCell::const_new();
 
@@ -208,6 +211,10 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     let secrets: Secrets = BTreeMap::from([
         ("recsys-object-store".to_owned(), env.clone()),
         (
+            "recsys-feedback-tokens".to_owned(),
+            BTreeMap::from([("tokens".to_owned(), format!("{FEEDBACK_TOKEN}\n"))]),
+        ),
+        (
             "recsys-redis".to_owned(),
             BTreeMap::from([
                 ("url".to_owned(), redis.url()),
@@ -348,12 +355,36 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         by_variant.get("stable").copied().unwrap_or(0) >= 150,
         "{by_variant:?}"
     );
-    let accepted = client
-        .feedback(FeedbackRequest { events: feedback })
+    // Feedback needs the RecModel's token; the router presents its own to the arms, which
+    // refuse anyone else (the Recommends above reached them the same way).
+    let unauthenticated = client
+        .feedback(FeedbackRequest {
+            events: feedback.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+    let direct = RecommenderClient::connect(format!("http://{}", stable.addr(50051)))
         .await
         .unwrap()
-        .into_inner()
-        .accepted;
+        .recommend(RecommendRequest {
+            user_id: "1".into(),
+            num_items: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        direct.code(),
+        tonic::Code::Unauthenticated,
+        "an arm answered a stranger"
+    );
+    let mut call = tonic::Request::new(FeedbackRequest { events: feedback });
+    call.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {FEEDBACK_TOKEN}").parse().unwrap(),
+    );
+    let accepted = client.feedback(call).await.unwrap().into_inner().accepted;
     assert_eq!(accepted, 200);
 
     // The router kept each arm's exposures and clicks by the table's assignment (in the

@@ -228,9 +228,7 @@ async fn tls_tokens_bounds_and_a_graceful_stop() {
         .env("RUST_LOG", "info");
     // Logs (stdout) and messages (stderr) both land in the file searched for credentials.
     let log_file = std::fs::File::create(&log).unwrap();
-    child
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
+    child.stdout(log_file.try_clone().unwrap()).stderr(log_file);
     let mut server = Process(child.spawn().unwrap());
     wait_for_port(grpc);
 

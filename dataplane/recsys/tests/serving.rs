@@ -843,9 +843,17 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     let canary = start(
         &root,
         &work.path().join("canary.csv"),
-        &["--variant", "canary", "--max-in-flight", "1"],
+        &[
+            "--variant",
+            "canary",
+            "--max-in-flight",
+            "1",
+            "--max-queue",
+            "64",
+        ],
     );
-    // One request computed at a time: a burst queues and every request is still answered.
+    // One request computed at a time: a burst within the queue's bound waits its turn and
+    // every request is still answered (beyond the bound: tests/hardening.rs).
     let burst: Vec<_> = (0..24)
         .map(|u| {
             let addr = canary.grpc;

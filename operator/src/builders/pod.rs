@@ -1,10 +1,10 @@
 //! Pod-level settings every workload shares: the restricted Pod Security Standard, resources
 //! (GPUs included), placement, and object-storage credentials by Secret reference.
 
-use crate::crd::v1alpha1::{Placement, ResourceSpec};
+use crate::crd::v1alpha1::{AuthSpec, Placement, ResourceSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvFromSource, PodSecurityContext, ResourceRequirements, SeccompProfile,
-    SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, EnvFromSource, KeyToPath, PodSecurityContext, ResourceRequirements,
+    SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -108,6 +108,37 @@ pub fn env_from(secret: Option<&String>) -> Option<Vec<EnvFromSource>> {
             ..Default::default()
         }]
     })
+}
+
+/// Where the tokens Secret is mounted, and the file in it.
+pub const AUTH_DIR: &str = "/var/run/secrets/recsys/auth";
+pub const AUTH_TOKENS_FILE: &str = "/var/run/secrets/recsys/auth/tokens";
+
+/// The tokens Secret as a read-only volume (a directory, not subPath, so rotations arrive).
+pub fn auth_volume(auth: &AuthSpec) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: "auth-tokens".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(auth.token_secret_name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: "tokens".into(),
+                    path: "tokens".into(),
+                    ..Default::default()
+                }]),
+                default_mode: Some(0o440),
+                optional: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "auth-tokens".into(),
+            mount_path: AUTH_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
 }
 
 /// Writable scratch space: with a read-only root filesystem, /tmp and the model cache are

@@ -92,6 +92,26 @@ fn selector(rm: &RecModel) -> BTreeMap<String, String> {
 
 pub fn deployment(rm: &RecModel) -> Deployment {
     let (mut volumes, mut mounts) = scratch_volumes();
+    let mut auth_args: Vec<String> = Vec::new();
+    if let Some(auth) = &rm.spec.auth {
+        let (volume, mount) = super::pod::auth_volume(auth);
+        volumes.push(volume);
+        mounts.push(mount);
+        // One Secret: the tokens clients present, and the one the router presents to arms.
+        auth_args = vec![
+            "--auth-tokens-file".into(),
+            super::pod::AUTH_TOKENS_FILE.into(),
+            "--arm-token-file".into(),
+            super::pod::AUTH_TOKENS_FILE.into(),
+            "--recommend-auth".into(),
+            if auth.require_token_for_recommend {
+                "token"
+            } else {
+                "open"
+            }
+            .into(),
+        ];
+    }
     volumes.push(Volume {
         name: "routing".into(),
         config_map: Some(ConfigMapVolumeSource {
@@ -120,15 +140,20 @@ pub fn deployment(rm: &RecModel) -> Deployment {
     let container = Container {
         name: "router".into(),
         image: Some(rm.spec.image.clone()),
-        args: Some(vec![
-            "route".into(),
-            "--table".into(),
-            format!("{TABLE_DIR}/{TABLE_KEY}"),
-            "--addr".into(),
-            format!("0.0.0.0:{GRPC_PORT}"),
-            "--http-addr".into(),
-            format!("0.0.0.0:{HTTP_PORT}"),
-        ]),
+        args: Some(
+            [
+                "route".into(),
+                "--table".into(),
+                format!("{TABLE_DIR}/{TABLE_KEY}"),
+                "--addr".into(),
+                format!("0.0.0.0:{GRPC_PORT}"),
+                "--http-addr".into(),
+                format!("0.0.0.0:{HTTP_PORT}"),
+            ]
+            .into_iter()
+            .chain(auth_args)
+            .collect(),
+        ),
         // Experiment sums are shared by the router replicas through the RecModel's Redis.
         env: Some(serving::redis_env(rm)).filter(|e| !e.is_empty()),
         ports: Some(vec![

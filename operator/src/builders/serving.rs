@@ -147,11 +147,30 @@ fn serving_env(rm: &RecModel) -> Option<Vec<EnvVar>> {
     Some(env)
 }
 
+/// With `spec.auth`, an arm accepts calls only from token holders (the router): Feedback and
+/// Recommend alike. Without it, Feedback is refused.
+fn auth_args(rm: &RecModel) -> Vec<String> {
+    match &rm.spec.auth {
+        Some(_) => vec![
+            "--auth-tokens-file".into(),
+            super::pod::AUTH_TOKENS_FILE.into(),
+            "--recommend-auth".into(),
+            "token".into(),
+        ],
+        None => Vec::new(),
+    }
+}
+
 /// The serving Deployment of one arm.
 pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> Deployment {
     let spec = &rm.spec;
     let selector = selector(rm, arm);
-    let (volumes, mounts) = scratch_volumes();
+    let (mut volumes, mut mounts) = scratch_volumes();
+    if let Some(auth) = &spec.auth {
+        let (volume, mount) = super::pod::auth_volume(auth);
+        volumes.push(volume);
+        mounts.push(mount);
+    }
     let serving = &spec.serving;
     let container = Container {
         name: "recsys".into(),
@@ -179,6 +198,7 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
             ]
             .into_iter()
             .chain(feedback_args(rm))
+            .chain(auth_args(rm))
             .collect(),
         ),
         env: serving_env(rm),

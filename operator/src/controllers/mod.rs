@@ -6,6 +6,7 @@ pub mod apply;
 pub mod conditions;
 pub mod experiment;
 pub mod item_index;
+pub mod policy;
 pub mod rec_model;
 
 use crate::runtime::metrics::Metrics;
@@ -30,6 +31,8 @@ pub struct Context {
     /// With a namespace (the metrics scraper's), every RecModel gets NetworkPolicies letting
     /// only its router reach the arms' gRPC and only that namespace the metrics ports.
     pub network_policy_metrics_namespace: Option<String>,
+    /// Which images and Secrets a RecModel may use.
+    pub policy: policy::Policy,
 }
 
 /// The kubelet refreshes mounted ConfigMaps about once a minute (its sync period plus the

@@ -35,6 +35,7 @@ pub fn context_with(fake: &FakeApi, router_reload: Duration) -> Arc<Context> {
         dataplane_image: "ghcr.io/recsys/dataplane:test".into(),
         router_reload,
         prometheus_url: None,
+        policy: Default::default(),
         network_policy_metrics_namespace: Some("monitoring".into()),
     })
 }

@@ -92,6 +92,30 @@ pub fn run_pod(
         for (path, content) in files.get(&v.name).into_iter().flatten() {
             std::fs::write(dir.join(path), content).unwrap();
         }
+        // A Secret volume holds the listed keys (all of them without a list); a missing
+        // Secret or key keeps the pod from starting, as the kubelet would.
+        if let Some(source) = &v.secret {
+            let name = source
+                .secret_name
+                .as_deref()
+                .expect("a Secret volume names its Secret");
+            let secret = secrets
+                .get(name)
+                .unwrap_or_else(|| panic!("{pod_name}: Secret {name} does not exist"));
+            let keys: Vec<(String, String)> = match &source.items {
+                Some(items) => items
+                    .iter()
+                    .map(|i| (i.key.clone(), i.path.clone()))
+                    .collect(),
+                None => secret.keys().map(|k| (k.clone(), k.clone())).collect(),
+            };
+            for (key, path) in keys {
+                let value = secret
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("{pod_name}: Secret {name} has no key {key}"));
+                std::fs::write(dir.join(path), value).unwrap();
+            }
+        }
         volumes.insert(v.name.clone(), dir);
     }
     let mut mounts: Vec<(String, PathBuf)> = container

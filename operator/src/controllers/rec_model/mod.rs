@@ -200,6 +200,14 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
         name: rm.name_any(),
     })?;
     let old = rm.status.clone().unwrap_or_default();
+    // Policy first: a refused RecModel gets no pods, new or updated.
+    let allowed = match ctx.policy.check_image(&rm.spec.image) {
+        Ok(()) => ctx.policy.check_secrets(&ctx.client, &ns, &rm).await?,
+        Err(refusal) => Err(refusal),
+    };
+    if let Err(refusal) = allowed {
+        return report::refused(&rm, &ctx, &ns, &old, refusal).await;
+    }
     let indexes = Api::<ItemIndex>::namespaced(ctx.client.clone(), &ns);
     let mut collisions = Collisions::default();
 

@@ -213,6 +213,44 @@ pub async fn events(
 }
 
 /// Nothing can be served yet: say why, touch no workload.
+/// The RecModel asks for an image or a Secret the policy does not allow: nothing is applied
+/// or changed, Ready and Degraded say why, and a Warning event names it once per generation.
+pub async fn refused(
+    rm: &RecModel,
+    ctx: &Context,
+    ns: &str,
+    old: &RecModelStatus,
+    refusal: crate::controllers::policy::Refusal,
+) -> Result<Action, Error> {
+    let generation = rm.metadata.generation;
+    let mut status = old.clone();
+    status.common.observed_generation = generation;
+    let c = &mut status.common.conditions;
+    let (reason, message) = (refusal.reason, refusal.message.as_str());
+    conditions::set(c, condition::READY, false, reason, message, generation);
+    conditions::set(
+        c,
+        condition::PROGRESSING,
+        false,
+        reason,
+        message,
+        generation,
+    );
+    conditions::set(c, condition::DEGRADED, true, reason, message, generation);
+    if !conditions::is_true(&old.common.conditions, condition::DEGRADED)
+        || old.common.observed_generation != generation
+    {
+        ctx.event(rm, true, reason, refusal.message.clone()).await;
+    }
+    apply_status::<RecModel>(
+        &Api::namespaced(ctx.client.clone(), ns),
+        &rm.name_any(),
+        serde_json::json!(status),
+    )
+    .await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
 pub async fn waiting_for_index(
     rm: &RecModel,
     ctx: &Context,

@@ -67,6 +67,23 @@ pub struct RecModelSpec {
     /// The shared Redis (online features, caches, trending), by Secret reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisRef>,
+    /// Who may call the data plane. Without it, Feedback is refused (it changes shared
+    /// state) and Recommend is open to what the NetworkPolicies admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+}
+
+/// Bearer tokens, by Secret reference: its `tokens` key lists the accepted tokens, one per
+/// line. The router and the arms mount it (a rotation reaches them without a restart); the
+/// router presents the first token to the arms, which accept calls from token holders only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Secret (same namespace) with a `tokens` key.
+    pub token_secret_name: String,
+    /// Recommend through the router needs a token too.
+    #[serde(default)]
+    pub require_token_for_recommend: bool,
 }
 
 /// Accepted feedback is buffered on each pod's volume (fsynced before it is acknowledged) and
