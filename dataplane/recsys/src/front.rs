@@ -93,11 +93,15 @@ impl FrontArgs {
         }
     }
 
-    /// The listener for a front speaking `alpn` (`h2`, `http/1.1`).
-    pub fn listener(&self, alpn: &[u8]) -> anyhow::Result<ListenerOptions> {
-        let tls = self
-            .cert_files()?
-            .map(|files| tls::server_config(files, &[alpn]))
+    /// A listener speaking `alpn` (`h2`, `http/1.1`) with `files` when TLS is on.
+    fn listener(
+        &self,
+        files: &Option<Arc<CertFiles>>,
+        alpn: &[u8],
+    ) -> anyhow::Result<ListenerOptions> {
+        let tls = files
+            .as_ref()
+            .map(|f| tls::server_config(Arc::clone(f), &[alpn]))
             .transpose()?;
         Ok(ListenerOptions {
             max_connections: self.max_connections,
@@ -105,12 +109,23 @@ impl FrontArgs {
         })
     }
 
-    pub fn grpc(&self) -> anyhow::Result<GrpcOptions> {
+    fn grpc_with(&self, files: &Option<Arc<CertFiles>>) -> anyhow::Result<GrpcOptions> {
         Ok(GrpcOptions {
-            listener: self.listener(b"h2")?,
+            listener: self.listener(files, b"h2")?,
             max_message_bytes: self.max_message_bytes,
             max_concurrent_streams: self.max_concurrent_streams,
         })
+    }
+
+    /// The gRPC front alone (the router).
+    pub fn grpc(&self) -> anyhow::Result<GrpcOptions> {
+        self.grpc_with(&self.cert_files()?)
+    }
+
+    /// The gRPC and HTTP fronts, sharing one certificate (read and reloaded once).
+    pub fn fronts(&self) -> anyhow::Result<(GrpcOptions, ListenerOptions)> {
+        let files = self.cert_files()?;
+        Ok((self.grpc_with(&files)?, self.listener(&files, b"http/1.1")?))
     }
 
     pub fn drain(&self) -> std::time::Duration {

@@ -721,8 +721,7 @@ async fn main() -> anyhow::Result<()> {
             front,
         } => {
             let auth = front.auth()?;
-            let grpc_options = front.grpc()?;
-            let http_options = front.listener(b"http/1.1")?;
+            let (grpc_options, http_options) = front.fronts()?;
             let source = state::ModelSource {
                 location: model_dir.clone(),
                 cache: cache_dir.clone(),

@@ -75,6 +75,8 @@ struct Loaded {
     checked: Instant,
     raw: Vec<u8>,
     digests: Vec<[u8; 32]>,
+    /// The first token, for a client that presents this file's token.
+    first: String,
 }
 
 pub struct TokenFile {
@@ -86,18 +88,19 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn parse(raw: &[u8]) -> Result<Vec<[u8; 32]>, String> {
+/// The digests of the file's tokens, and its first token.
+fn parse(raw: &[u8]) -> Result<(Vec<[u8; 32]>, String), String> {
     let text = std::str::from_utf8(raw).map_err(|_| "the token file is not UTF-8".to_owned())?;
-    let digests: Vec<[u8; 32]> = text
+    let tokens: Vec<&str> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(digest)
         .collect();
-    if digests.is_empty() {
-        return Err("the token file holds no token".into());
-    }
-    Ok(digests)
+    let first = tokens
+        .first()
+        .ok_or_else(|| "the token file holds no token".to_owned())?
+        .to_string();
+    Ok((tokens.into_iter().map(digest).collect(), first))
 }
 
 /// Equal digests, compared without an early exit.
@@ -111,39 +114,46 @@ impl TokenFile {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let raw = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("reading the token file {}: {e}", path.display()))?;
-        let digests = parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let (digests, first) =
+            parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Self {
             path: path.to_owned(),
             loaded: Mutex::new(Loaded {
                 checked: Instant::now(),
                 raw,
                 digests,
+                first,
             }),
         })
     }
 
     /// The first token, for a client that authenticates with this file (the router to its
-    /// arms), read fresh so a rotation reaches it too.
-    pub fn first_token(&self) -> anyhow::Result<String> {
-        let text = std::fs::read_to_string(&self.path)?;
-        text.lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("{} holds no token", self.path.display()))
+    /// arms); a rotation reaches it within the recheck period, without a read per call.
+    pub fn first_token(&self) -> String {
+        self.current().first.clone()
     }
 
     fn accepts(&self, token: &str) -> bool {
         let presented = digest(token);
+        // Every digest is compared, so the time says nothing about which one matched.
+        self.current()
+            .digests
+            .iter()
+            .fold(false, |hit, d| same(d, &presented) | hit)
+    }
+
+    /// The loaded tokens, re-read first once the recheck period has passed.
+    fn current(&self) -> std::sync::MutexGuard<'_, Loaded> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if loaded.checked.elapsed() >= RECHECK {
             loaded.checked = Instant::now();
             // A file that vanished or went bad mid-rotation keeps the last good tokens.
             match std::fs::read(&self.path) {
                 Ok(raw) if raw != loaded.raw => match parse(&raw) {
-                    Ok(digests) => {
+                    Ok((digests, first)) => {
                         tracing::info!(path = %self.path.display(), tokens = digests.len(), "token file reloaded");
                         loaded.digests = digests;
+                        loaded.first = first;
                         loaded.raw = raw;
                     }
                     Err(e) => {
@@ -156,11 +166,7 @@ impl TokenFile {
                 }
             }
         }
-        // Every digest is compared, so the time says nothing about which one matched.
         loaded
-            .digests
-            .iter()
-            .fold(false, |hit, d| same(d, &presented) | hit)
     }
 }
 
@@ -176,6 +182,10 @@ mod tests {
         let access = Access::Token(Arc::new(TokenFile::open(&path).unwrap()));
         assert!(access.check(Some("Bearer alpha")).is_ok());
         assert!(access.check(Some("Bearer beta")).is_ok());
+        let Access::Token(file) = &access else {
+            unreachable!()
+        };
+        assert_eq!(file.first_token(), "alpha");
         for bad in [None, Some("alpha"), Some("Bearer "), Some("Bearer gamma")] {
             let e = access.check(bad).unwrap_err();
             assert_eq!(e.code(), tonic::Code::Unauthenticated, "{bad:?}");

@@ -72,13 +72,26 @@ impl RouterState {
         self
     }
 
+    /// Refuses a call whose credentials `access` does not accept, counted under `method`.
+    fn authorize<T>(
+        &self,
+        access: &super::auth::Access,
+        method: &str,
+        started: Instant,
+        request: &Request<T>,
+    ) -> Result<(), Status> {
+        access.check(authorization(request)).map_err(|e| {
+            let status = Status::from(e);
+            self.metrics.observe(method, started, status.code());
+            status
+        })
+    }
+
     /// `message` as a request to an arm, carrying the router's token.
     fn to_arm<T>(&self, message: T) -> Result<Request<T>, Status> {
         let mut request = Request::new(message);
         if let Some(token) = &self.arms.token {
-            let token = token.first_token().map_err(|e| {
-                Status::unavailable(format!("the router's token for its arms: {e}"))
-            })?;
+            let token = token.first_token();
             let value = format!("Bearer {token}")
                 .parse()
                 .map_err(|_| Status::internal("the router's token is not a valid header value"))?;
@@ -175,13 +188,8 @@ impl Recommender for RouterService {
         request: Request<RecommendRequest>,
     ) -> Result<Response<RecommendResponse>, Status> {
         let started = Instant::now();
-        if let Err(e) = self.state.auth.recommend.check(authorization(&request)) {
-            let status = Status::from(e);
-            self.state
-                .metrics
-                .observe("Recommend", started, status.code());
-            return Err(status);
-        }
+        self.state
+            .authorize(&self.state.auth.recommend, "Recommend", started, &request)?;
         let req = request.into_inner();
         if let Err(status) = validate(&req) {
             self.state
@@ -225,13 +233,8 @@ impl Recommender for RouterService {
         request: Request<FeedbackRequest>,
     ) -> Result<Response<FeedbackResponse>, Status> {
         let started = Instant::now();
-        if let Err(e) = self.state.auth.feedback.check(authorization(&request)) {
-            let status = Status::from(e);
-            self.state
-                .metrics
-                .observe("Feedback", started, status.code());
-            return Err(status);
-        }
+        self.state
+            .authorize(&self.state.auth.feedback, "Feedback", started, &request)?;
         let req = request.into_inner();
         // Each event goes to the arm its user is assigned to, keeping its index for errors.
         let table = self.state.table();
