@@ -21,6 +21,16 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+
+class KubeLoader(yaml.SafeLoader):
+    """YAML as the API server reads it: an unquoted RFC 3339 time stays a string."""
+
+
+KubeLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHART = os.path.join(ROOT, "charts", "recsys-operator")
 K8S = "1.37.0"
@@ -90,7 +100,7 @@ def children():
     assert files, "no rendered children: run the operator tests first"
     n = 0
     for f in files:
-        for doc in yaml.safe_load_all(open(f)):
+        for doc in yaml.load_all(open(f), Loader=KubeLoader):
             if doc:
                 validate_k8s(doc, f)
                 n += 1
@@ -135,7 +145,7 @@ def examples():
     files = sorted(glob.glob(os.path.join(ROOT, "examples", "manifests", "*.yaml")))
     kinds = set()
     for f in files:
-        for doc in yaml.safe_load_all(open(f)):
+        for doc in yaml.load_all(open(f), Loader=KubeLoader):
             if not doc:
                 continue
             schema = schemas[(doc["apiVersion"], doc["kind"])]

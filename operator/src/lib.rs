@@ -5,3 +5,4 @@ pub mod builders;
 pub mod controllers;
 pub mod crd;
 pub mod runtime;
+pub mod schedule;

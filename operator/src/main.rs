@@ -1,5 +1,5 @@
-//! `recsys-operator`: elects a leader, then runs the RecModel, ItemIndex and Experiment
-//! controllers until SIGTERM; serves `/metrics`, `/healthz` and `/readyz` throughout.
+//! `recsys-operator`: elects a leader, then runs the RecModel, ItemIndex, Experiment and
+//! RetrainSchedule controllers until SIGTERM; serves `/metrics`, `/healthz` and `/readyz` throughout.
 
 use clap::Parser;
 use futures::StreamExt;
@@ -14,8 +14,8 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, ResourceExt};
 use recsys_operator::builders::managed_selector;
 use recsys_operator::controllers::policy::Policy;
-use recsys_operator::controllers::{experiment, item_index, rec_model, Context};
-use recsys_operator::crd::v1alpha1::{Experiment, ItemIndex, RecModel};
+use recsys_operator::controllers::{experiment, item_index, rec_model, retrain, Context};
+use recsys_operator::crd::v1alpha1::{Experiment, ItemIndex, RecModel, RetrainSchedule};
 use recsys_operator::runtime::http::{self, Health};
 use recsys_operator::runtime::leader::{LeaderElection, Timing};
 use recsys_operator::runtime::metrics::Metrics;
@@ -232,6 +232,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tracing::debug!(error = %e, "experiment controller event");
             }
         });
+    let schedules = Controller::new(
+        scoped::<RetrainSchedule>(&client, &namespace),
+        config.clone(),
+    )
+    // A training Job finishing is judged at once, not at the next poll.
+    .owns(scoped::<Job>(&client, &namespace), owned.clone())
+    .graceful_shutdown_on(shutdown_signal())
+    .run(
+        retrain::reconcile,
+        retrain::error_policy,
+        Arc::clone(&context),
+    )
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "retrainschedule controller event");
+        }
+    });
     let item_indexes = Controller::new(scoped::<ItemIndex>(&client, &namespace), config.clone())
         .owns(scoped::<Job>(&client, &namespace), owned)
         .graceful_shutdown_on(shutdown_signal())
@@ -242,7 +259,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     tokio::select! {
-        _ = futures::future::join3(rec_models, item_indexes, experiments) => tracing::info!("controllers stopped"),
+        _ = futures::future::join4(rec_models, item_indexes, experiments, schedules) => tracing::info!("controllers stopped"),
         _ = election.hold() => {
             tracing::error!("lost the leader lease; exiting so another replica can lead");
             std::process::exit(1);

@@ -414,3 +414,54 @@ fn network_policies_admit_only_the_router_to_the_arms_and_the_scraper_to_metrics
     assert!(router_rules[1].from.is_some());
     write_rendered("network-policies", &policies);
 }
+
+#[test]
+fn the_training_job_is_restricted_and_its_experiment_names_the_version() {
+    use recsys_operator::builders::training_job::{self, Run, TrainResult};
+    use recsys_operator::crd::v1alpha1::RetrainSchedule;
+    let mut rts: RetrainSchedule = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/manifests/retrainschedule.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    rts.metadata.uid = Some("rts-uid".into());
+    let run = Run {
+        at: "2026-05-01T00:00:00Z".parse().unwrap(),
+        trigger: "schedule",
+    };
+    let job = training_job::job(&rts, &run, Some("s3://recsys-artifacts/movies/v1"), "img");
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_restricted(pod);
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/recsys/dataplane:0.1.0"));
+    let args = c.args.clone().unwrap();
+    let after = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
+    assert_eq!(after("--version"), "v20260501T0000Z");
+    assert_eq!(after("--compare-to"), "s3://recsys-artifacts/movies/v1");
+    assert_eq!(after("--window-days"), "90");
+    assert_eq!(after("--max-epochs"), "20");
+    assert_eq!(run.job_name(&rts), "movies-nightly-20260501t0000z");
+    // A long name is cut so the Job's pods still get valid names.
+    let mut long = rts.clone();
+    long.metadata.name = Some("x".repeat(70));
+    assert!(run.job_name(&long).len() <= 57);
+    let result = TrainResult {
+        version: run.version(),
+        model_uri: "s3://recsys-artifacts/movies/v20260501T0000Z".into(),
+        ndcg_at10: 0.3,
+        ranker_auc: Some(0.8),
+        live_version: Some("v1".into()),
+        live_ndcg_at10: Some(0.29),
+        versus_live: None,
+        common_users: 0,
+        live_saw_test_window: None,
+        rows: 1,
+    };
+    let exp = training_job::experiment_for(&rts, &result);
+    assert_eq!(exp.spec.treatment.model_uri, result.model_uri);
+    assert_eq!(exp.spec.traffic_percent, 10);
+    write_rendered("training", &[job]);
+}

@@ -1,7 +1,9 @@
 //! Every example manifest deserialises into its typed custom resource. (This checks field names
 //! and types; validation against the CRDs' OpenAPI and CEL rules is a separate, later check.)
 
+use recsys_operator::builders::training_job::check_hyper_parameters;
 use recsys_operator::crd::v1alpha1::{Experiment, ItemIndex, RecModel, RetrainSchedule};
+use recsys_operator::schedule::cron::Cron;
 use std::path::Path;
 
 fn read(name: &str) -> String {
@@ -34,6 +36,10 @@ fn examples_parse_into_the_crd_types() {
         rts.spec.job.credentials_secret.as_deref(),
         Some("recsys-object-storage")
     );
+    assert_eq!(rts.spec.time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(rts.spec.job.labels, "rating>=4");
+    assert!(rts.spec.schedule.parse::<Cron>().is_ok());
+    assert!(check_hyper_parameters(&rts.spec.job.hyper_parameters).is_ok());
 }
 
 #[test]

@@ -18,6 +18,12 @@ use std::path::{Path, PathBuf};
 pub struct ServedVersion(pub PathBuf);
 
 impl LiveScorer for ServedVersion {
+    fn data_cutoff(&self) -> anyhow::Result<Option<i64>> {
+        let manifest = crate::artifacts::verify(&self.0, None)
+            .with_context(|| format!("reading the live version at {}", self.0.display()))?;
+        Ok(Some(manifest.data_window.cutoff))
+    }
+
     fn score(&self, window: &Window<'_>) -> anyhow::Result<LiveScore> {
         score(&self.0, window)
     }

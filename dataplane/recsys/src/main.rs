@@ -92,6 +92,12 @@ enum Command {
         /// verdict is against it.
         #[arg(long)]
         compare_to: Option<String>,
+        /// Train on the events of the last N days before the newest one only.
+        #[arg(long)]
+        window_days: Option<u32>,
+        /// Also write the gate numbers as one JSON line here (a Job's termination log).
+        #[arg(long)]
+        result_file: Option<PathBuf>,
         #[arg(long, default_value_t = 30)]
         max_epochs: usize,
         #[arg(long, default_value_t = 12)]
@@ -633,6 +639,8 @@ async fn main() -> anyhow::Result<()> {
             out,
             version,
             compare_to,
+            window_days,
+            result_file,
             max_epochs,
             ranker_trials,
             seed,
@@ -641,7 +649,15 @@ async fn main() -> anyhow::Result<()> {
             cache_dir,
         } => {
             let scratch = remote::Scratch::new("train")?;
-            let dataset = data.load(&events, &entity_files, &scratch)?;
+            let mut dataset = data.load(&events, &entity_files, &scratch)?;
+            if let Some(days) = window_days {
+                let dropped = dataset.keep_last_days(days);
+                println!(
+                    "window    last {days} days: {} events kept, {dropped} older dropped",
+                    dataset.interactions.len()
+                );
+            }
+            let rows = dataset.interactions.len();
             let live = compare_to
                 .map(|uri| recsys::artifacts::fetch::fetch_version(&uri, &cache_dir))
                 .transpose()?
@@ -669,6 +685,14 @@ async fn main() -> anyhow::Result<()> {
                 },
             )?;
             output.publish(&version)?;
+            if let Some(file) = &result_file {
+                let line = recsys::pipeline::run_result::from_evaluation(
+                    &summary.artifact_dir,
+                    &remote::join(&out, &version),
+                    rows,
+                )?;
+                recsys::pipeline::run_result::write(file, &line)?;
+            }
             println!(
                 "version   {} ({} ranker positives; verdict: {})",
                 remote::join(&out, &version),

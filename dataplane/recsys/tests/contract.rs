@@ -12,7 +12,6 @@
 
 mod support;
 
-use recsys::artifacts::{self, Manifest};
 use recsys::data::remote;
 use recsys::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
@@ -28,8 +27,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::cluster::{run_pod, wait_ready, Pod, Secrets};
-use support::{free_port, wait_for_port, RedisServer};
+use support::cluster::{example, run_pod, wait_ready, Pod, Secrets};
+use support::moto::{moto, s3_env};
+use support::{version_named, RedisServer};
 use tokio::sync::OnceCell;
 
 /// The token in the example RecModel's tokens Secret (a fixture, as the other Secrets).
@@ -62,74 +62,6 @@ async fn trained() -> &'static Path {
             .artifact_dir
         })
         .await
-}
-
-/// A copy of the trained version sealed under another version name (a distinct version:
-/// its manifest, and so its digest, differ).
-fn version_named(from: &Path, into: &Path, name: &str) -> PathBuf {
-    let dir = into.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
-    let mut manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join(artifacts::MANIFEST)).unwrap()).unwrap();
-    manifest.model_version = name.into();
-    artifacts::seal(&dir, manifest).unwrap();
-    dir
-}
-
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto(buckets: &[&str]) -> Moto {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", bin.display()));
-    let server = Moto(child, port);
-    wait_for_port(port);
-    for bucket in buckets {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    }
-    server
-}
-
-fn s3_env(port: u16) -> BTreeMap<String, String> {
-    [
-        ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-fn example<T: serde::de::DeserializeOwned>(name: &str) -> T {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/manifests")
-        .join(name);
-    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 /// Runs a build Job's pod to completion and returns the status the ItemIndex controller

@@ -9,6 +9,7 @@ pub mod pod;
 pub mod router;
 pub mod scaling;
 pub mod serving;
+pub mod training_job;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;

@@ -5,12 +5,12 @@
 //! (and servable) while a newer build runs or after it fails.
 
 use super::apply::{apply_owned, apply_status, Owned};
+use super::job_outcome::{outcome, JobOutcome};
 use super::{conditions, Context, Error};
 use crate::builders::index_job::{self, BuildResult};
 use crate::crd::v1alpha1::{condition, ItemIndex, ItemIndexStatus};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -30,36 +30,16 @@ pub enum BuildState {
 
 /// Reads the Job's state; the result comes from the termination message of its pod.
 async fn build_state(job: &Job, pods: &Api<Pod>) -> Result<BuildState, Error> {
-    let status = job.status.clone().unwrap_or_default();
-    let failed_condition = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Failed" && c.status == "True");
-    if let Some(c) = failed_condition {
-        return Ok(BuildState::Failed(
-            c.message
-                .clone()
-                .unwrap_or_else(|| "the build Job failed".into()),
-        ));
-    }
-    if status.succeeded.unwrap_or(0) < 1 {
-        return Ok(BuildState::Running);
-    }
-    let selector = format!("batch.kubernetes.io/job-name={}", job.name_any());
-    let list = pods.list(&ListParams::default().labels(&selector)).await?;
-    let message = list
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
-        .flatten()
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
-        .filter(|t| t.exit_code == 0)
-        .find_map(|t| t.message.clone());
-    Ok(match message.map(|m| index_job::parse_result(&m)) {
-        Some(Ok(result)) => BuildState::Succeeded(result),
-        Some(Err(e)) => BuildState::Unreadable(e),
-        None => BuildState::Unreadable("the build pod left no termination message".into()),
+    Ok(match outcome(job, pods).await? {
+        JobOutcome::Running => BuildState::Running,
+        JobOutcome::Failed(why) => BuildState::Failed(why),
+        JobOutcome::Succeeded(None) => {
+            BuildState::Unreadable("the build pod left no termination message".into())
+        }
+        JobOutcome::Succeeded(Some(m)) => match index_job::parse_result(&m) {
+            Ok(result) => BuildState::Succeeded(result),
+            Err(e) => BuildState::Unreadable(e),
+        },
     })
 }
 

@@ -6,8 +6,10 @@ pub mod apply;
 pub mod conditions;
 pub mod experiment;
 pub mod item_index;
+pub mod job_outcome;
 pub mod policy;
 pub mod rec_model;
+pub mod retrain;
 
 use crate::runtime::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder};

@@ -54,25 +54,36 @@ impl Policy {
         })
     }
 
-    /// Each Secret named must exist in the RecModel's namespace and carry the label. Only
-    /// metadata is read: the operator never sees the values.
+    /// Each Secret a RecModel names must exist in its namespace and carry the label.
     pub async fn check_secrets(
         &self,
         client: &Client,
         ns: &str,
         rm: &RecModel,
     ) -> Result<Result<(), Refusal>, kube::Error> {
+        self.check_secret_names(client, ns, &referenced_secrets(rm))
+            .await
+    }
+
+    /// Each Secret named must exist in `ns` and carry the label. Only metadata is read: the
+    /// operator never sees the values.
+    pub async fn check_secret_names(
+        &self,
+        client: &Client,
+        ns: &str,
+        names: &[&str],
+    ) -> Result<Result<(), Refusal>, kube::Error> {
         let Some((key, value)) = &self.secret_label else {
             return Ok(Ok(()));
         };
         let secrets = Api::<Secret>::namespaced(client.clone(), ns);
-        for name in referenced_secrets(rm) {
+        for name in names.iter().copied() {
             let refusal = match secrets.get_metadata_opt(name).await? {
                 None => Some(format!("Secret {ns}/{name} does not exist")),
                 Some(meta) => {
                     let labels = meta.metadata.labels.unwrap_or_default();
                     (labels.get(key) != Some(value)).then(|| {
-                        format!("Secret {ns}/{name} does not carry the label {key}={value} that marks Secrets RecModels may use")
+                        format!("Secret {ns}/{name} does not carry the label {key}={value} that marks Secrets the operator's workloads may use")
                     })
                 }
             };

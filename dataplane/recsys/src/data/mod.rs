@@ -93,6 +93,18 @@ impl Dataset {
         self.interactions.iter().map(|r| r.timestamp).max()
     }
 
+    /// Keeps only the events of the last `days` days before the newest one (the data window
+    /// a schedule declares); returns how many were dropped. Users and items stay known.
+    pub fn keep_last_days(&mut self, days: u32) -> usize {
+        let Some(last) = self.last_timestamp() else {
+            return 0;
+        };
+        let start = last - i64::from(days) * 86_400;
+        let before = self.interactions.len();
+        self.interactions.retain(|r| r.timestamp > start);
+        before - self.interactions.len()
+    }
+
     pub fn user_index(&self) -> std::collections::HashMap<String, u32> {
         self.users
             .iter()

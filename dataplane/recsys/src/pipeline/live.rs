@@ -25,5 +25,7 @@ pub struct Window<'a> {
 }
 
 pub trait LiveScorer {
+    /// Where the live version's data ended (exclusive, unix seconds), if it says.
+    fn data_cutoff(&self) -> anyhow::Result<Option<i64>>;
     fn score(&self, window: &Window<'_>) -> anyhow::Result<LiveScore>;
 }

@@ -16,6 +16,7 @@ pub mod mf_baseline;
 pub mod ranking;
 pub mod report;
 pub mod retrieval;
+pub mod run_result;
 pub mod train;
 pub mod tuning;
 pub mod validate;

@@ -240,7 +240,24 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     data.interactions.sort_by_key(|r| r.timestamp);
     let data = data;
     let last = data.last_timestamp().context("no interactions")?;
-    let windows = options.windows.cut(&data)?;
+    let mut windows = options.windows.cut(&data)?;
+    // Two versions compare fairly only on events neither trained on: the test window starts
+    // no earlier than the live version's data ended.
+    if let Some(live) = &options.live {
+        if let Some(cutoff) = live.data_cutoff()?.filter(|c| *c > windows.test_start) {
+            ensure!(
+                cutoff <= last,
+                "the live version trained on every event here (its data ends {}, the last event is {}): nothing is left to compare it on",
+                fmt_time(cutoff),
+                fmt_time(last)
+            );
+            println!(
+                "test      from {}, where the live version's data ended",
+                fmt_time(cutoff)
+            );
+            windows.test_start = cutoff;
+        }
+    }
     let split = TimeSplit::new(&data.interactions, windows);
     let relevant_rows = data.interactions.iter().filter(|r| r.relevant).count();
     println!(

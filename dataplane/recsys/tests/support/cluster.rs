@@ -282,3 +282,11 @@ pub async fn wait_ready(pod: &mut Pod, probe: &k8s_openapi::api::core::v1::Probe
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An example manifest of `examples/manifests`, as a platform team would apply it.
+pub fn example<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/manifests")
+        .join(name);
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}

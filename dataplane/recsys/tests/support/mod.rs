@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 pub mod cluster;
+pub mod moto;
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -67,4 +68,27 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A copy of the trained version sealed under another version name (a distinct version:
+/// its manifest, and so its digest, differ).
+pub fn version_named(
+    from: &std::path::Path,
+    into: &std::path::Path,
+    name: &str,
+) -> std::path::PathBuf {
+    let dir = into.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut manifest: recsys::artifacts::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(recsys::artifacts::MANIFEST)).unwrap())
+            .unwrap();
+    manifest.model_version = name.into();
+    recsys::artifacts::seal(&dir, manifest).unwrap();
+    dir
 }
