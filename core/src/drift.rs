@@ -2,7 +2,7 @@
 //! categorical feature, with the seed's thresholds: < 0.1 no drift, 0.1–0.2 moderate,
 //! > 0.2 retrain.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Share given to an empty bin so the logarithm stays finite.
@@ -44,32 +44,70 @@ fn shares(counts: &[u64]) -> Vec<f64> {
     counts.iter().map(|&c| c as f64 / total).collect()
 }
 
+/// Quantile bins fitted on a reference window, and the reference's share in each: what a
+/// current window's counts are compared with. Stored with a model version so serving can
+/// compute PSI without the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bins {
+    /// Interior cut points, increasing; a value `v` falls in bin `#(cuts ≤ v)`.
+    pub cuts: Vec<f64>,
+    pub shares: Vec<f64>,
+}
+
+impl Bins {
+    /// Up to `bins` bins at the reference's quantiles (ties collapse bins); `None` when the
+    /// reference has no finite value.
+    pub fn fit(reference: &[f64], bins: usize) -> Option<Self> {
+        let mut sorted: Vec<f64> = reference
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        if sorted.is_empty() || bins < 2 {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let mut cuts: Vec<f64> = (1..bins)
+            .map(|b| sorted[(b * sorted.len() / bins).min(sorted.len() - 1)])
+            .collect();
+        cuts.dedup();
+        let mut fitted = Self {
+            cuts,
+            shares: Vec::new(),
+        };
+        fitted.shares = shares(&fitted.count(&sorted));
+        Some(fitted)
+    }
+
+    pub fn bin_of(&self, v: f64) -> usize {
+        self.cuts.partition_point(|&c| c <= v)
+    }
+
+    /// Counts per bin of the finite values.
+    pub fn count(&self, values: &[f64]) -> Vec<u64> {
+        let mut counts = vec![0u64; self.cuts.len() + 1];
+        for &v in values.iter().filter(|v| v.is_finite()) {
+            counts[self.bin_of(v)] += 1;
+        }
+        counts
+    }
+
+    /// PSI of a current window given as counts per bin (0 when it is empty).
+    pub fn psi(&self, counts: &[u64]) -> f64 {
+        if counts.iter().all(|&c| c == 0) || counts.len() != self.shares.len() {
+            return 0.0;
+        }
+        psi_from_shares(&self.shares, &shares(counts))
+    }
+}
+
 /// PSI of a numeric feature over `bins` quantile bins of the reference window. Non-finite
 /// values are ignored. Returns 0 when either window is empty.
 pub fn psi_numeric(reference: &[f64], current: &[f64], bins: usize) -> f64 {
-    let mut sorted: Vec<f64> = reference
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    if sorted.is_empty() || current.iter().all(|v| !v.is_finite()) || bins < 2 {
-        return 0.0;
+    match Bins::fit(reference, bins) {
+        Some(b) => b.psi(&b.count(current)),
+        None => 0.0,
     }
-    sorted.sort_by(f64::total_cmp);
-    // Interior cut points at reference quantiles, deduplicated (ties collapse bins).
-    let mut cuts: Vec<f64> = (1..bins)
-        .map(|b| sorted[(b * sorted.len() / bins).min(sorted.len() - 1)])
-        .collect();
-    cuts.dedup();
-    let bin_of = |v: f64| cuts.partition_point(|&c| c <= v);
-    let count = |values: &[f64]| {
-        let mut counts = vec![0u64; cuts.len() + 1];
-        for &v in values.iter().filter(|v| v.is_finite()) {
-            counts[bin_of(v)] += 1;
-        }
-        counts
-    };
-    psi_from_shares(&shares(&count(reference)), &shares(&count(current)))
 }
 
 /// PSI of a categorical feature; categories seen in only one window count as empty bins in
@@ -137,6 +175,23 @@ mod tests {
         assert!((psi_categorical(&r, &c) - expected).abs() < 1e-12);
         // A new category in the current window is drift too.
         assert!(psi_categorical(&["a"; 10], &["b"; 10]) > 0.2);
+    }
+
+    #[test]
+    fn stored_bins_give_the_same_psi_as_the_two_windows() {
+        let reference = sample(5_000, 0.0);
+        let current = sample(3_000, 0.2);
+        let bins = Bins::fit(&reference, 10).unwrap();
+        assert!((bins.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let via_counts = bins.psi(&bins.count(&current));
+        assert!((via_counts - psi_numeric(&reference, &current, 10)).abs() < 1e-12);
+        // A 0/1 feature: its bins still separate the two values.
+        let flags: Vec<f64> = (0..100).map(|i| f64::from(i % 4 == 0)).collect();
+        let flag_bins = Bins::fit(&flags, 10).unwrap();
+        assert!(flag_bins.psi(&flag_bins.count(&flags)).abs() < 1e-12);
+        assert!(flag_bins.psi(&flag_bins.count(&[1.0; 50])) > 0.2);
+        assert!(Bins::fit(&[f64::NAN], 10).is_none());
+        assert_eq!(bins.psi(&vec![0; bins.shares.len()]), 0.0);
     }
 
     #[test]

@@ -198,6 +198,10 @@ enum Command {
         /// How often the popular list for unknown users is remade from feedback, seconds.
         #[arg(long, default_value_t = 900)]
         popular_refresh_secs: u64,
+        /// The drift window, seconds: `recsys_feature_psi` compares the requests of this long
+        /// with the version's training requests, refreshed every twelfth of it.
+        #[arg(long, default_value_t = 3600)]
+        drift_window_secs: u64,
         /// The server's deadline for one Recommend, milliseconds (a caller's shorter
         /// grpc-timeout wins); past it the answer is DEADLINE_EXCEEDED.
         #[arg(long, default_value_t = state::REQUEST_TIMEOUT.as_millis() as u64)]
@@ -597,6 +601,9 @@ impl EntityFileArgs {
     }
 }
 
+/// Slots of the drift window (one rotation each).
+const DRIFT_SLOTS: usize = 12;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -739,6 +746,7 @@ async fn main() -> anyhow::Result<()> {
             reload_secs,
             max_in_flight,
             popular_refresh_secs,
+            drift_window_secs,
             request_timeout_ms,
             max_queue,
             redis_ca_file,
@@ -760,6 +768,7 @@ async fn main() -> anyhow::Result<()> {
                 max_per_category,
                 item_attributes,
                 prediction_ttl: std::time::Duration::from_secs(prediction_ttl_secs),
+                drift_slots: DRIFT_SLOTS,
             };
             let (version, watching) = source.current()?;
             let version_dir = source.local_copy(&version)?;
@@ -821,6 +830,12 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(state::refresh_trending(
                 Arc::clone(&state),
                 std::time::Duration::from_secs(popular_refresh_secs.max(1)),
+            ));
+            tokio::spawn(state::publish_drift(
+                Arc::clone(&state),
+                std::time::Duration::from_millis(
+                    (drift_window_secs.max(1) * 1000 / DRIFT_SLOTS as u64).max(100),
+                ),
             ));
             if watching {
                 tokio::spawn(state::watch(

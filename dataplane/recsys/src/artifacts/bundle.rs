@@ -29,6 +29,61 @@ pub const SNAPSHOT_FILE: &str = "snapshot.json";
 pub const CATALOG_FILE: &str = "catalog.json";
 pub const RANKER_FILE: &str = "ranker.txt";
 pub const COLD_START_FILE: &str = "cold_start.json";
+pub const DRIFT_REFERENCE_FILE: &str = "drift_reference.json";
+
+/// What requests looked like in training, per declared user feature: the distribution serving
+/// compares its own requests with (PSI). Each event of the last `days` before the version's
+/// cutoff counts as one request by its user, with the user's values as the version holds them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftReference {
+    pub days: i64,
+    /// Events the shares were counted over.
+    pub events: u64,
+    pub features: Vec<DriftFeature>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftFeature {
+    pub name: String,
+    /// The feature's column in the declared user row.
+    pub column: usize,
+    pub bins: recsys_core::drift::Bins,
+}
+
+impl DriftReference {
+    /// Days of requests the reference counts.
+    pub const DAYS: i64 = 7;
+    const BINS: usize = 10;
+
+    /// From each request's user row (declared values, in the spec's user order).
+    pub fn from_rows<'r>(names: &[String], rows: impl Iterator<Item = &'r [f32]>) -> Option<Self> {
+        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+        let mut events = 0u64;
+        for row in rows {
+            events += 1;
+            for (c, v) in columns.iter_mut().zip(row) {
+                c.push(f64::from(*v));
+            }
+        }
+        let features: Vec<DriftFeature> = names
+            .iter()
+            .zip(&columns)
+            .enumerate()
+            .filter_map(|(column, (name, values))| {
+                Some(DriftFeature {
+                    name: name.clone(),
+                    column,
+                    bins: recsys_core::drift::Bins::fit(values, Self::BINS)?,
+                })
+            })
+            .collect();
+        (events > 0 && !features.is_empty()).then_some(Self {
+            days: Self::DAYS,
+            events,
+            features,
+        })
+    }
+}
 
 /// What users without history get: a popularity list chosen on validation (older versions
 /// lack the file and fall back to their items' 7-day counts).
@@ -57,6 +112,7 @@ pub struct BundleParts<'a> {
     pub hyper_parameters: serde_json::Value,
     pub metrics: serde_json::Value,
     pub cold_start: Option<&'a ColdStart>,
+    pub drift_reference: Option<&'a DriftReference>,
 }
 
 /// Writes the version into `dir` (created) and seals it.
@@ -69,6 +125,12 @@ pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
     std::fs::write(dir.join(CATALOG_FILE), serde_json::to_vec(parts.catalog)?)?;
     if let Some(cold) = parts.cold_start {
         std::fs::write(dir.join(COLD_START_FILE), serde_json::to_vec(cold)?)?;
+    }
+    if let Some(reference) = parts.drift_reference {
+        std::fs::write(
+            dir.join(DRIFT_REFERENCE_FILE),
+            serde_json::to_vec(reference)?,
+        )?;
     }
     let manifest = Manifest {
         format_version: 0,

@@ -1,9 +1,13 @@
 //! `recsys drift`: PSI per feature between a reference and a current event window (both event
-//! files in the documented schema, typically validated output), with the seed's thresholds.
+//! files in the documented schema, typically validated output), with the seed's thresholds;
+//! and the reference distribution a version carries for serving's own PSI.
 
+use crate::artifacts::bundle::DriftReference;
 use crate::data::events_io;
+use crate::features::FeatureSnapshot;
 use recsys_core::drift::{psi_categorical, psi_numeric, DriftLevel};
 use recsys_core::validation::{check_record, Reason, ValidationConfig};
+use recsys_core::Interaction;
 use serde::Serialize;
 use std::path::Path;
 
@@ -81,4 +85,21 @@ pub fn compare(reference: &Path, current: &Path) -> anyhow::Result<Vec<FeatureDr
     .collect::<Vec<_>>();
     out.sort_by(|a, b| b.psi.total_cmp(&a.psi));
     Ok(out)
+}
+
+/// A version's request distribution for serving's PSI: each event of the last
+/// [`DriftReference::DAYS`] before `cutoff`, with its user's declared row as the version
+/// holds it (what serving reads for that user).
+pub fn reference_for(
+    snapshot: &FeatureSnapshot,
+    events: &[Interaction],
+    cutoff: i64,
+) -> Option<DriftReference> {
+    let from = cutoff - DriftReference::DAYS * 86_400;
+    let declared = &snapshot.declared;
+    let rows = events
+        .iter()
+        .filter(|r| r.timestamp >= from && r.timestamp < cutoff)
+        .filter_map(|r| declared.user(r.user));
+    DriftReference::from_rows(&declared.spec.user_names(), rows)
 }

@@ -126,6 +126,7 @@ pub fn train(
             }),
             metrics: json!({}),
             cold_start: None,
+            drift_reference: super::drift::reference_for(&snapshot, &history, cutoff).as_ref(),
         },
     )?;
     println!(

@@ -7,7 +7,7 @@
 use super::cold_start;
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use super::labels::{first_event_times, relevant_by_user};
-use super::{compare, html_report, live, mf_baseline, ranking, report, retrieval, tuning};
+use super::{compare, drift, html_report, live, mf_baseline, ranking, report, retrieval, tuning};
 use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
@@ -706,6 +706,16 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 "gates": gates,
             }),
             cold_start: Some(&cold_list),
+            drift_reference: drift::reference_for(
+                &snapshot_pub,
+                if options.publish_state == PublishState::Latest {
+                    &data.interactions
+                } else {
+                    &history
+                },
+                cutoff,
+            )
+            .as_ref(),
         },
     )?;
     println!("wrote     {} {}", artifact_dir.display(), elapsed());

@@ -3,11 +3,13 @@
 
 use super::attributes::{self, Audience, ItemAttributes};
 use super::cache::{CacheStore, Lookup, PREDICTION_TTL};
+use super::drift_monitor::DriftMonitor;
 use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
 use super::prediction_cache;
 use crate::artifacts::bundle::{
-    Catalog, ColdStart, CATALOG_FILE, COLD_START_FILE, RANKER_FILE, SNAPSHOT_FILE,
+    Catalog, ColdStart, DriftReference, CATALOG_FILE, COLD_START_FILE, DRIFT_REFERENCE_FILE,
+    RANKER_FILE, SNAPSHOT_FILE,
 };
 use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
@@ -64,6 +66,8 @@ pub struct EngineOptions {
     pub item_attributes: Option<std::path::PathBuf>,
     /// How long a computed answer is reused (zero: never).
     pub prediction_ttl: std::time::Duration,
+    /// Slots of the drift window (PSI covers this many rotations).
+    pub drift_slots: usize,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +79,7 @@ impl Default for EngineOptions {
             max_per_category: 3,
             item_attributes: None,
             prediction_ttl: PREDICTION_TTL,
+            drift_slots: 12,
         }
     }
 }
@@ -98,6 +103,11 @@ pub struct Engine {
     online_items: ItemRowCache,
     /// Per dense item; empty without a feed (everything allowed).
     attributes: Vec<ItemAttributes>,
+    /// Counts requests against the version's training distribution (versions without a
+    /// reference have none).
+    drift: Option<DriftMonitor>,
+    /// What an unknown user's declared row holds: the spec's defaults.
+    default_user_row: Vec<f32>,
 }
 
 impl Engine {
@@ -161,6 +171,9 @@ impl Engine {
         let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names_for(spec))?;
         let feature_prefix = key_prefix(spec);
         let (popular, model_for_known_cold_users) = cold_start(dir, &snapshot)?;
+        let drift = drift_reference(dir, spec.user.width())?
+            .map(|r| DriftMonitor::new(r, options.drift_slots));
+        let default_user_row = spec.user.defaults();
         let attributes = match &options.item_attributes {
             None => Vec::new(),
             Some(path) => {
@@ -192,9 +205,16 @@ impl Engine {
             feature_prefix,
             online_items: ItemRowCache::default(),
             attributes,
+            drift,
+            default_user_row,
         };
         release_freed_memory();
         Ok(engine)
+    }
+
+    /// The drift counters of this version, if it carries a reference.
+    pub fn drift(&self) -> Option<&DriftMonitor> {
+        self.drift.as_ref()
     }
 
     pub fn version(&self) -> &str {
@@ -301,6 +321,14 @@ impl Engine {
             max_per_category: self.options.max_per_category,
             ..RuleConfig::default()
         };
+        if let Some(drift) = &self.drift {
+            let known = self.users.get(query.user_id).copied();
+            drift.observe(
+                known
+                    .and_then(|u| self.snapshot.declared.user(u))
+                    .unwrap_or(&self.default_user_row),
+            );
+        }
         let user = self.users.get(query.user_id).copied().filter(|&u| {
             self.model_for_known_cold_users || self.snapshot.users[u as usize].history_len > 0
         });
@@ -558,6 +586,30 @@ fn cold_start(
     popular.sort_by(ranking::compare_scored);
     popular.truncate(1000);
     Ok((popular, true))
+}
+
+/// The version's training request distribution, if it has one; a column outside the user
+/// row refuses the version.
+fn drift_reference(dir: &Path, width: usize) -> Result<Option<DriftReference>, EngineError> {
+    let path = dir.join(DRIFT_REFERENCE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let reference: DriftReference = read_json(&path)?;
+    if let Some(f) = reference
+        .features
+        .iter()
+        .find(|f| f.column >= width || f.bins.shares.len() != f.bins.cuts.len() + 1)
+    {
+        return Err(EngineError::BadFile {
+            file: path.display().to_string(),
+            message: format!(
+                "feature {} does not fit the version's user row of {width} values",
+                f.name
+            ),
+        });
+    }
+    Ok(Some(reference))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {

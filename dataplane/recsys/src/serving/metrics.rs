@@ -3,7 +3,7 @@
 //! string a client chose).
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -19,6 +19,9 @@ pub struct ServingMetrics {
     pub model_info: IntGaugeVec,
     /// Requests refused at once because the queue was full.
     pub shed: IntCounter,
+    /// PSI per declared user feature of the served version (labels: the version's feature
+    /// names, a fixed set, and its version).
+    pub feature_psi: GaugeVec,
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -87,6 +90,14 @@ impl Default for ServingMetrics {
                 "Requests answered RESOURCE_EXHAUSTED because the queue for compute was full.",
             )
             .expect("valid metric"),
+            feature_psi: GaugeVec::new(
+                Opts::new(
+                    "recsys_feature_psi",
+                    "Population stability index of each declared user feature: this server's requests over the drift window against the version's training requests.",
+                ),
+                &["feature", "version"],
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -98,6 +109,7 @@ impl Default for ServingMetrics {
             Box::new(m.reloads.clone()),
             Box::new(m.model_info.clone()),
             Box::new(m.shed.clone()),
+            Box::new(m.feature_psi.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }
@@ -122,6 +134,16 @@ impl ServingMetrics {
         self.model_info
             .with_label_values(&[version, variant])
             .set(1);
+    }
+
+    /// Publishes the served version's PSI values; other versions' series go.
+    pub fn set_drift(&self, version: &str, values: &[(String, f64)]) {
+        self.feature_psi.reset();
+        for (feature, psi) in values {
+            self.feature_psi
+                .with_label_values(&[feature.as_str(), version])
+                .set(*psi);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod auth;
 pub mod cache;
+pub mod drift_monitor;
 pub mod engine;
 pub mod errors;
 pub mod experiment_stats;

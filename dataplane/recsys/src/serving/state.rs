@@ -460,6 +460,29 @@ pub async fn refresh_trending(state: Arc<ServingState>, period: std::time::Durat
     }
 }
 
+/// Every `slot`, closes the served version's drift slot and publishes its PSI per feature
+/// (`recsys_feature_psi`); a swapped-in version starts its own window.
+pub async fn publish_drift(state: Arc<ServingState>, slot: std::time::Duration) {
+    let mut ticks = tokio::time::interval(slot);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let engine = state.engine();
+        let values: Vec<(String, f64)> = engine
+            .drift()
+            .map(|d| d.rotate())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.feature, p.psi))
+            .collect();
+        if let Some(worst) = values.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+            tracing::debug!(feature = %worst.0, psi = worst.1, "drift");
+        }
+        state.metrics.set_drift(engine.version(), &values);
+    }
+}
+
 pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
     if req.user_id.trim().is_empty() {
         return Err(Status::invalid_argument("user_id is required"));
