@@ -432,7 +432,13 @@ fn the_training_job_is_restricted_and_its_experiment_names_the_version() {
         at: "2026-05-01T00:00:00Z".parse().unwrap(),
         trigger: "schedule",
     };
-    let job = training_job::job(&rts, &run, Some("s3://recsys-artifacts/movies/v1"), "img");
+    let job = training_job::job(
+        &rts,
+        &run,
+        Some("s3://recsys-artifacts/movies/v1"),
+        Some("s3://recsys-events/movies/feedback"),
+        "img",
+    );
     let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     assert_restricted(pod);
     let c = &pod.containers[0];
@@ -443,6 +449,7 @@ fn the_training_job_is_restricted_and_its_experiment_names_the_version() {
     assert_eq!(after("--compare-to"), "s3://recsys-artifacts/movies/v1");
     assert_eq!(after("--window-days"), "90");
     assert_eq!(after("--max-epochs"), "20");
+    assert_eq!(after("--feedback"), "s3://recsys-events/movies/feedback");
     assert_eq!(run.job_name(&rts), "movies-nightly-20260501t0000z");
     // A long name is cut so the Job's pods still get valid names.
     let mut long = rts.clone();

@@ -95,6 +95,15 @@ enum Command {
         /// Train on the events of the last N days before the newest one only.
         #[arg(long)]
         window_days: Option<u32>,
+        /// Feedback the serving pods wrote (a directory or prefix of `date=…/hour=…/`
+        /// partitions): read with the events and validated with them.
+        #[arg(long)]
+        feedback: Option<String>,
+        /// Validate events (and feedback) in one pass before training: malformed, too old or
+        /// future rows, bots, outliers and duplicate event ids are quarantined. On whenever
+        /// --feedback is given.
+        #[arg(long)]
+        validate: bool,
         /// Also write the gate numbers as one JSON line here (a Job's termination log).
         #[arg(long)]
         result_file: Option<PathBuf>,
@@ -518,7 +527,58 @@ struct DatasetArgs {
     category_column: String,
 }
 
+/// The events `train` reads: the history alone, or the history and the feedback partitions
+/// side by side; validated in one pass (into the scratch directory) when asked or when
+/// feedback is part of it.
+fn training_input(
+    events: &str,
+    feedback: Option<&str>,
+    validate_first: bool,
+    scratch: &remote::Scratch,
+) -> anyhow::Result<(PathBuf, Option<validate::ValidationReport>)> {
+    let history = remote::fetch(events, &scratch.path().join("events"))?;
+    let input = match feedback {
+        None => history,
+        Some(location) => {
+            let served = remote::fetch(location, &scratch.path().join("feedback"))?;
+            let both = scratch.path().join("history-and-feedback");
+            std::fs::create_dir_all(&both)?;
+            for (name, path) in [("history", &history), ("feedback", &served)] {
+                let link = both.join(name);
+                let target = std::fs::canonicalize(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                if target.is_dir() {
+                    std::os::unix::fs::symlink(&target, &link)?;
+                } else {
+                    std::fs::create_dir_all(&link)?;
+                    let file = target.file_name().context("an event file has a name")?;
+                    std::os::unix::fs::symlink(&target, link.join(file))?;
+                }
+            }
+            both
+        }
+    };
+    if !(validate_first || feedback.is_some()) {
+        return Ok((input, None));
+    }
+    let out = scratch.path().join("validated");
+    let config = ValidationConfig::new(chrono::Utc::now().timestamp());
+    let report = validate::run(&input, &out, &config)?;
+    println!("validated {}", report.summary());
+    Ok((out.join(validate::CLEAN_FILE), Some(report)))
+}
+
 impl DatasetArgs {
+    fn load_local(
+        &self,
+        events: &std::path::Path,
+        files: &EntityFileArgs,
+        scratch: &remote::Scratch,
+    ) -> anyhow::Result<recsys::data::Dataset> {
+        let files = files.load(scratch)?;
+        recsys::data::event_dataset::load(events, &files, &self.columns())
+    }
+
     fn load(
         &self,
         events: &str,
@@ -647,6 +707,8 @@ async fn main() -> anyhow::Result<()> {
             version,
             compare_to,
             window_days,
+            feedback,
+            validate,
             result_file,
             max_epochs,
             ranker_trials,
@@ -656,7 +718,9 @@ async fn main() -> anyhow::Result<()> {
             cache_dir,
         } => {
             let scratch = remote::Scratch::new("train")?;
-            let mut dataset = data.load(&events, &entity_files, &scratch)?;
+            let (input, validation) =
+                training_input(&events, feedback.as_deref(), validate, &scratch)?;
+            let mut dataset = data.load_local(&input, &entity_files, &scratch)?;
             if let Some(days) = window_days {
                 let dropped = dataset.keep_last_days(days);
                 println!(
@@ -691,6 +755,15 @@ async fn main() -> anyhow::Result<()> {
                     source: recsys_core::redact::url(&events),
                 },
             )?;
+            if let Some(report) = &validation {
+                std::fs::write(
+                    summary.artifact_dir.join(validate::REPORT_FILE),
+                    serde_json::to_vec_pretty(report)?,
+                )?;
+                // The report is part of the version: reseal so its digest covers it.
+                let manifest = recsys::artifacts::verify(&summary.artifact_dir, None)?;
+                recsys::artifacts::seal(&summary.artifact_dir, manifest)?;
+            }
             output.publish(&version)?;
             if let Some(file) = &result_file {
                 let line = recsys::pipeline::run_result::from_evaluation(

@@ -332,3 +332,104 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     assert!(next["gates"]["versus_live"]["low"].is_number());
     assert_eq!(next["gates"]["live_saw_test_window"], false);
 }
+
+/// The loop's data path: what the serving pods wrote (the real WAL and sink, a client's
+/// retry included) is read with the history, validated in the same pass (the retried events
+/// quarantined as duplicates), and the next version knows what only the feedback held.
+#[test]
+fn train_learns_from_the_feedback_partitions_validated_with_the_history() {
+    use recsys::serving::feedback_sink::FeedbackSink;
+    use recsys::serving::feedback_wal::{FeedbackRecord, Wal};
+    recsys_models::set_torch_threads(2);
+    // Thirty days ending a week ago, so nothing is judged from the future.
+    let now = chrono::Utc::now().timestamp();
+    let start = now - 37 * 86_400;
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    let config = GeneratorConfig {
+        bots: 0,
+        bad_fraction: 0.0,
+        ..GeneratorConfig::new(60_000, start)
+    };
+    generate(&events, &config).unwrap();
+    let (users, items) = (dir.path().join("users.csv"), dir.path().join("items.csv"));
+    write_catalog(&config, &users, &items).unwrap();
+
+    // Feedback on an item the history never saw, sent twice (a client's retry keeps the ids).
+    let wal = Wal::open(&dir.path().join("wal"), 8 << 20).unwrap();
+    let records: Vec<FeedbackRecord> = (0..30)
+        .map(|i| FeedbackRecord {
+            event_id: format!("fb-{i}"),
+            user_id: format!("u{}", i * 3),
+            item_id: "fresh-item".into(),
+            event_type: "purchase".into(),
+            timestamp: start + 29 * 86_400 + i * 60,
+            value: None,
+            session: String::new(),
+            device: "ios".into(),
+            country: "DE".into(),
+            placement: "home".into(),
+        })
+        .collect();
+    wal.append(&records).unwrap();
+    wal.append(&records).unwrap();
+    let feedback = dir.path().join("feedback");
+    let sink = FeedbackSink {
+        location: path(&feedback).to_owned(),
+        instance: "movies-stable-0".into(),
+    };
+    let flushed = sink.flush(&wal, Duration::ZERO).unwrap();
+    assert_eq!(flushed.events, 60);
+
+    let models = dir.path().join("models");
+    let printed = recsys(&[
+        "train",
+        "--events",
+        path(&events),
+        "--feedback",
+        path(&feedback),
+        "--users",
+        path(&users),
+        "--items",
+        path(&items),
+        "--labels",
+        "purchase,add_to_cart",
+        "--out",
+        path(&models),
+        "--version",
+        "next",
+        "--max-epochs",
+        "1",
+        "--ranker-trials",
+        "1",
+        "--ranker-windows",
+        "2",
+        "--no-mf",
+    ]);
+    assert!(printed.contains("validated"), "{printed}");
+    let version = models.join("next");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(version.join(recsys::pipeline::validate::REPORT_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["by_reason"]["duplicate"], 30, "{report}");
+    assert_eq!(
+        report["rows_in"].as_u64().unwrap(),
+        report["clean"].as_u64().unwrap() + 30
+    );
+    // Sealed with the version: verification covers the report.
+    let manifest = recsys::artifacts::verify(&version, None).unwrap();
+    assert!(manifest
+        .files
+        .contains_key(recsys::pipeline::validate::REPORT_FILE));
+    let catalog: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("catalog.json")).unwrap()).unwrap();
+    assert!(
+        catalog["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["external_id"] == "fresh-item"),
+        "the feedback's item is in the new version"
+    );
+}

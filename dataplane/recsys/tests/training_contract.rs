@@ -93,7 +93,13 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
         at: "2026-05-01T02:00:00Z".parse().unwrap(),
         trigger: "schedule",
     };
-    let job = training_job::job(&rts, &run, Some(live_uri), "ghcr.io/recsys/dataplane:0.1.0");
+    let job = training_job::job(
+        &rts,
+        &run,
+        Some(live_uri),
+        None,
+        "ghcr.io/recsys/dataplane:0.1.0",
+    );
     let spec = job.spec.unwrap().template.spec.unwrap();
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
     let name = job.metadata.name.unwrap();

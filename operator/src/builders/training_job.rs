@@ -144,11 +144,13 @@ impl Run {
     }
 }
 
-/// The Job for `run`, comparing with `live_model_uri` (the RecModel's served version).
+/// The Job for `run`: compared with `live_model_uri` (the RecModel's served version),
+/// learning also from `feedback_uri` (the spec's, else the RecModel's feedback sink).
 pub fn job(
     rts: &RetrainSchedule,
     run: &Run,
     live_model_uri: Option<&str>,
+    feedback_uri: Option<&str>,
     default_image: &str,
 ) -> Job {
     let spec = &rts.spec.job;
@@ -170,6 +172,9 @@ pub fn job(
     ];
     if let Some(live) = live_model_uri {
         args.extend(["--compare-to".into(), live.to_owned()]);
+    }
+    if let Some(feedback) = spec.feedback_uri.as_deref().or(feedback_uri) {
+        args.extend(["--feedback".into(), feedback.to_owned()]);
     }
     for (flag, value) in [("--users", &spec.users_uri), ("--items", &spec.items_uri)] {
         if let Some(v) = value {

@@ -262,6 +262,10 @@ pub async fn reconcile_at(
         .as_ref()
         .and_then(|rm| rm.status.as_ref()?.stable_arm.as_ref())
         .map(|arm| arm.model_uri.clone());
+    let feedback_uri = rm
+        .as_ref()
+        .and_then(|rm| rm.spec.feedback.as_ref())
+        .map(|f| f.uri.clone());
     let mut degraded: Option<(&str, String)> = None;
 
     if rts.spec.suspend {
@@ -337,6 +341,7 @@ pub async fn reconcile_at(
                         &rts,
                         &run,
                         live_uri.as_deref(),
+                        feedback_uri.as_deref(),
                         &image,
                         now,
                         &mut status,
@@ -425,6 +430,7 @@ async fn start(
     rts: &RetrainSchedule,
     run: &Run,
     live_uri: Option<&str>,
+    feedback_uri: Option<&str>,
     image: &str,
     now: Timestamp,
     status: &mut RetrainScheduleStatus,
@@ -475,7 +481,7 @@ async fn start(
             ConcurrencyPolicy::Allow => {}
         }
     }
-    let job = build::job(rts, run, live_uri, image);
+    let job = build::job(rts, run, live_uri, feedback_uri, image);
     match apply_owned(jobs, rts, &job).await? {
         Owned::Done(_) => {
             status.active.push(name.clone());

@@ -85,6 +85,11 @@ pub struct TrainingJob {
     /// Parquet), local or `s3://`/`gs://`.
     #[x_kube(validation = Rule::new("self.matches('^(/|s3://|gs://|file://).+')").message("dataUri must be an absolute path or an s3://, gs:// or file:// URI"))]
     pub data_uri: String,
+    /// The feedback the serving pods wrote (a prefix of `date=…/hour=…/` partitions), read
+    /// and validated with the history so the next version learns from the last one's
+    /// traffic; the RecModel's `feedback.uri` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_uri: Option<String>,
     /// Model root; each run writes `<outputUri>/<version>`.
     #[x_kube(validation = Rule::new("self.matches('^(/|s3://|gs://|file://).+')").message("outputUri must be an absolute path or an s3://, gs:// or file:// URI"))]
     pub output_uri: String,
