@@ -540,7 +540,11 @@ fn training_input(
     let input = match feedback {
         None => history,
         Some(location) => {
-            let served = remote::fetch(location, &scratch.path().join("feedback"))?;
+            let Some(served) = remote::fetch_prefix(location, &scratch.path().join("feedback"))?
+            else {
+                println!("feedback  none yet under {location}");
+                return validated(history, true, scratch);
+            };
             let both = scratch.path().join("history-and-feedback");
             std::fs::create_dir_all(&both)?;
             for (name, path) in [("history", &history), ("feedback", &served)] {
@@ -558,7 +562,16 @@ fn training_input(
             both
         }
     };
-    if !(validate_first || feedback.is_some()) {
+    validated(input, validate_first || feedback.is_some(), scratch)
+}
+
+/// `input` itself, or its clean rows after one validation pass when `validate_first`.
+fn validated(
+    input: PathBuf,
+    validate_first: bool,
+    scratch: &remote::Scratch,
+) -> anyhow::Result<(PathBuf, Option<validate::ValidationReport>)> {
+    if !validate_first {
         return Ok((input, None));
     }
     let out = scratch.path().join("validated");

@@ -254,6 +254,18 @@ impl<'a> Output<'a> {
     }
 }
 
+/// Every object under the prefix `location` (local: the directory) as a local tree, or
+/// `None` when there is none yet (a sink that has not flushed).
+pub fn fetch_prefix(location: &str, scratch: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if !is_remote(location) {
+        let dir = PathBuf::from(location);
+        return Ok(dir.exists().then_some(dir));
+    }
+    let local = scratch.join("prefix");
+    let n = download_prefix(location.trim_end_matches('/'), &local)?;
+    Ok((n > 0).then_some(local))
+}
+
 /// The bytes of the object at `uri`, or `None` when there is no such object.
 pub fn get_bytes(uri: &str) -> anyhow::Result<Option<Vec<u8>>> {
     let (store, key) = store_for(uri)?;
