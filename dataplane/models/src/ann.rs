@@ -157,6 +157,12 @@ impl AnnIndex {
         self.item_ids.len()
     }
 
+    /// The item id of every stored vector, in index order (as the index file says; the
+    /// loader of a version checks them against its catalog).
+    pub fn item_ids(&self) -> &[u32] {
+        &self.item_ids
+    }
+
     pub fn is_empty(&self) -> bool {
         self.item_ids.is_empty()
     }

@@ -249,8 +249,20 @@ impl Ranker {
     /// Loads a model file and refuses it unless its features are exactly `expected`, in order.
     pub fn load(path: &Path, expected: &[String]) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let booster = Booster::from_string(&text)?;
-        let names = booster.feature_name()?;
+        // lightgbm3 unwraps LightGBM's error text as UTF-8; on some corrupt model files that
+        // text is not, and the unwrap panics (found by tests/fuzz_inputs.rs). A panic while
+        // parsing a file is a refused file, never a crashed server.
+        let parsed = std::panic::catch_unwind(|| -> Result<_, ModelError> {
+            let booster = Booster::from_string(&text)?;
+            let names = booster.feature_name()?;
+            Ok((booster, names))
+        });
+        let (booster, names) = parsed.map_err(|_| {
+            ModelError::Invalid(format!(
+                "{}: LightGBM could not parse the model (and failed to say why)",
+                path.display()
+            ))
+        })??;
         if names != expected {
             return Err(ModelError::Invalid(format!(
                 "{}: model features {names:?} differ from the expected {expected:?}",

@@ -459,7 +459,8 @@ impl TwoTower {
     /// Loads a model saved by [`TwoTower::save`]; a missing, truncated or mismatched weight file
     /// is an error, never a half-initialised model.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let mut model = Self::new(Self::read_config(dir)?);
+        let config = Self::read_config(dir)?;
+        let mut model = Self::build_checked(config.clone(), &config, dir)?;
         model.vs.load(dir.join("two_tower.safetensors"))?;
         Ok(model)
     }
@@ -469,10 +470,11 @@ impl TwoTower {
     /// tensor must be present with its shape; [`TwoTower::embed_items`] is then refused.
     pub fn load_user_tower(dir: &Path) -> Result<Self, ModelError> {
         let config = Self::read_config(dir)?;
-        let mut model = Self::new(TwoTowerConfig {
+        let user_side = TwoTowerConfig {
             item_vocab: 1,
             ..config.clone()
-        });
+        };
+        let mut model = Self::build_checked(user_side, &config, dir)?;
         model.config = config;
         model.has_item_tower = false;
         let path = dir.join("two_tower.safetensors");
@@ -502,6 +504,62 @@ impl TwoTower {
             Ok(())
         })?;
         Ok(model)
+    }
+
+    /// The model `build` describes, once `config`'s shapes are plausible for the weights file
+    /// beside it: every size positive, and the user id table no larger than the file. A
+    /// corrupt config would otherwise make libtorch allocate the impossible, and tch panics
+    /// (found by tests/fuzz_inputs.rs).
+    fn build_checked(
+        build: TwoTowerConfig,
+        config: &TwoTowerConfig,
+        dir: &Path,
+    ) -> Result<Self, ModelError> {
+        let weights = dir.join("two_tower.safetensors");
+        let file_bytes = std::fs::metadata(&weights)
+            .map_err(|e| ModelError::io(&weights, e))?
+            .len();
+        let invalid = |what: String| {
+            ModelError::Invalid(format!("{}: {what}", dir.join("two_tower.json").display()))
+        };
+        for (name, v) in [
+            ("user_vocab", config.user_vocab),
+            ("item_vocab", config.item_vocab),
+            ("id_embedding_dim", config.id_embedding_dim),
+            ("hidden_dim", config.hidden_dim),
+            ("output_dim", config.output_dim),
+        ] {
+            if !(1..=1 << 31).contains(&v) {
+                return Err(invalid(format!("{name} {v} is not a size")));
+            }
+        }
+        for (name, v) in [
+            ("user_feature_dim", config.user_feature_dim),
+            ("item_feature_dim", config.item_feature_dim),
+        ] {
+            if !(0..=1 << 20).contains(&v) {
+                return Err(invalid(format!("{name} {v} is not a width")));
+            }
+        }
+        // The id tables of what is built (the item table only when the item tower is).
+        let user_table =
+            (config.user_vocab + build.item_vocab).checked_mul(config.id_embedding_dim);
+        let layers = (config.user_feature_dim + config.id_embedding_dim)
+            .checked_mul(config.hidden_dim)
+            .zip(config.hidden_dim.checked_mul(config.output_dim));
+        let user_values = user_table
+            .zip(layers)
+            .and_then(|(t, (a, b))| t.checked_add(a)?.checked_add(b));
+        match user_values {
+            Some(n) if (n as u64).saturating_mul(4) <= file_bytes => {}
+            _ => {
+                return Err(invalid(format!(
+                    "its user tower ({user_values:?} values) is larger than the {file_bytes}-byte weights file"
+                )))
+            }
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::new(build)))
+            .map_err(|_| invalid("libtorch could not build the model it describes".into()))
     }
 
     fn read_config(dir: &Path) -> Result<TwoTowerConfig, ModelError> {

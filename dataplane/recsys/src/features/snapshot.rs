@@ -55,6 +55,46 @@ pub struct FeatureSnapshot {
 }
 
 impl FeatureSnapshot {
+    /// Every index the snapshot holds points inside it, and the declared rows have their
+    /// spec's width: a file that fails this would index out of bounds on a request.
+    pub fn check(&self) -> Result<(), String> {
+        let (users, items, genres) = (self.users.len(), self.items.len(), self.genres.len());
+        for (u, f) in self.users.iter().enumerate() {
+            if f.occupation.is_some_and(|o| o >= self.occupations.len()) {
+                return Err(format!(
+                    "user {u}: occupation index outside the {} known",
+                    self.occupations.len()
+                ));
+            }
+            if f.genre_affinity.len() != genres {
+                return Err(format!(
+                    "user {u}: {} genre affinities for {genres} genres",
+                    f.genre_affinity.len()
+                ));
+            }
+            if let Some(&i) = f.seen.iter().find(|&&i| i as usize >= items) {
+                return Err(format!("user {u}: seen item {i} outside the {items} items"));
+            }
+        }
+        for (i, f) in self.items.iter().enumerate() {
+            if let Some(&g) = f.genres.iter().find(|&&g| g >= genres) {
+                return Err(format!("item {i}: genre {g} outside the {genres} genres"));
+            }
+        }
+        let spec = &self.declared.spec;
+        for (what, len, rows, width) in [
+            ("user", self.declared.users.len(), users, spec.user.width()),
+            ("item", self.declared.items.len(), items, spec.item.width()),
+        ] {
+            if len != rows * width {
+                return Err(format!(
+                    "{len} declared {what} values for {rows} {what}s × {width}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the snapshot from `history`; rows at or after `cutoff` are ignored, which is what
     /// makes every feature point-in-time correct.
     pub fn compute(data: &Dataset, history: &[Interaction], cutoff: i64) -> Self {
@@ -189,6 +229,39 @@ impl FeatureSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indices_pointing_outside_the_snapshot_are_refused() {
+        let mut s = FeatureSnapshot::default();
+        assert_eq!(s.check(), Ok(()));
+        s.users.push(UserFeatures {
+            seen: vec![0],
+            ..Default::default()
+        });
+        s.declared.users = vec![0.0; s.declared.spec.user.width()];
+        assert!(s
+            .check()
+            .unwrap_err()
+            .contains("seen item 0 outside the 0 items"));
+        s.users[0].seen.clear();
+        assert_eq!(s.check(), Ok(()));
+        s.users[0].occupation = Some(3);
+        assert!(s.check().unwrap_err().contains("occupation"));
+        s.users[0].occupation = None;
+        s.items.push(ItemFeatures {
+            genres: vec![2],
+            ..Default::default()
+        });
+        s.declared.items = vec![0.0; s.declared.spec.item.width()];
+        assert!(s
+            .check()
+            .unwrap_err()
+            .contains("genre 2 outside the 0 genres"));
+        s.items[0].genres.clear();
+        assert_eq!(s.check(), Ok(()));
+        s.declared.users.pop();
+        assert!(s.check().unwrap_err().contains("declared user values"));
+    }
     use crate::data::{ItemMeta, UserProfile};
 
     fn data() -> Dataset {

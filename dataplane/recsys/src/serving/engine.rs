@@ -121,6 +121,10 @@ impl Engine {
     pub fn load_with(dir: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let manifest = artifacts::verify(dir, None)?;
         let snapshot: FeatureSnapshot = read_json(&dir.join(SNAPSHOT_FILE))?;
+        snapshot.check().map_err(|message| EngineError::BadFile {
+            file: SNAPSHOT_FILE.into(),
+            message,
+        })?;
         let expected = artifacts::feature_schema_hash(&snapshot);
         if manifest.feature_schema_hash != expected {
             return Err(ArtifactError::Schema {
@@ -155,6 +159,12 @@ impl Engine {
             artifacts::index_manifest::verify_for(index_dir, dir, &manifest.model_version)?;
         }
         let ann = AnnIndex::load(options.index_dir.as_deref().unwrap_or(dir))?;
+        if let Some(id) = ann.item_ids().iter().find(|&&i| i as usize >= items.len()) {
+            return Err(EngineError::BadFile {
+                file: "ann.json".into(),
+                message: format!("item id {id} outside the model's {} items", items.len()),
+            });
+        }
         if ann.len() != items.len() || ann.dim() != tower.config().output_dim as usize {
             return Err(EngineError::BadFile {
                 file: "ann.json".into(),
@@ -360,7 +370,7 @@ impl Engine {
         let prediction_key = cache.map(|_| prediction_cache::key(&self.version, query));
         let prediction = cache.zip(prediction_key.as_deref()).map(|(c, k)| c.get(k));
         if let Some(Lookup::Hit(values)) = &prediction {
-            if let Some(items) = prediction_cache::decode(values) {
+            if let Some(items) = prediction_cache::decode(values, self.items.len()) {
                 lap("prediction_cache", &mut timings);
                 return Ok(Recommendation {
                     items,
@@ -385,7 +395,7 @@ impl Engine {
         let lookup = query.cache.map(|c| c.get(&key));
         let dim = self.ann.dim();
         let query_vector = match &lookup {
-            Some(Lookup::Hit(v)) if v.len() == dim => v.clone(),
+            Some(Lookup::Hit(v)) if v.len() == dim && v.iter().all(|x| x.is_finite()) => v.clone(),
             _ => {
                 let v = self.tower.embed(&inputs)?;
                 if let Some(cache) = query.cache {

@@ -22,7 +22,8 @@ pub const HTTP_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// which the protocol says to treat as no deadline.
 pub fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
     use std::time::Duration;
-    if value.len() < 2 || value.len() > 9 {
+    // ASCII only: splitting off the unit by bytes must not cut a character in two.
+    if value.len() < 2 || value.len() > 9 || !value.is_ascii() {
         return None;
     }
     let (digits, unit) = value.split_at(value.len() - 1);
@@ -85,7 +86,18 @@ mod tests {
             grpc_timeout("99999999n"),
             Some(Duration::from_nanos(99_999_999))
         );
-        for bad in ["", "m", "123456789m", "-1S", "1.5S", "10x", "1 S"] {
+        // "1é": found by tests/fuzz_inputs.rs; splitting off the unit cut the é in two.
+        for bad in [
+            "",
+            "m",
+            "123456789m",
+            "-1S",
+            "1.5S",
+            "10x",
+            "1 S",
+            "1é",
+            "é",
+        ] {
             assert_eq!(grpc_timeout(bad), None, "{bad:?}");
         }
     }

@@ -64,13 +64,18 @@ pub fn encode(items: &[(u32, f32)]) -> Vec<f32> {
         .collect()
 }
 
-pub fn decode(values: &[f32]) -> Option<Vec<(u32, f32)>> {
-    values.len().is_multiple_of(2).then(|| {
-        values
-            .chunks_exact(2)
-            .map(|p| (p[0].to_bits(), p[1]))
-            .collect()
-    })
+/// The cached answer, or `None` (a miss) when the entry is not one: an odd length, an item
+/// id outside the version's `items`, or a score that is not a number. A corrupt or foreign
+/// entry is recomputed, never served.
+pub fn decode(values: &[f32], items: usize) -> Option<Vec<(u32, f32)>> {
+    if !values.len().is_multiple_of(2) {
+        return None;
+    }
+    values
+        .chunks_exact(2)
+        .map(|p| (p[0].to_bits(), p[1]))
+        .map(|(item, score)| ((item as usize) < items && !score.is_nan()).then_some((item, score)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -123,8 +128,17 @@ mod tests {
 
     #[test]
     fn answers_round_trip_bit_for_bit() {
-        let items = vec![(0, 0.5), (u32::MAX, -1.0), (0x7fc0_0001, 3.25)];
-        assert_eq!(decode(&encode(&items)), Some(items));
-        assert_eq!(decode(&[1.0]), None);
+        let items = vec![(0, 0.5), (u32::MAX - 1, -1.0), (0x7fc0_0001, 3.25)];
+        assert_eq!(decode(&encode(&items), u32::MAX as usize), Some(items));
+        assert_eq!(decode(&[1.0], 10), None);
+    }
+
+    #[test]
+    fn an_entry_naming_an_item_outside_the_version_or_a_nan_score_is_a_miss() {
+        let fine = encode(&[(3, 0.5), (9, 0.25)]);
+        assert_eq!(decode(&fine, 10), Some(vec![(3, 0.5), (9, 0.25)]));
+        // Written by another version with a larger catalog, or corrupted in the store.
+        assert_eq!(decode(&fine, 9), None);
+        assert_eq!(decode(&encode(&[(1, f32::NAN)]), 10), None);
     }
 }
