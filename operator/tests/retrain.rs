@@ -455,6 +455,78 @@ async fn a_passing_version_opens_an_experiment_owned_by_the_schedule() {
 }
 
 #[tokio::test]
+async fn on_pass_canary_routes_the_version_until_git_names_one() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
+    let ctx = context(&fake);
+    reconcile_model(&fake, &ctx).await;
+    roll_out(&fake, "movies-stable");
+    roll_out(&fake, "movies-router");
+    reconcile_model(&fake, &ctx).await;
+    assert_eq!(status(&fake, RM)["stableVersion"], "v1");
+    schedule(&fake, "2026-04-30T23:30:00Z", |s| {
+        s["schedule"] = json!("0 * * * *");
+        s["timeZone"] = Value::Null;
+        s["onPass"] = json!("Canary");
+        s["canary"] = json!({"weight": 15});
+    });
+    reconcile(&fake, &ctx, "2026-05-01T00:00:10Z").await;
+    let job = "nightly-20260501t0000z";
+    let stored_job = fake.get(&format!("{JOBS}/{job}")).unwrap();
+    assert!(
+        stored_job["spec"]["template"]["spec"]["containers"][0]["args"]
+            .to_string()
+            .contains(&uri("v1")),
+        "the Job compares with the live version"
+    );
+    succeed(&fake, job, &result_line("v20260501T0000Z", 0.81, -0.004));
+    reconcile(&fake, &ctx, "2026-05-01T00:40:00Z").await;
+    let s = rts_status(&fake);
+    assert_eq!(s["lastResult"], "Passed", "{s}");
+    assert_eq!(s["lastCanary"], "v20260501T0000Z");
+    assert!(s.get("lastExperiment").is_none(), "no Experiment: {s}");
+    assert!(fake.applied().iter().all(|p| !p.starts_with(EXPERIMENTS)));
+    let record_path = "/api/v1/namespaces/recsys/configmaps/movies-retrain-canary";
+    let record = fake.get(record_path).expect("a canary record");
+    assert_eq!(record["metadata"]["ownerReferences"][0]["kind"], "RecModel");
+    assert_eq!(record["data"]["comparedWith"], uri("v1"));
+
+    // The RecModel's controller builds the canary its index, pods, then routes 15 %.
+    let new = "v20260501T0000Z";
+    reconcile_model(&fake, &ctx).await;
+    publish(&fake, &derived_path(&fake, new), new);
+    reconcile_model(&fake, &ctx).await;
+    roll_out(&fake, "movies-canary");
+    reconcile_model(&fake, &ctx).await;
+    let table = routing(&fake);
+    assert_eq!(table["arms"][1]["name"], "canary", "{table}");
+    let share =
+        |arm: &Value| arm["bucketEnd"].as_u64().unwrap() - arm["bucketStart"].as_u64().unwrap();
+    assert_eq!(
+        share(&table["arms"][1]) * 100 / (share(&table["arms"][0]) + share(&table["arms"][1])),
+        15,
+        "{table}"
+    );
+    let rm = status(&fake, RM);
+    assert_eq!(rm["canaryVersion"], new, "{rm}");
+    assert_eq!(rm["canaryBy"], "nightly", "{rm}");
+    assert!(args(&fake, "movies-canary").contains(&uri(new)));
+    // The RecModel's spec was never written by the operator.
+    assert!(fake.applied().iter().all(|p| p != RM));
+
+    // Git promotes it: the record no longer applies and goes; the canary arm leaves.
+    apply_spec(&fake, new, None);
+    reconcile_model(&fake, &ctx).await;
+    assert!(
+        fake.get(record_path).is_none(),
+        "record removed once Git names a version"
+    );
+    assert!(fake.deleted().iter().any(|p| p == record_path));
+    assert!(status(&fake, RM).get("canaryBy").is_none());
+}
+
+#[tokio::test]
 async fn an_invalid_schedule_or_zone_or_flag_starts_nothing_and_says_why() {
     for (edit, needle) in [
         (

@@ -5,7 +5,7 @@ use anyhow::Context;
 use recsys::serving::auth::{Access, AuthPolicy, TokenFile};
 use recsys::serving::grpc::GrpcOptions;
 use recsys::serving::limits;
-use recsys::serving::listener::{ListenerOptions, MAX_CONNECTIONS};
+use recsys::serving::listener::{ListenerOptions, MAX_CONNECTIONS, MAX_PENDING};
 use recsys::serving::tls::{self, CertFiles};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,9 +36,15 @@ pub struct FrontArgs {
     /// The certificate's private key (PEM).
     #[arg(long, env = "RECSYS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Connections each front keeps open at once; more wait in the kernel's backlog.
+    /// Connections each front serves at once; a client that has spoken waits (pending) for
+    /// a free one.
     #[arg(long, default_value_t = MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Connections each front holds before they are served (not yet spoken, or waiting for
+    /// a slot); past this the oldest is closed, so silent connections cannot crowd out
+    /// clients that talk. A client must speak within 10 s.
+    #[arg(long, default_value_t = MAX_PENDING)]
+    pub max_pending_connections: usize,
     /// Largest gRPC message accepted or sent, bytes.
     #[arg(long, default_value_t = limits::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
@@ -105,6 +111,7 @@ impl FrontArgs {
             .transpose()?;
         Ok(ListenerOptions {
             max_connections: self.max_connections,
+            max_pending: self.max_pending_connections,
             tls,
         })
     }

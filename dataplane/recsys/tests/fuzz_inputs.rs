@@ -1,7 +1,7 @@
 //! Bounded fuzzing on stable Rust (proptest; cargo-fuzz needs nightly): every input a client
 //! or a file can hand the data plane, generated or mutated, must get an answer or a precise
 //! error — never a panic. Targets: Recommend validation, Feedback events, the `grpc-timeout`
-//! header, the routing table file, and the loader of every file a model version holds (each
+//! header, the routing table file, the feedback WAL's segment reader, and the loader of every file a model version holds (each
 //! mutated, resealed so the checksums pass, loaded, and asked for recommendations). Each runs
 //! a fixed number of cases (`PROPTEST_CASES` overrides), so CI time stays bounded.
 //!
@@ -15,6 +15,7 @@ use proptest::prelude::*;
 use recsys::artifacts::{self, Manifest, MANIFEST};
 use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
 use recsys::serving::engine::{Engine, Query};
+use recsys::serving::feedback_wal::{self, FeedbackRecord, Wal};
 use recsys::serving::limits::{self, MAX_CATEGORIES, MAX_EXCLUDED_ITEMS, MAX_ID_BYTES};
 use recsys::serving::{feedback, router, state};
 use recsys_api::v1::{FeedbackEvent, Filters, RecommendRequest};
@@ -142,6 +143,72 @@ proptest! {
             && value[..value.len() - 1].bytes().all(|b| b.is_ascii_digit())
             && "HMSmun".contains(&value[value.len() - 1..]);
         prop_assert_eq!(parsed.is_some(), well_formed, "{:?}", value);
+    }
+}
+
+/// A WAL segment of `n` events as the server writes it, then damaged: bits flipped,
+/// truncated, or bytes spliced in at a random place.
+fn damaged_segment(n: u32, seed: u64, how: u8) -> (Vec<FeedbackRecord>, Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), 1 << 30).unwrap();
+    let records: Vec<FeedbackRecord> = (0..n)
+        .map(|i| FeedbackRecord {
+            event_id: format!("e{seed}-{i}"),
+            user_id: format!("u{}", seed.wrapping_mul(u64::from(i) + 1) % 977),
+            item_id: format!("i{i}"),
+            event_type: ["view", "click", "purchase"][i as usize % 3].into(),
+            timestamp: 1_800_000_000 + i64::from(i),
+            value: (i % 3 == 2).then_some(9.5),
+            session: String::new(),
+            device: String::new(),
+            country: "de".into(),
+            placement: "home".into(),
+        })
+        .collect();
+    wal.append(&records).unwrap();
+    wal.rotate(std::time::Duration::ZERO).unwrap();
+    let (_, path) = wal.sealed().unwrap().pop().expect("a sealed segment");
+    let original = std::fs::read(&path).unwrap();
+    let mut bytes = original.clone();
+    let at = (seed as usize) % bytes.len().max(1);
+    match how % 3 {
+        0 => {
+            for k in 0..=(seed % 4) as usize {
+                let i = (at + k * 131) % bytes.len();
+                bytes[i] ^= 1 << ((seed >> (k * 3)) % 8);
+            }
+        }
+        1 => bytes.truncate(at),
+        _ => {
+            let junk: Vec<u8> = (0..(seed % 64) as u8)
+                .map(|b| b.wrapping_mul(37) ^ how)
+                .collect();
+            bytes.splice(at..at, junk);
+        }
+    }
+    (records, original, bytes)
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    #[test]
+    fn a_damaged_wal_segment_yields_a_prefix_of_what_was_written(n in 1u32..40, seed in any::<u64>(), how in any::<u8>()) {
+        let (written, original, bytes) = damaged_segment(n, seed, how);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg-0000000000000001.wal");
+        std::fs::write(&path, &bytes).unwrap();
+        let read = feedback_wal::read_segment(&path).unwrap();
+        // Every frame is length- and CRC-checked: what comes back is what was written, up to
+        // the first damage, and the damage is reported (unless it fell on a frame boundary).
+        prop_assert!(read.records.len() <= written.len());
+        prop_assert_eq!(&read.records[..], &written[..read.records.len()]);
+        if bytes == original {
+            prop_assert!(!read.torn_tail);
+            prop_assert_eq!(read.records.len(), written.len());
+        } else if read.records.len() == written.len() {
+            prop_assert!(read.torn_tail, "damage past the last frame went unreported");
+        }
     }
 }
 

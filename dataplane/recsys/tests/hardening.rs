@@ -6,13 +6,12 @@
 mod support;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use recsys::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::serve::{serve, trained_demo as trained, Process};
 use support::{free_port, wait_for_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -45,32 +44,6 @@ fn pki(name: &str) -> Pki {
         cert: leaf.pem(),
         key: key.serialize_pem(),
     }
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(version: &Path, extra: &[String], log: &Path) -> (Process, u16, u16) {
-    let (grpc, http) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
-        .args(["serve", "--model-dir"])
-        .arg(version)
-        .args(["--addr", &format!("127.0.0.1:{grpc}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_port(grpc);
-    (Process(child), grpc, http)
 }
 
 async fn tls_channel(port: u16, ca: &str) -> Result<Channel, tonic::transport::Error> {
@@ -151,23 +124,6 @@ async fn https_get(port: u16, ca: &str, path: &str) -> (u16, String) {
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
     (status, body)
-}
-
-async fn trained(work: &Path) -> PathBuf {
-    recsys_models::set_torch_threads(1);
-    demo::run(DemoOptions {
-        data_dir: None,
-        artifacts_dir: work.join("trained"),
-        user: Some("416".into()),
-        max_epochs: 1,
-        split: demo::SplitKind::Seed,
-        ranker_trials: 1,
-        publish_state: demo::PublishState::Latest,
-        seed: 7,
-    })
-    .await
-    .unwrap()
-    .artifact_dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,12 +81,14 @@ impl FeatureSnapshot {
                 return Err(format!("item {i}: genre {g} outside the {genres} genres"));
             }
         }
+        // No values at all is allowed (each row then gets the declared defaults, as an
+        // unknown user does); a partial table is not.
         let spec = &self.declared.spec;
         for (what, len, rows, width) in [
             ("user", self.declared.users.len(), users, spec.user.width()),
             ("item", self.declared.items.len(), items, spec.item.width()),
         ] {
-            if len != rows * width {
+            if len != 0 && len != rows * width {
                 return Err(format!(
                     "{len} declared {what} values for {rows} {what}s × {width}"
                 ));
@@ -259,8 +261,12 @@ mod tests {
             .contains("genre 2 outside the 0 genres"));
         s.items[0].genres.clear();
         assert_eq!(s.check(), Ok(()));
-        s.declared.users.pop();
+        s.declared.users.push(0.0);
         assert!(s.check().unwrap_err().contains("declared user values"));
+        // No declared values at all: every row gets the defaults.
+        s.declared.users.clear();
+        s.declared.items.clear();
+        assert_eq!(s.check(), Ok(()));
     }
     use crate::data::{ItemMeta, UserProfile};
 

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod moto;
+pub mod serve;
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -17,7 +17,7 @@ use crate::builders::derived_index::{self, RECMODEL_LABEL};
 use crate::builders::experiment::{self as experiments, read_promotion};
 use crate::builders::router::{self, Routed};
 use crate::builders::serving::{self, Arm};
-use crate::builders::{network, scaling, version_of};
+use crate::builders::{network, retrain_canary, scaling, version_of};
 use crate::crd::v1alpha1::{condition, AppliedArm, Experiment, ItemIndex, RecModel};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -36,7 +36,8 @@ pub use intent::Intent;
 pub use report::Observed;
 
 /// What the RecModel should serve: its spec, a promotion recorded by an Experiment (dropped
-/// here once Git names another version) and the experiment holding the second arm.
+/// here once Git names another version), and the experiment or RetrainSchedule canary
+/// holding the second arm (a canary record dropped once it no longer applies).
 async fn read_intent(
     ctx: &Context,
     rm: &RecModel,
@@ -48,17 +49,23 @@ async fn read_intent(
         .await?
         .items;
     let configmaps = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns);
+    let uid = rm.uid().unwrap_or_default();
+    let owned = |cm: Option<ConfigMap>| cm.filter(|cm| super::apply::is_controlled_by(cm, &uid));
     let name = experiments::promotion_name(rm);
-    let stored = match configmaps.get_opt(&name).await? {
-        Some(cm) if super::apply::is_controlled_by(&cm, &rm.uid().unwrap_or_default()) => {
-            read_promotion(&cm)
-        }
-        _ => None,
-    };
-    let intent = intent::intent(rm, &experiments, stored.clone());
+    let stored = owned(configmaps.get_opt(&name).await?).and_then(|cm| read_promotion(&cm));
+    let canary_name = retrain_canary::name(rm);
+    let canary_record = owned(configmaps.get_opt(&canary_name).await?);
+    let canary = canary_record.as_ref().and_then(retrain_canary::read);
+    let unreadable = canary_record.is_some() && canary.is_none();
+    let intent = intent::intent(rm, &experiments, stored.clone(), canary);
     if stored.is_some() && intent.promotion.is_none() {
         tracing::info!(recmodel = %rm.name_any(), "spec names a new version; promotion record removed");
         collisions.take(delete_owned(&configmaps, rm, &name).await?);
+    }
+    // A record that no longer applies, or that cannot be read, goes.
+    if unreadable || intent.stale_retrain_canary {
+        tracing::info!(recmodel = %rm.name_any(), "retrain canary record no longer applies; removed");
+        collisions.take(delete_owned(&configmaps, rm, &canary_name).await?);
     }
     Ok(intent)
 }

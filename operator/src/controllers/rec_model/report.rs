@@ -79,6 +79,10 @@ pub fn status(rm: &RecModel, old: &RecModelStatus, o: &Observed) -> RecModelStat
         _ => None,
     };
     status.promoted_by = o.intent.promotion.as_ref().map(|p| p.experiment.clone());
+    status.canary_by = match (&o.intent.canary_by, o.routed_canary_weight) {
+        (Some(schedule), w) if w > 0 => Some(schedule.clone()),
+        _ => None,
+    };
     let router_done = o.router_rollout.caught_up;
     let collided = !o.collisions.0.is_empty();
     let ready = stable_done && canary_done && router_done && !collided;

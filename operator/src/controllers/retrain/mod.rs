@@ -4,6 +4,7 @@
 //! old Jobs. Everything it creates is owned by the schedule; no one's spec is written.
 
 pub mod gates;
+mod on_pass;
 
 use super::apply::{apply_owned, apply_status, is_controlled_by, Owned};
 use super::experiment::prometheus::query;
@@ -14,8 +15,8 @@ use crate::builders::training_job::{
     self as build, check_hyper_parameters, parse_result, Run, SCHEDULED_AT, SCHEDULE_LABEL,
 };
 use crate::crd::v1alpha1::{
-    condition, result, ConcurrencyPolicy, DriftTrigger, Experiment, OnPass, RecModel,
-    RetrainSchedule, RetrainScheduleStatus,
+    condition, result, ConcurrencyPolicy, DriftTrigger, RecModel, RetrainSchedule,
+    RetrainScheduleStatus,
 };
 use crate::schedule::cron::Cron;
 use crate::schedule::due::{self, DriftReading, Scheduled};
@@ -517,13 +518,7 @@ async fn judge_one(
     let name = job.name_any();
     status.last_job = Some(name.clone());
     status.last_version = job.annotations().get(build::VERSION).cloned();
-    let compared = job
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers.first())
-        .and_then(|c| c.args.as_ref())
-        .is_some_and(|a| a.iter().any(|x| x == "--compare-to"));
+    let compared = on_pass::compared_with(job).is_some();
     let verdict = match state {
         JobOutcome::Failed(why) => Err((result::FAILED, format!("Job {name} failed: {why}"))),
         JobOutcome::Succeeded(None) => Err((
@@ -551,42 +546,7 @@ async fn judge_one(
         Ok((r, summary)) => {
             status.last_result = Some(result::PASSED.into());
             status.last_reason = Some(summary.clone());
-            if rts.spec.on_pass == OnPass::Experiment {
-                let exp = build::experiment_for(rts, &r);
-                let exps = Api::<Experiment>::namespaced(ctx.client.clone(), ns);
-                match apply_owned(&exps, rts, &exp).await? {
-                    Owned::Done(_) => {
-                        status.last_experiment = Some(exp.name_any());
-                        ctx.event(
-                            rts,
-                            false,
-                            result::PASSED,
-                            format!(
-                                "{}: {summary}; Experiment {} opened",
-                                r.version,
-                                exp.name_any()
-                            ),
-                        )
-                        .await;
-                    }
-                    Owned::Collision(c) => {
-                        let why = format!(
-                            "{} passed but its Experiment cannot be created: {c}",
-                            r.version
-                        );
-                        status.last_reason = Some(why.clone());
-                        ctx.event(rts, true, "ExperimentNotOpened", why).await;
-                    }
-                }
-            } else {
-                ctx.event(
-                    rts,
-                    false,
-                    result::PASSED,
-                    format!("{}: {summary}", r.version),
-                )
-                .await;
-            }
+            on_pass::act(ctx, rts, ns, job, &r, &summary, status).await?;
         }
     }
     Ok(())

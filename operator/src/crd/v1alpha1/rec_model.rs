@@ -222,4 +222,8 @@ pub struct RecModelStatus {
     /// beat (see the `Promoted` condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_by: Option<String>,
+    /// The RetrainSchedule whose passing version the canary arm runs (`onPass: Canary`),
+    /// while the spec has no canary of its own and no Experiment holds the arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_by: Option<String>,
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
     status = "RetrainScheduleStatus",
     shortname = "rts",
     category = "recsys",
-    doc = "Retraining on a cron schedule (or on drift), gated by offline metrics against the live version; a version that passes opens an Experiment.",
+    doc = "Retraining on a cron schedule (or on drift), gated by offline metrics against the live version; a version that passes opens an Experiment (or a canary).",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
     printcolumn(
@@ -55,6 +55,9 @@ pub struct RetrainScheduleSpec {
     /// The Experiment opened for a version that passes the gates.
     #[serde(default)]
     pub experiment: ExperimentTemplate,
+    /// The canary a version that passes the gates gets with `onPass: Canary`.
+    #[serde(default)]
+    pub canary: CanaryTemplate,
     /// Start a run when the serving pods' feature drift passes a threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftTrigger>,
@@ -164,6 +167,28 @@ pub enum OnPass {
     Experiment,
     /// Record the version as passed and stop there (a person or a pipeline takes it on).
     Record,
+    /// Serve the version to `canary.weight` % of users on the RecModel's second arm, with
+    /// no statistical decision: it stays until Git names a version (promoting it or not),
+    /// the live version changes, or a newer passing run replaces it.
+    Canary,
+}
+
+/// The canary a passing version gets with `onPass: Canary`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryTemplate {
+    /// Percent of users (by bucket) the canary serves.
+    #[serde(default = "default_traffic")]
+    #[schemars(range(min = 1, max = 50))]
+    pub weight: u32,
+}
+
+impl Default for CanaryTemplate {
+    fn default() -> Self {
+        Self {
+            weight: default_traffic(),
+        }
+    }
 }
 
 /// The Experiment a passing version gets; the fields mean what they mean on an Experiment.
@@ -278,6 +303,9 @@ pub struct RetrainScheduleStatus {
     /// The Experiment opened for the last passing version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_experiment: Option<String>,
+    /// The version the last passing run put on the RecModel's canary arm (`onPass: Canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_canary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_time: Option<String>,
     /// Jobs of this schedule still running.

@@ -1,0 +1,73 @@
+//! `recsys serve` as a child process on loopback ports, and a small version to serve (the
+//! demo's, one epoch: enough to answer, quick to make).
+
+use super::{free_port, wait_for_port};
+use recsys::demo::{self, DemoOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A child process killed (and reaped) on drop.
+pub struct Process(pub Child);
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `recsys serve` for `version` with `extra` flags, stderr to `log`: the process and
+/// its gRPC and HTTP ports, once gRPC accepts connections.
+pub fn serve(version: &Path, extra: &[String], log: &Path) -> (Process, u16, u16) {
+    let (grpc, http) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model-dir"])
+        .arg(version)
+        .args(["--addr", &format!("127.0.0.1:{grpc}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(grpc);
+    (Process(child), grpc, http)
+}
+
+/// The demo's version of MovieLens 100K, trained for one epoch under `work/trained`.
+pub async fn trained_demo(work: &Path) -> PathBuf {
+    recsys_models::set_torch_threads(1);
+    demo::run(DemoOptions {
+        data_dir: None,
+        artifacts_dir: work.join("trained"),
+        user: Some("416".into()),
+        max_epochs: 1,
+        split: demo::SplitKind::Seed,
+        ranker_trials: 1,
+        publish_state: demo::PublishState::Latest,
+        seed: 7,
+    })
+    .await
+    .unwrap()
+    .artifact_dir
+}
+
+/// Resident memory of process `pid`, bytes (Linux `/proc`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
