@@ -197,7 +197,7 @@ async fn exclusion_flood(port: u16) -> (Codes, Codes) {
     while Instant::now() < end {
         tick.tick().await;
         i += 1;
-        let over = i % EXCLUSION_CALLS_PER_SEC as u32 == 0;
+        let over = i.is_multiple_of(EXCLUSION_CALLS_PER_SEC as u32);
         let mut r = recommend(1 + i % USERS);
         r.exclude_item_ids = (1..=(max + usize::from(over)) as u32)
             .map(|k| ((k + i) % ITEMS + 1).to_string())
