@@ -45,6 +45,18 @@ pub struct FrontArgs {
     /// clients that talk. A client must speak within 10 s.
     #[arg(long, default_value_t = MAX_PENDING)]
     pub max_pending_connections: usize,
+    /// Longest user, item, request id, placement or category accepted, bytes.
+    #[arg(long, default_value_t = limits::MAX_ID_BYTES)]
+    pub max_id_bytes: usize,
+    /// Most items one Recommend may exclude (each widens the ANN search).
+    #[arg(long, default_value_t = limits::MAX_EXCLUDED_ITEMS)]
+    pub max_excluded_items: usize,
+    /// Most categories in one Recommend's filter.
+    #[arg(long, default_value_t = limits::MAX_CATEGORIES)]
+    pub max_categories: usize,
+    /// Most events in one Feedback call (keep a full batch below --max-message-bytes).
+    #[arg(long, default_value_t = limits::MAX_FEEDBACK_EVENTS)]
+    pub max_feedback_events: usize,
     /// Largest gRPC message accepted or sent, bytes.
     #[arg(long, default_value_t = limits::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
@@ -133,6 +145,17 @@ impl FrontArgs {
     pub fn fronts(&self) -> anyhow::Result<(GrpcOptions, ListenerOptions)> {
         let files = self.cert_files()?;
         Ok((self.grpc_with(&files)?, self.listener(&files, b"http/1.1")?))
+    }
+
+    /// Sets this process's request bounds from the flags; once, before serving.
+    pub fn apply_request_limits(&self) -> anyhow::Result<()> {
+        limits::configure(limits::RequestLimits {
+            max_id_bytes: self.max_id_bytes,
+            max_excluded_items: self.max_excluded_items,
+            max_categories: self.max_categories,
+            max_feedback_events: self.max_feedback_events,
+        })
+        .map_err(anyhow::Error::msg)
     }
 
     pub fn drain(&self) -> std::time::Duration {

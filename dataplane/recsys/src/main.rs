@@ -839,6 +839,7 @@ async fn main() -> anyhow::Result<()> {
             front,
         } => {
             let auth = front.auth()?;
+            front.apply_request_limits()?;
             let (grpc_options, http_options) = front.fronts()?;
             let source = state::ModelSource {
                 location: model_dir.clone(),
@@ -993,6 +994,7 @@ async fn main() -> anyhow::Result<()> {
                     .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
                     .transpose()?,
             };
+            front.apply_request_limits()?;
             let grpc_options = front.grpc()?;
             let state = Arc::new(
                 RouterState::with_experiment(

@@ -399,6 +399,58 @@ async fn a_full_queue_sheds_and_a_passed_deadline_answers_at_once() {
         "{codes:?}"
     );
     assert!(codes.contains(&tonic::Code::DeadlineExceeded), "{codes:?}");
+
+    // The request bounds are flags: smaller ones are enforced and named in the refusal.
+    let args: Vec<String> = ["--max-excluded-items", "5", "--max-id-bytes", "8"]
+        .map(str::to_owned)
+        .to_vec();
+    let (_server, grpc, _) = serve(&version, &args, &work.path().join("bounds.log"));
+    let mut client = RecommenderClient::new(
+        Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let excluding = |n: u32| {
+        let mut r = request("1");
+        r.exclude_item_ids = (1..=n).map(|i| i.to_string()).collect();
+        r
+    };
+    assert!(client.recommend(excluding(5)).await.is_ok());
+    let refused = client.recommend(excluding(6)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("at most 5"),
+        "{}",
+        refused.message()
+    );
+    let refused = client.recommend(request("123456789")).await.unwrap_err();
+    assert!(
+        refused.message().contains("at most 8"),
+        "{}",
+        refused.message()
+    );
+    // A bound of zero would refuse everything: the process does not start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model-dir"])
+        .arg(&version)
+        .args([
+            "--max-categories",
+            "0",
+            "--addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A plain HTTP GET of `path`'s body.

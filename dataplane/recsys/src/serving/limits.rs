@@ -1,6 +1,9 @@
 //! Bounds on what one request may ask of a serving process, so that no caller can make it
 //! search, allocate or remember without limit. Each is a documented default (docs/security.md
-//! lists them); a request beyond one gets INVALID_ARGUMENT naming the bound.
+//! lists them) and a flag of `serve` and `route` ([`configure`]d once at start); a request
+//! beyond one gets INVALID_ARGUMENT naming the bound.
+
+use std::sync::OnceLock;
 
 /// Longest user, item or request id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
@@ -10,6 +13,53 @@ pub const MAX_EXCLUDED_ITEMS: usize = 1000;
 pub const MAX_CATEGORIES: usize = 64;
 /// Most events in one Feedback call.
 pub const MAX_FEEDBACK_EVENTS: usize = 1000;
+
+/// The request bounds of this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    pub max_id_bytes: usize,
+    pub max_excluded_items: usize,
+    pub max_categories: usize,
+    pub max_feedback_events: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            max_id_bytes: MAX_ID_BYTES,
+            max_excluded_items: MAX_EXCLUDED_ITEMS,
+            max_categories: MAX_CATEGORIES,
+            max_feedback_events: MAX_FEEDBACK_EVENTS,
+        }
+    }
+}
+
+static LIMITS: OnceLock<RequestLimits> = OnceLock::new();
+
+/// Sets this process's bounds, once, before serving; a second call (or one after a request
+/// was checked) is refused, so every request is checked against the same bounds.
+pub fn configure(limits: RequestLimits) -> Result<(), String> {
+    if [
+        limits.max_id_bytes,
+        limits.max_excluded_items,
+        limits.max_categories,
+        limits.max_feedback_events,
+    ]
+    .contains(&0)
+    {
+        return Err(format!(
+            "every request bound must be at least 1: {limits:?}"
+        ));
+    }
+    LIMITS
+        .set(limits)
+        .map_err(|_| "request bounds are already set".to_owned())
+}
+
+/// The bounds in force: the configured ones, else the defaults.
+pub fn current() -> &'static RequestLimits {
+    LIMITS.get_or_init(RequestLimits::default)
+}
 
 /// Largest gRPC message accepted (a maximal Feedback batch is about 1 MB).
 pub const MAX_MESSAGE_BYTES: usize = 2 << 20;
@@ -42,11 +92,12 @@ pub fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
     })
 }
 
-/// `what` must be at most [`MAX_ID_BYTES`] long.
+/// `what` must be at most `max_id_bytes` long.
 pub fn check_id(what: &str, id: &str) -> Result<(), String> {
-    if id.len() > MAX_ID_BYTES {
+    let max = current().max_id_bytes;
+    if id.len() > max {
         return Err(format!(
-            "{what} is {} bytes; at most {MAX_ID_BYTES} are accepted",
+            "{what} is {} bytes; at most {max} are accepted",
             id.len()
         ));
     }

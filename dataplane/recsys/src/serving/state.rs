@@ -409,8 +409,12 @@ impl ServingState {
         if req.events.is_empty() {
             return Err(Status::invalid_argument("no events"));
         }
-        limits::check_count("events", req.events.len(), limits::MAX_FEEDBACK_EVENTS)
-            .map_err(Status::invalid_argument)?;
+        limits::check_count(
+            "events",
+            req.events.len(),
+            limits::current().max_feedback_events,
+        )
+        .map_err(Status::invalid_argument)?;
         let state = Arc::clone(self);
         let now = chrono::Utc::now().timestamp();
         let (accepted, rejected) = tokio::task::spawn_blocking(move || {
@@ -492,7 +496,7 @@ pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
         limits::check_count(
             "exclude_item_ids",
             req.exclude_item_ids.len(),
-            limits::MAX_EXCLUDED_ITEMS,
+            limits::current().max_excluded_items,
         )?;
         for id in &req.exclude_item_ids {
             limits::check_id("an excluded item id", id)?;
@@ -501,7 +505,7 @@ pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
             limits::check_count(
                 "filters.categories",
                 f.categories.len(),
-                limits::MAX_CATEGORIES,
+                limits::current().max_categories,
             )?;
             for c in &f.categories {
                 limits::check_id("a category", c)?;
