@@ -100,13 +100,8 @@ async fn ready_and_the_served_version_wait_until_every_deployment_has_caught_up(
 #[tokio::test]
 async fn a_new_version_gets_its_own_index_and_the_old_one_serves_until_it_has_rolled_out() {
     let fake = FakeApi::default();
-    ready_index(&fake, "v1");
-    apply_spec(&fake, "v1", None);
     let ctx = context(&fake);
-    reconcile_model(&fake, &ctx).await;
-    roll_out(&fake, "movies-stable");
-    roll_out(&fake, "movies-router");
-    reconcile_model(&fake, &ctx).await;
+    serving(&fake, &ctx, "v1").await;
 
     // Git now says v2; the referenced index still holds v1's vectors.
     apply_spec(&fake, "v2", None);

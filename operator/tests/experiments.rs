@@ -155,12 +155,7 @@ impl Lab {
     /// RecModel v1 serving, then the experiment's treatment arm built, rolled out and routed.
     async fn serving_with_treatment(&self, ctx: &Arc<recsys_operator::controllers::Context>) {
         let fake = &self.fake;
-        ready_index(fake, "v1");
-        apply_spec(fake, "v1", None);
-        reconcile_model(fake, ctx).await;
-        roll_out(fake, "movies-stable");
-        roll_out(fake, "movies-router");
-        reconcile_model(fake, ctx).await;
+        serving(fake, ctx, "v1").await;
         assert_eq!(status(fake, RM)["stableVersion"], "v1");
         let s = self.look(ctx, 0).await;
         assert_eq!(s["phase"], "Pending", "{s}");

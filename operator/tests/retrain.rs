@@ -457,13 +457,8 @@ async fn a_passing_version_opens_an_experiment_owned_by_the_schedule() {
 #[tokio::test]
 async fn on_pass_canary_routes_the_version_until_git_names_one() {
     let fake = FakeApi::default();
-    ready_index(&fake, "v1");
-    apply_spec(&fake, "v1", None);
     let ctx = context(&fake);
-    reconcile_model(&fake, &ctx).await;
-    roll_out(&fake, "movies-stable");
-    roll_out(&fake, "movies-router");
-    reconcile_model(&fake, &ctx).await;
+    serving(&fake, &ctx, "v1").await;
     assert_eq!(status(&fake, RM)["stableVersion"], "v1");
     schedule(&fake, "2026-04-30T23:30:00Z", |s| {
         s["schedule"] = json!("0 * * * *");

@@ -4,8 +4,9 @@
 //! declared values are the defaults) reports a PSI far past the retraining threshold — the
 //! number the RetrainSchedule controller reads from Prometheus.
 
+mod support;
+
 use recsys::artifacts::bundle::{DriftReference, DRIFT_REFERENCE_FILE};
-use recsys::demo::{self, DemoOptions};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use std::io::{Read, Write};
@@ -68,24 +69,11 @@ fn psi_when(http: SocketAddr, feature: &str, above: bool, bound: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_reports_small_psi_for_its_training_users_and_large_for_newcomers() {
-    recsys_models::set_torch_threads(1);
     let dir = tempfile::tempdir().unwrap();
-    let trained = demo::run(DemoOptions {
-        data_dir: None,
-        artifacts_dir: dir.path().join("models"),
-        user: None,
-        max_epochs: 1,
-        split: demo::SplitKind::Seed,
-        ranker_trials: 1,
-        publish_state: demo::PublishState::Latest,
-        seed: 7,
-    })
-    .await
-    .unwrap();
-    let reference: DriftReference = serde_json::from_slice(
-        &std::fs::read(trained.artifact_dir.join(DRIFT_REFERENCE_FILE)).unwrap(),
-    )
-    .unwrap();
+    let version = support::serve::trained_demo(dir.path()).await;
+    let reference: DriftReference =
+        serde_json::from_slice(&std::fs::read(version.join(DRIFT_REFERENCE_FILE)).unwrap())
+            .unwrap();
     assert!(reference.events > 500, "{}", reference.events);
     assert!(reference
         .features
@@ -96,7 +84,7 @@ async fn the_server_reports_small_psi_for_its_training_users_and_large_for_newco
     let _server = Server(
         Command::new(env!("CARGO_BIN_EXE_recsys"))
             .args(["serve", "--model-dir"])
-            .arg(&trained.artifact_dir)
+            .arg(&version)
             .args([
                 "--addr",
                 &grpc.to_string(),

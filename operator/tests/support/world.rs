@@ -84,6 +84,17 @@ pub async fn reconcile_model(fake: &FakeApi, ctx: &Arc<Context>) {
         .unwrap();
 }
 
+/// A RecModel serving `model` with its index published and both Deployments rolled out, as
+/// most tests start.
+pub async fn serving(fake: &FakeApi, ctx: &Arc<Context>, model: &str) {
+    ready_index(fake, model);
+    apply_spec(fake, model, None);
+    reconcile_model(fake, ctx).await;
+    roll_out(fake, "movies-stable");
+    roll_out(fake, "movies-router");
+    reconcile_model(fake, ctx).await;
+}
+
 /// The referenced index, published for `model`.
 pub fn ready_index(fake: &FakeApi, model: &str) {
     fake.put(

@@ -131,25 +131,7 @@ async fn accept_loop(listener: TcpListener, options: ListenerOptions, tx: mpsc::
         // behind a flood) goes straight to a free slot, never through the pending queue.
         if has_data(&stream) {
             if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-                match &acceptor {
-                    None => {
-                        let conn = Conn {
-                            io: Io::Plain(stream),
-                            peer: Some(peer),
-                            _slot: slot,
-                        };
-                        if tx.send(conn).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(a) => drop(tokio::spawn(handshake(
-                        a.clone(),
-                        stream,
-                        peer,
-                        slot,
-                        tx.clone(),
-                    ))),
-                }
+                tokio::spawn(hand_over(stream, peer, acceptor.clone(), slot, tx.clone()));
                 continue;
             }
         }
@@ -189,8 +171,9 @@ fn has_data(stream: &TcpStream) -> bool {
     !matches!(peek(stream), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Waits until the client has spoken. Readiness alone can be a false positive; `try_io`
-/// clears it when the peek finds nothing, so the next wait really waits.
+/// Waits until the client has spoken (a TLS client's first bytes are its ClientHello).
+/// Readiness alone can be a false positive; `try_io` clears it when the peek finds nothing,
+/// so the next wait really waits.
 async fn spoken(stream: &TcpStream) -> io::Result<()> {
     loop {
         stream.readable().await?;
@@ -201,27 +184,32 @@ async fn spoken(stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// The TLS handshake of a connection that already holds its slot.
-async fn handshake(
-    acceptor: tokio_rustls::TlsAcceptor,
+/// Gives a connection that spoke and holds its slot to the server, after the TLS handshake
+/// (with its deadline) when TLS is on.
+async fn hand_over(
     stream: TcpStream,
     peer: SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     slot: OwnedSemaphorePermit,
     tx: mpsc::Sender<Conn>,
 ) {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => {
-            let _ = tx
-                .send(Conn {
-                    io: Io::Tls(Box::new(tls)),
-                    peer: Some(peer),
-                    _slot: slot,
-                })
-                .await;
+    let io = match acceptor {
+        None => Io::Plain(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            }
         }
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-    }
+    };
+    let _ = tx
+        .send(Conn {
+            io,
+            peer: Some(peer),
+            _slot: slot,
+        })
+        .await;
 }
 
 /// What a pending connection needs to become a served one.
@@ -240,45 +228,25 @@ impl Admit {
         id: u64,
         evicted: oneshot::Receiver<()>,
     ) {
-        let spoke = async {
-            let io = match acceptor {
-                // Readable also at EOF: the server then sees the close, as it should.
-                None => match tokio::time::timeout(HANDSHAKE_TIMEOUT, spoken(&stream)).await {
-                    Ok(Ok(())) => Io::Plain(stream),
-                    Ok(Err(e)) => return Err(format!("connection failed: {e}")),
-                    Err(_) => return Err("sent nothing in time".to_owned()),
-                },
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
-                        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
-                        Err(_) => return Err("TLS handshake timed out".to_owned()),
-                    }
-                }
-            };
+        let admitted = async {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, spoken(&stream)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("connection failed: {e}")),
+                Err(_) => return Err("sent nothing in time".to_owned()),
+            }
             // It spoke: now it waits for a slot of the cap (still pending, so evictable).
-            let slot = tokio::select! {
-                s = Arc::clone(&self.slots).acquire_owned() => s.expect("the slots are never closed"),
-                _ = self.tx.closed() => return Err("listener closed".to_owned()),
-            };
-            Ok((io, slot))
+            tokio::select! {
+                s = Arc::clone(&self.slots).acquire_owned() => Ok(s.expect("the slots are never closed")),
+                _ = self.tx.closed() => Err("listener closed".to_owned()),
+            }
         };
         let outcome = tokio::select! {
-            o = spoke => o,
+            o = admitted => o,
             _ = evicted => Err("dropped: too many pending connections".to_owned()),
         };
         self.pending.leave(id);
         match outcome {
-            Ok((io, slot)) => {
-                let _ = self
-                    .tx
-                    .send(Conn {
-                        io,
-                        peer: Some(peer),
-                        _slot: slot,
-                    })
-                    .await;
-            }
+            Ok(slot) => hand_over(stream, peer, acceptor, slot, self.tx).await,
             Err(why) => tracing::debug!(%peer, %why, "connection not served"),
         }
     }
@@ -355,18 +323,21 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    async fn plain(
+        max_connections: usize,
+        max_pending: usize,
+    ) -> (SocketAddr, mpsc::Receiver<Conn>) {
+        let options = ListenerOptions {
+            max_connections,
+            max_pending,
+            tls: None,
+        };
+        bind("127.0.0.1:0".parse().unwrap(), options).await.unwrap()
+    }
+
     #[tokio::test]
     async fn silent_connections_take_no_slot_and_the_oldest_gives_way() {
-        let (addr, mut rx) = bind(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenerOptions {
-                max_connections: 2,
-                max_pending: 4,
-                tls: None,
-            },
-        )
-        .await
-        .unwrap();
+        let (addr, mut rx) = plain(2, 4).await;
         // Ten connections that never speak: only the newest four are kept pending.
         let mut silent = Vec::new();
         for _ in 0..10 {
@@ -396,16 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_beyond_the_cap_wait_for_a_free_slot() {
-        let (addr, mut rx) = bind(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenerOptions {
-                max_connections: 2,
-                max_pending: 8,
-                tls: None,
-            },
-        )
-        .await
-        .unwrap();
+        let (addr, mut rx) = plain(2, 8).await;
         let mut clients = Vec::new();
         for _ in 0..3 {
             let mut c = TcpStream::connect(addr).await.unwrap();

@@ -80,8 +80,7 @@ async fn open_experiment(
                 "{} passed but its Experiment cannot be created: {c}",
                 r.version
             );
-            status.last_reason = Some(why.clone());
-            ctx.event(rts, true, "ExperimentNotOpened", why).await;
+            not_acted(ctx, rts, status, "ExperimentNotOpened", why).await;
         }
     }
     Ok(())
@@ -98,20 +97,13 @@ async fn start_canary(
     summary: &str,
     status: &mut RetrainScheduleStatus,
 ) -> Result<(), Error> {
-    let not_started = |why: String, status: &mut RetrainScheduleStatus| {
-        status.last_reason = Some(why.clone());
-        why
-    };
     let rms = Api::<RecModel>::namespaced(ctx.client.clone(), ns);
     let Some(rm) = rms.get_opt(&rts.spec.rec_model_ref).await? else {
-        let why = not_started(
-            format!(
-                "{} passed but RecModel {} does not exist; no canary",
-                r.version, rts.spec.rec_model_ref
-            ),
-            status,
+        let why = format!(
+            "{} passed but RecModel {} does not exist; no canary",
+            r.version, rts.spec.rec_model_ref
         );
-        ctx.event(rts, true, "CanaryNotStarted", why).await;
+        not_acted(ctx, rts, status, "CanaryNotStarted", why).await;
         return Ok(());
     };
     // Without a comparison the run beat nothing in particular: the canary stands against
@@ -138,15 +130,24 @@ async fn start_canary(
             ctx.event(rts, false, result::PASSED, note).await;
         }
         Owned::Collision(c) => {
-            let why = not_started(
-                format!(
-                    "{} passed but its canary cannot be recorded: {c}",
-                    r.version
-                ),
-                status,
+            let why = format!(
+                "{} passed but its canary cannot be recorded: {c}",
+                r.version
             );
-            ctx.event(rts, true, "CanaryNotStarted", why).await;
+            not_acted(ctx, rts, status, "CanaryNotStarted", why).await;
         }
     }
     Ok(())
+}
+
+/// A pass whose action could not be taken: the reason in status and a Warning.
+async fn not_acted(
+    ctx: &Context,
+    rts: &RetrainSchedule,
+    status: &mut RetrainScheduleStatus,
+    reason: &str,
+    why: String,
+) {
+    status.last_reason = Some(why.clone());
+    ctx.event(rts, true, reason, why).await;
 }
