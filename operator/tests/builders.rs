@@ -339,6 +339,118 @@ spec:
     write_rendered("feedback-deployment", &[d]);
 }
 
+#[test]
+fn tls_mounts_the_certificate_probes_over_https_and_dials_arms_by_their_service_names() {
+    let rm = rec_model(
+        r#"
+apiVersion: recsys.dev/v1alpha1
+kind: RecModel
+metadata: {name: movies, namespace: recsys}
+spec:
+  modelUri: s3://artifacts/movies/v1
+  itemIndexRef: movies-ivf
+  canary: {modelUri: s3://artifacts/movies/v2, weight: 10}
+  tls: {secretName: movies-tls}
+"#,
+    );
+    let arm = serving::deployment(&rm, Arm::Canary, "s3://artifacts/movies/v2", "s3://idx");
+    let router_deployment = router::deployment(&rm);
+    for d in [&arm, &router_deployment] {
+        let volume = pod(d)
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "tls")
+            .unwrap();
+        let secret = volume.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("movies-tls"));
+        let keys: Vec<&str> = secret
+            .items
+            .iter()
+            .flatten()
+            .map(|i| i.key.as_str())
+            .collect();
+        assert_eq!(keys, ["tls.crt", "tls.key", "ca.crt"]);
+        let c = container(d);
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "tls")
+            .unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        assert!(
+            mount.sub_path.is_none(),
+            "a subPath mount never sees a renewal"
+        );
+        let args = c.args.clone().unwrap();
+        for flag in ["--tls-cert", "--tls-key"] {
+            let file = &args[args.iter().position(|a| a == flag).unwrap() + 1];
+            assert!(
+                file.starts_with(&format!("{}/", mount.mount_path)),
+                "{file}"
+            );
+        }
+        // The kubelet's gRPC probe cannot speak TLS: HTTPS GETs of the HTTP port instead.
+        let probes = [&c.readiness_probe, &c.liveness_probe, &c.startup_probe];
+        for (i, p) in probes.into_iter().flatten().enumerate() {
+            assert!(p.grpc.is_none(), "{}: {p:?}", c.name);
+            let get = p.http_get.as_ref().unwrap();
+            assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
+            assert_eq!(get.port, IntOrString::String("http".into()));
+            let want = if i == 1 { "/healthz" } else { "/readyz" };
+            assert_eq!(get.path.as_deref(), Some(want), "{}", c.name);
+        }
+        let annotations = d
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref();
+        assert_eq!(
+            annotations
+                .unwrap()
+                .get("prometheus.io/scheme")
+                .map(String::as_str),
+            Some("https")
+        );
+        assert_restricted(pod(d));
+    }
+    let router_args = container(&router_deployment).args.clone().unwrap();
+    assert!(router_args.windows(2).any(|w| w
+        == [
+            "--arm-ca-file".to_owned(),
+            "/var/run/secrets/recsys/tls/ca.crt".to_owned()
+        ]));
+    let table = router::routing_table(&rm, &router::requested(&rm)).unwrap();
+    let endpoints: Vec<&str> = table.arms.iter().map(|a| a.endpoint.as_str()).collect();
+    assert_eq!(
+        endpoints,
+        ["https://movies-stable:50051", "https://movies-canary:50051"]
+    );
+    for svc in [serving::service(&rm, Arm::Canary), router::service(&rm)] {
+        let grpc = &svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
+        assert_eq!(grpc.app_protocol, None, "not h2c under TLS");
+    }
+    // Without TLS: the gRPC probe, plain-text endpoints marked h2c.
+    let plain = rec_model(STABLE_ONLY);
+    let d = serving::deployment(&plain, Arm::Stable, "s3://artifacts/movies/v1", "s3://idx");
+    assert!(container(&d)
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .grpc
+        .is_some());
+    let svc = serving::service(&plain, Arm::Stable);
+    assert_eq!(
+        svc.spec.unwrap().ports.unwrap()[0].app_protocol.as_deref(),
+        Some("kubernetes.io/h2c")
+    );
+    write_rendered("tls-deployments", &[arm, router_deployment]);
+}
+
 /// Every label the selector matches on is on the pods, with the same value.
 #[track_caller]
 fn assert_selects(

@@ -604,6 +604,21 @@ async fn unlabelled_foreign_or_missing_secrets_and_other_images_are_refused() {
         .contains(&format!("{DEPLOYMENTS}/movies-stable")));
     assert!(args(&fake, "movies-stable").contains("--auth-tokens-file"));
 
+    // The TLS Secret is held to the same rule: unlabelled, refused; labelled, mounted.
+    secret(&fake, "recsys", "movies-tls", false);
+    with_spec(&fake, |s| s["tls"] = json!({"secretName": "movies-tls"}));
+    fake.clear_requests();
+    reconcile_model(&fake, &ctx).await;
+    assert_eq!(fake.applied(), vec![format!("{RM}/status")]);
+    assert_eq!(
+        condition(&status(&fake, RM), "Ready"),
+        ("False".into(), "SecretNotAllowed".into())
+    );
+    assert!(!args(&fake, "movies-stable").contains("--tls-cert"));
+    secret(&fake, "recsys", "movies-tls", true);
+    reconcile_model(&fake, &ctx).await;
+    assert!(args(&fake, "movies-stable").contains("--tls-cert"));
+
     // Another image is refused before anything is read or written.
     with_spec(&fake, |s| {
         s["image"] = json!("docker.io/someone/miner:latest")

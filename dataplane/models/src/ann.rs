@@ -366,6 +366,18 @@ impl AnnIndex {
                 std::io::ErrorKind::NotFound.into(),
             ));
         }
+        // FAISS allocates what the file's size fields say: they are checked first.
+        let declared = crate::faiss_file::check(&index_path)?;
+        if declared.ntotal != meta.item_ids.len() as u64 || declared.dim != meta.dim {
+            return Err(ModelError::Invalid(format!(
+                "{}: {} vectors of dim {} but the id map has {} items of dim {}",
+                index_path.display(),
+                declared.ntotal,
+                declared.dim,
+                meta.item_ids.len(),
+                meta.dim
+            )));
+        }
         let index = faiss::read_index(index_path.to_string_lossy().as_ref())?;
         if index.ntotal() as usize != meta.item_ids.len() || index.d() as usize != meta.dim {
             return Err(ModelError::Invalid(format!(

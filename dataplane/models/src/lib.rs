@@ -3,6 +3,7 @@
 
 pub mod ann;
 pub mod error;
+pub mod faiss_file;
 pub mod forest;
 pub mod lgbm_train;
 pub mod mf;

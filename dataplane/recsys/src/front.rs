@@ -136,12 +136,8 @@ impl FrontArgs {
         })
     }
 
-    /// The gRPC front alone (the router).
-    pub fn grpc(&self) -> anyhow::Result<GrpcOptions> {
-        self.grpc_with(&self.cert_files()?)
-    }
-
-    /// The gRPC and HTTP fronts, sharing one certificate (read and reloaded once).
+    /// The gRPC and HTTP fronts (the router's HTTP front serves only metrics and probes),
+    /// sharing one certificate (read and reloaded once).
     pub fn fronts(&self) -> anyhow::Result<(GrpcOptions, ListenerOptions)> {
         let files = self.cert_files()?;
         Ok((self.grpc_with(&files)?, self.listener(&files, b"http/1.1")?))

@@ -233,7 +233,8 @@ enum Command {
         table: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         addr: SocketAddr,
-        /// HTTP address of /metrics (router metrics and each arm's experiment sums).
+        /// HTTP address of /metrics (router metrics and each arm's experiment sums), /healthz
+        /// and /readyz; with TLS on, HTTPS like the gRPC front.
         #[arg(long)]
         http_addr: Option<SocketAddr>,
         /// Redis for the experiment sums shared by router replicas (in process without).
@@ -995,7 +996,8 @@ async fn main() -> anyhow::Result<()> {
                     .transpose()?,
             };
             front.apply_request_limits()?;
-            let grpc_options = front.grpc()?;
+            let (grpc_options, http_options) = front.fronts()?;
+            let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
             let state = Arc::new(
                 RouterState::with_experiment(
                     router::read_table(&table)?,
@@ -1005,9 +1007,13 @@ async fn main() -> anyhow::Result<()> {
             );
             if let Some(http_addr) = http_addr {
                 let metrics_state = Arc::clone(&state);
-                let (bound, server) =
-                    http::bind_metrics(http_addr, Arc::new(move || metrics_state.render_metrics()))
-                        .await?;
+                let (bound, server) = http::bind_metrics(
+                    http_addr,
+                    http_options,
+                    Arc::clone(&ready),
+                    Arc::new(move || metrics_state.render_metrics()),
+                )
+                .await?;
                 eprintln!("router metrics on http {bound}");
                 tokio::spawn(server);
             }
@@ -1026,6 +1032,7 @@ async fn main() -> anyhow::Result<()> {
             let server = tokio::spawn(bound.server);
             grpc::termination().await;
             grpc::stop_serving::<router::Service>(&bound.health).await;
+            ready.store(false, std::sync::atomic::Ordering::Relaxed);
             eprintln!("stopping: NOT_SERVING; draining for {} s", front.drain_secs);
             tokio::time::sleep(front.drain()).await;
             let _ = stop.send(true);

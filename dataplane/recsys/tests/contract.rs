@@ -22,15 +22,15 @@ use recsys_operator::builders::{derived_index, index_job, version_of};
 use recsys_operator::controllers::item_index::{status_for, BuildState};
 use recsys_operator::crd::v1alpha1::{ItemIndex, RecModel};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::cluster::{example, run_pod, wait_ready, Pod, Secrets};
+use support::cluster::{example, probe_passes, run_pod, wait_ready, Pod, Secrets};
 use support::moto::{moto, s3_env};
+use support::tls::{https_get, pki_for, Trust};
 use support::{version_named, RedisServer};
 use tokio::sync::OnceCell;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 /// The token in the example RecModel's tokens Secret (a fixture, as the other Secrets).
 const FEEDBACK_TOKEN: &str = "contract-feedback-writer";
@@ -140,7 +140,34 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         std::env::set_var(k, v);
     }
     let redis = RedisServer::start();
+    // The manifests as a platform team applies them, with the uids the API server assigns.
+    let mut rm: RecModel = example("recmodel.yaml");
+    rm.metadata.uid = Some("uid-recmodel".into());
+    let mut ii: ItemIndex = example("itemindex.yaml");
+    ii.metadata.uid = Some("uid-itemindex".into());
+    // The certificate cert-manager would issue for the RecModel's Services (and `localhost`,
+    // where the stand-in cluster's DNS sends them).
+    let tls_secret = &rm
+        .spec
+        .tls
+        .as_ref()
+        .expect("the example turns TLS on")
+        .secret_name;
+    let name = rm.metadata.name.clone().unwrap();
+    let (stable_name, canary_name) = (
+        serving::name(&rm, Arm::Stable),
+        serving::name(&rm, Arm::Canary),
+    );
+    let pki = pki_for("cluster", &[&name, &stable_name, &canary_name, "localhost"]);
     let secrets: Secrets = BTreeMap::from([
+        (
+            tls_secret.clone(),
+            BTreeMap::from([
+                ("tls.crt".to_owned(), pki.cert.clone()),
+                ("tls.key".to_owned(), pki.key.clone()),
+                ("ca.crt".to_owned(), pki.ca.clone()),
+            ]),
+        ),
         ("recsys-object-store".to_owned(), env.clone()),
         (
             "recsys-feedback-tokens".to_owned(),
@@ -156,11 +183,6 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     ]);
     let work = tempfile::tempdir().unwrap();
 
-    // The manifests as a platform team applies them, with the uids the API server assigns.
-    let mut rm: RecModel = example("recmodel.yaml");
-    rm.metadata.uid = Some("uid-recmodel".into());
-    let mut ii: ItemIndex = example("itemindex.yaml");
-    ii.metadata.uid = Some("uid-itemindex".into());
     let stable_uri = rm.spec.model_uri.clone();
     let canary_uri = rm.spec.canary.as_ref().unwrap().model_uri.clone();
     assert_eq!(
@@ -225,12 +247,14 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         salt: None,
     };
     let configmap = router::configmap(&rm, &routed).unwrap();
-    // Cluster DNS: the arms' Services resolve to the stand-in pods.
+    // Cluster DNS: the arms' Services resolve to the stand-in pods (over TLS, verified).
     let mut table = configmap.data.unwrap()[router::TABLE_KEY].clone();
     for (arm, pod) in [(Arm::Stable, &stable), (Arm::Canary, &canary)] {
+        let dialled = format!("https://{}:50051", serving::name(&rm, arm));
+        assert!(table.contains(&dialled), "{table}");
         table = table.replace(
-            &format!("http://{}:50051", serving::name(&rm, arm)),
-            &format!("http://{}", pod.addr(50051)),
+            &dialled,
+            &format!("https://localhost:{}", pod.addr(50051).port()),
         );
     }
     let router_deployment = router::deployment(&rm);
@@ -247,10 +271,15 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     )
     .await;
 
-    // Recommend through the router: every user answered, by the arm the table assigns.
-    let mut client = RecommenderClient::connect(format!("http://{}", router_pod.addr(50051)))
-        .await
-        .unwrap();
+    // The router speaks TLS only: a plain-text client gets nothing.
+    let plain = RecommenderClient::connect(format!("http://{}", router_pod.addr(50051))).await;
+    if let Ok(mut plain) = plain {
+        assert!(plain.recommend(RecommendRequest::default()).await.is_err());
+    }
+    // Recommend through the router, verifying its certificate by the Service name: every
+    // user answered, by the arm the table assigns.
+    let mut client =
+        RecommenderClient::new(verified_channel(router_pod.addr(50051), &pki.ca, &name).await);
     let mut by_variant: BTreeMap<String, usize> = BTreeMap::new();
     let mut feedback = Vec::new();
     for user in 1..=200 {
@@ -296,16 +325,15 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         .await
         .unwrap_err();
     assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
-    let direct = RecommenderClient::connect(format!("http://{}", stable.addr(50051)))
-        .await
-        .unwrap()
-        .recommend(RecommendRequest {
-            user_id: "1".into(),
-            num_items: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let direct =
+        RecommenderClient::new(verified_channel(stable.addr(50051), &pki.ca, &stable_name).await)
+            .recommend(RecommendRequest {
+                user_id: "1".into(),
+                num_items: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
     assert_eq!(
         direct.code(),
         tonic::Code::Unauthenticated,
@@ -321,16 +349,13 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
 
     // The router kept each arm's exposures and clicks by the table's assignment (in the
     // RecModel's Redis) and exports them with arm labels only.
-    let scrape = || {
-        let mut s = TcpStream::connect(router_pod.addr(8080)).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
+    let metrics_port = router_pod.addr(8080);
+    let scrape = || async {
+        let trust = Trust::Ca {
+            pem: &pki.ca,
+            domain: &name,
+        };
+        https_get(metrics_port, trust, "/metrics").await.unwrap().1
     };
     // A series by its name and label fragments (the salt label is the RecModel's uid here).
     let value = |text: &str, name_and_labels: &str| -> f64 {
@@ -347,7 +372,7 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
-        let text = scrape();
+        let text = scrape().await;
         let clicks = value(&text, "recsys_experiment_sum{arm=\"stable\",sum=\"sy\"}")
             + value(&text, "recsys_experiment_sum{arm=\"canary\",sum=\"sy\"}");
         if clicks == 200.0 || Instant::now() > deadline {
@@ -368,7 +393,31 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         assert_eq!(clicks, by_variant[arm] as f64, "{arm} clicks");
     }
 
-    // Stopped as the kubelet stops them: each arm flushes its feedback to the training data.
+    // Stopped as the kubelet stops them: the router's HTTPS readiness fails at once (the
+    // drain window), while it still lives; each arm flushes its feedback to the training data.
+    let spec_container = &spec.containers[0];
+    let (readiness, liveness) = (
+        spec_container.readiness_probe.as_ref().unwrap(),
+        spec_container.liveness_probe.as_ref().unwrap(),
+    );
+    assert!(
+        readiness.http_get.is_some(),
+        "TLS pods are probed over HTTPS"
+    );
+    assert!(probe_passes(&router_pod, readiness).await);
+    router_pod.sigterm();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while probe_passes(&router_pod, readiness).await {
+        assert!(
+            Instant::now() < deadline,
+            "readiness still passes after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        probe_passes(&router_pod, liveness).await,
+        "alive while draining"
+    );
     for pod in [&mut stable, &mut canary, &mut router_pod] {
         let status = pod.terminate();
         assert!(
@@ -490,6 +539,21 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     assert_eq!(copies, 1, "only the live version's copy is kept");
     let _ = served.kill();
     let _ = served.wait();
+}
+
+/// A gRPC channel to `addr` that trusts only `ca` and expects the certificate of `name`.
+async fn verified_channel(addr: std::net::SocketAddr, ca: &str, name: &str) -> Channel {
+    Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name(name),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 fn feedback_batch(round: u32, per_round: u32, now: i64) -> Vec<FeedbackEvent> {

@@ -10,10 +10,11 @@
 //! outside it, an index naming items outside the catalog, and a prediction-cache entry with
 //! an out-of-range item were not refused.
 
+mod support;
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 use recsys::artifacts::{self, Manifest, MANIFEST};
-use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
 use recsys::serving::engine::{Engine, Query};
 use recsys::serving::feedback_wal::{self, FeedbackRecord, Wal};
 use recsys::serving::limits::{self, MAX_CATEGORIES, MAX_EXCLUDED_ITEMS, MAX_ID_BYTES};
@@ -24,8 +25,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use support::corrupt::{loaded_files, mutate_json, mutated, version};
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
@@ -282,156 +282,6 @@ proptest! {
             }
         }
     }
-}
-
-/// Replaces one leaf of `v` (chosen by `seed`) with a hostile value of another shape: ids far
-/// out of range, negative or fractional counts, empty or huge strings, a shortened or
-/// lengthened array.
-fn mutate_json(v: &mut Value, seed: u64) {
-    let mut leaves = 0u64;
-    count_leaves(v, &mut leaves);
-    let target = seed % leaves.max(1);
-    let mut n = 0u64;
-    replace_leaf(v, target, &mut n, seed);
-}
-
-fn count_leaves(v: &Value, n: &mut u64) {
-    match v {
-        Value::Array(a) => {
-            *n += 1;
-            a.iter().for_each(|x| count_leaves(x, n));
-        }
-        Value::Object(o) => o.values().for_each(|x| count_leaves(x, n)),
-        _ => *n += 1,
-    }
-}
-
-fn replace_leaf(v: &mut Value, target: u64, n: &mut u64, seed: u64) -> bool {
-    let hostile = |seed: u64, was: &Value| -> Value {
-        match (seed / 7) % 6 {
-            0 => serde_json::json!(u32::MAX),
-            1 => serde_json::json!(-1),
-            2 => serde_json::json!(1e30),
-            3 => serde_json::json!(2.5),
-            4 if was.is_string() => Value::String("x".repeat(5000)),
-            4 => Value::String(String::new()),
-            _ => Value::Null,
-        }
-    };
-    match v {
-        Value::Array(a) => {
-            if *n == target {
-                if (seed / 3).is_multiple_of(2) {
-                    a.pop();
-                } else if let Some(first) = a.first().cloned() {
-                    a.push(first);
-                }
-                return true;
-            }
-            *n += 1;
-            a.iter_mut().any(|x| replace_leaf(x, target, n, seed))
-        }
-        Value::Object(o) => o.values_mut().any(|x| replace_leaf(x, target, n, seed)),
-        leaf => {
-            if *n == target {
-                *leaf = hostile(seed, leaf);
-                return true;
-            }
-            *n += 1;
-            false
-        }
-    }
-}
-
-/// A small version trained once for this binary by the real `recsys train`.
-fn version() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let start = 1_790_000_000 - 1_790_000_000 % 86_400;
-        let config = GeneratorConfig {
-            users: 200,
-            items: 1_000,
-            bots: 0,
-            bad_fraction: 0.0,
-            ..GeneratorConfig::new(20_000, start)
-        };
-        let p = |name: &str| dir.path().join(name);
-        generate(&p("events.csv"), &config).unwrap();
-        write_catalog(&config, &p("users.csv"), &p("items.csv")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_recsys"))
-            .args(["train", "--events"])
-            .arg(p("events.csv"))
-            .arg("--users")
-            .arg(p("users.csv"))
-            .arg("--items")
-            .arg(p("items.csv"))
-            .args(["--labels", "click,purchase", "--out"])
-            .arg(p("models"))
-            .args([
-                "--version",
-                "v1",
-                "--max-epochs",
-                "1",
-                "--ranker-trials",
-                "1",
-            ])
-            .args(["--ranker-windows", "2", "--no-mf"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let v = p("models/v1");
-        (dir, v)
-    })
-    .1
-}
-
-/// The version's files a loader parses (everything but the manifest and the reports).
-fn loaded_files() -> Vec<String> {
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(version().join(MANIFEST)).unwrap()).unwrap();
-    let mut files: Vec<String> = manifest
-        .files
-        .keys()
-        // FAISS's own reader allocates whatever size field a corrupt ann.faiss holds (a CI run
-        // was OOM-killed on one): open, see docs/security.md; the manifest digest stands guard.
-        .filter(|f| !f.ends_with(".html") && *f != "evaluation.json" && !f.ends_with(".faiss"))
-        .cloned()
-        .collect();
-    files.sort();
-    files
-}
-
-/// A copy of the version with `file` mutated, resealed so only the parsers can object.
-fn mutated(file: &str, seed: u64, how: u8, into: &Path) -> PathBuf {
-    let dir = into.join("v1");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(version()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
-    let path = dir.join(file);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let json = file.ends_with(".json");
-    match (how % 3, json) {
-        (0, true) => {
-            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
-            mutate_json(&mut v, seed);
-            bytes = serde_json::to_vec(&v).unwrap();
-        }
-        (1, _) | (0, false) if !bytes.is_empty() => {
-            let at = (seed as usize) % bytes.len();
-            bytes[at] ^= 1 << (seed % 8);
-        }
-        _ => bytes.truncate((seed as usize) % bytes.len().max(1)),
-    }
-    std::fs::write(&path, bytes).unwrap();
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
-    artifacts::seal(&dir, manifest).unwrap();
-    dir
 }
 
 fn ask(

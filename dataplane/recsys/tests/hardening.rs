@@ -5,46 +5,17 @@
 
 mod support;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::serve::{serve, trained_demo as trained, Process};
+use support::tls::{pki, Trust};
 use support::{free_port, wait_for_port};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-/// A CA and a `localhost` certificate it signed, as PEM.
-struct Pki {
-    ca: String,
-    cert: String,
-    key: String,
-}
-
-fn pki(name: &str) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} test CA"));
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    Pki {
-        ca: ca.pem(),
-        cert: leaf.pem(),
-        key: key.serialize_pem(),
-    }
-}
 
 async fn tls_channel(port: u16, ca: &str) -> Result<Channel, tonic::transport::Error> {
     Channel::from_shared(format!("https://localhost:{port}"))
@@ -95,35 +66,19 @@ fn click(user: &str, item: &str) -> FeedbackRequest {
     }
 }
 
-/// GET `path` over HTTPS, verifying the server against `ca`: (status, body).
+/// GET `path` over HTTPS from loopback, verifying the server against `ca` as `localhost`.
 async fn https_get(port: u16, ca: &str, path: &str) -> (u16, String) {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(ca.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(recsys::serving::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut tls = connector
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    support::tls::https_get(
+        addr,
+        Trust::Ca {
+            pem: ca,
+            domain: "localhost",
+        },
+        path,
     )
     .await
-    .unwrap();
-    let mut text = String::new();
-    let _ = tls.read_to_string(&mut text).await;
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
-    (status, body)
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ pub mod experiment;
 pub mod index_job;
 pub mod network;
 pub mod pod;
+pub mod probe;
 pub mod retrain_canary;
 pub mod router;
 pub mod scaling;

@@ -1,7 +1,7 @@
 //! Pod-level settings every workload shares: the restricted Pod Security Standard, resources
 //! (GPUs included), placement, and object-storage credentials by Secret reference.
 
-use crate::crd::v1alpha1::{AuthSpec, Placement, ResourceSpec};
+use crate::crd::v1alpha1::{AuthSpec, Placement, ResourceSpec, TlsSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, EnvFromSource, KeyToPath, PodSecurityContext, ResourceRequirements,
     SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
@@ -139,6 +139,52 @@ pub fn auth_volume(auth: &AuthSpec) -> (Volume, VolumeMount) {
             ..Default::default()
         },
     )
+}
+
+/// Where the TLS Secret is mounted, and the files in it (cert-manager's key names).
+pub const TLS_DIR: &str = "/var/run/secrets/recsys/tls";
+pub const TLS_CERT_FILE: &str = "/var/run/secrets/recsys/tls/tls.crt";
+pub const TLS_KEY_FILE: &str = "/var/run/secrets/recsys/tls/tls.key";
+pub const TLS_CA_FILE: &str = "/var/run/secrets/recsys/tls/ca.crt";
+
+/// The TLS Secret as a read-only volume (a directory, not subPath: the data plane re-reads
+/// the files when cert-manager renews them).
+pub fn tls_volume(tls: &TlsSpec) -> (Volume, VolumeMount) {
+    let key = |k: &str| KeyToPath {
+        key: k.into(),
+        path: k.into(),
+        ..Default::default()
+    };
+    (
+        Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret_name.clone()),
+                items: Some(vec![key("tls.crt"), key("tls.key"), key("ca.crt")]),
+                default_mode: Some(0o440),
+                optional: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tls".into(),
+            mount_path: TLS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
+}
+
+/// The flags that make both fronts of `serve` or `route` speak TLS with the mounted
+/// certificate.
+pub fn tls_args() -> Vec<String> {
+    vec![
+        "--tls-cert".into(),
+        TLS_CERT_FILE.into(),
+        "--tls-key".into(),
+        TLS_KEY_FILE.into(),
+    ]
 }
 
 /// Writable scratch space: with a read-only root filesystem, /tmp and the model cache are

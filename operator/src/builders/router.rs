@@ -2,13 +2,14 @@
 //! it changes), its Deployment and the RecModel's public Service.
 
 use super::pod::{container_security, pod_security, scratch_volumes};
+use super::probe::{probe, scrape_annotations, Check};
 use super::serving::{self, Arm};
 use super::{child_meta, labels, version_of, GRPC_PORT, HTTP_PORT};
 use crate::crd::v1alpha1::RecModel;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, GRPCAction, PodSpec,
-    PodTemplateSpec, Probe, Service, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodSpec, PodTemplateSpec, Service,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
@@ -42,16 +43,22 @@ pub struct Routed<'a> {
 /// out from 0 upwards, so raising w only moves users from stable to canary, never back).
 pub fn routing_table(rm: &RecModel, routed: &Routed) -> Result<RoutingTable, RoutingError> {
     let weight = routed.canary.map_or(0, |(_, w)| w);
+    // The host is the arm's Service name: the name the router verifies its certificate by.
+    let scheme = if rm.spec.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut arms = vec![WeightedArm {
         name: Arm::Stable.as_str().into(),
-        endpoint: format!("http://{}:{GRPC_PORT}", serving::name(rm, Arm::Stable)),
+        endpoint: format!("{scheme}://{}:{GRPC_PORT}", serving::name(rm, Arm::Stable)),
         model_version: version_of(routed.stable_uri),
         weight: 100 - weight,
     }];
     if let Some((uri, w)) = routed.canary.filter(|&(_, w)| w > 0) {
         arms.push(WeightedArm {
             name: Arm::Canary.as_str().into(),
-            endpoint: format!("http://{}:{GRPC_PORT}", serving::name(rm, Arm::Canary)),
+            endpoint: format!("{scheme}://{}:{GRPC_PORT}", serving::name(rm, Arm::Canary)),
             model_version: version_of(uri),
             weight: w,
         });
@@ -112,6 +119,16 @@ pub fn deployment(rm: &RecModel) -> Deployment {
             .into(),
         ];
     }
+    let tls = rm.spec.tls.is_some();
+    let mut tls_args = Vec::new();
+    if let Some(t) = &rm.spec.tls {
+        let (volume, mount) = super::pod::tls_volume(t);
+        volumes.push(volume);
+        mounts.push(mount);
+        // Its own certificate for clients; the CA that signed the arms' for the calls to them.
+        tls_args = super::pod::tls_args();
+        tls_args.extend(["--arm-ca-file".into(), super::pod::TLS_CA_FILE.into()]);
+    }
     volumes.push(Volume {
         name: "routing".into(),
         config_map: Some(ConfigMapVolumeSource {
@@ -128,15 +145,6 @@ pub fn deployment(rm: &RecModel) -> Deployment {
         read_only: Some(true),
         ..Default::default()
     });
-    let probe = |period| Probe {
-        grpc: Some(GRPCAction {
-            port: GRPC_PORT,
-            service: None,
-            mode: None,
-        }),
-        period_seconds: Some(period),
-        ..Default::default()
-    };
     let container = Container {
         name: "router".into(),
         image: Some(rm.spec.image.clone()),
@@ -152,6 +160,7 @@ pub fn deployment(rm: &RecModel) -> Deployment {
             ]
             .into_iter()
             .chain(auth_args)
+            .chain(tls_args)
             .collect(),
         ),
         // Experiment sums are shared by the router replicas through the RecModel's Redis.
@@ -169,8 +178,8 @@ pub fn deployment(rm: &RecModel) -> Deployment {
             },
         ]),
         security_context: Some(container_security()),
-        readiness_probe: Some(probe(5)),
-        liveness_probe: Some(probe(10)),
+        readiness_probe: Some(probe(tls, Check::Ready, 5, 3)),
+        liveness_probe: Some(probe(tls, Check::Alive, 10, 3)),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -186,10 +195,7 @@ pub fn deployment(rm: &RecModel) -> Deployment {
                 metadata: Some(ObjectMeta {
                     labels: Some(selector(rm)),
                     // Prometheus scrapes the experiment sums here.
-                    annotations: Some(BTreeMap::from([
-                        ("prometheus.io/scrape".into(), "true".into()),
-                        ("prometheus.io/port".into(), HTTP_PORT.to_string()),
-                    ])),
+                    annotations: Some(scrape_annotations(tls)),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -212,7 +218,12 @@ pub fn service(rm: &RecModel) -> Service {
         metadata: child_meta(rm, rm.name_any(), selector(rm)),
         spec: Some(ServiceSpec {
             selector: Some(selector(rm)),
-            ports: Some(serving::ports().into_iter().take(1).collect()),
+            ports: Some(
+                serving::ports(rm.spec.tls.is_some())
+                    .into_iter()
+                    .take(1)
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,

@@ -4,14 +4,15 @@ use super::pod::{
     container_security, env_from, node_selector, pod_security, resources, scratch_volumes,
     tolerations,
 };
+use super::probe::{probe, scrape_annotations, Check};
 use super::{child_meta, labels, version_of, GRPC_PORT, HTTP_PORT};
 use crate::crd::v1alpha1::RecModel;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    SecretKeySelector, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -70,19 +71,6 @@ fn replicas(rm: &RecModel, arm: Arm) -> Option<i32> {
                 .map_or(rm.spec.replicas, |a| a.min_replicas);
             Some(((base * weight + 99) / 100).max(1))
         }
-    }
-}
-
-fn grpc_probe(period: i32, failures: i32) -> Probe {
-    Probe {
-        grpc: Some(GRPCAction {
-            port: GRPC_PORT,
-            service: None,
-            mode: None,
-        }),
-        period_seconds: Some(period),
-        failure_threshold: Some(failures),
-        ..Default::default()
     }
 }
 
@@ -171,6 +159,14 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
         volumes.push(volume);
         mounts.push(mount);
     }
+    let tls = spec.tls.is_some();
+    let mut tls_args = Vec::new();
+    if let Some(t) = &spec.tls {
+        let (volume, mount) = super::pod::tls_volume(t);
+        volumes.push(volume);
+        mounts.push(mount);
+        tls_args = super::pod::tls_args();
+    }
     let serving = &spec.serving;
     let container = Container {
         name: "recsys".into(),
@@ -199,6 +195,7 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
             .into_iter()
             .chain(feedback_args(rm))
             .chain(auth_args(rm))
+            .chain(tls_args)
             .collect(),
         ),
         env: serving_env(rm),
@@ -218,9 +215,9 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
         resources: Some(resources(&spec.resources)),
         security_context: Some(container_security()),
         // Loading a model can take a while; liveness starts only once startup succeeded.
-        startup_probe: Some(grpc_probe(5, 60)),
-        readiness_probe: Some(grpc_probe(5, 2)),
-        liveness_probe: Some(grpc_probe(10, 3)),
+        startup_probe: Some(probe(tls, Check::Ready, 5, 60)),
+        readiness_probe: Some(probe(tls, Check::Ready, 5, 2)),
+        liveness_probe: Some(probe(tls, Check::Alive, 10, 3)),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -245,10 +242,7 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([
-                        ("prometheus.io/scrape".into(), "true".into()),
-                        ("prometheus.io/port".into(), HTTP_PORT.to_string()),
-                    ])),
+                    annotations: Some(scrape_annotations(tls)),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -275,20 +269,22 @@ pub fn service(rm: &RecModel, arm: Arm) -> Service {
         metadata: child_meta(rm, name(rm, arm), selector.clone()),
         spec: Some(ServiceSpec {
             selector: Some(selector),
-            ports: Some(ports()),
+            ports: Some(ports(rm.spec.tls.is_some())),
             ..Default::default()
         }),
         status: None,
     }
 }
 
-pub fn ports() -> Vec<ServicePort> {
+/// The Service ports of the data plane; gRPC in clear text is marked h2c for meshes and
+/// gateways (no standard name exists for gRPC over TLS, so then it stays unmarked).
+pub fn ports(tls: bool) -> Vec<ServicePort> {
     vec![
         ServicePort {
             name: Some("grpc".into()),
             port: GRPC_PORT,
             target_port: Some(IntOrString::String("grpc".into())),
-            app_protocol: Some("kubernetes.io/h2c".into()),
+            app_protocol: (!tls).then(|| "kubernetes.io/h2c".into()),
             ..Default::default()
         },
         ServicePort {

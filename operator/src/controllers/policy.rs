@@ -108,6 +108,7 @@ pub fn referenced_secrets(rm: &RecModel) -> Vec<&str> {
         names.extend(redis.password_secret_ref.as_ref().map(|r| r.name.as_str()));
     }
     names.extend(spec.auth.as_ref().map(|a| a.token_secret_name.as_str()));
+    names.extend(spec.tls.as_ref().map(|t| t.secret_name.as_str()));
     names.sort_unstable();
     names.dedup();
     names

@@ -166,15 +166,19 @@ async fn serve_connections<S>(
     }
 }
 
-/// A metrics-only endpoint (the router's): `/metrics` from `render` (run off the async
-/// threads: it may read Redis) and `/healthz`.
+/// The router's HTTP front: `/metrics` from `render` (run off the async threads: it may read
+/// Redis), `/healthz`, and `/readyz` while `ready` holds (cleared on SIGTERM, so HTTPS probes
+/// see the drain as the gRPC health check does). TLS and connection bounds from `options`.
 pub async fn bind_metrics(
     addr: SocketAddr,
+    options: ListenerOptions,
+    ready: Arc<std::sync::atomic::AtomicBool>,
     render: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
-    let (local, connections) = listener::bind(addr, ListenerOptions::default()).await?;
+    let (local, connections) = listener::bind(addr, options).await?;
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let render = Arc::clone(&render);
+        let ready = ready.load(std::sync::atomic::Ordering::Relaxed);
         async move {
             let response = match req.uri().path() {
                 "/metrics" => match tokio::task::spawn_blocking(move || render()).await {
@@ -182,6 +186,12 @@ pub async fn bind_metrics(
                     Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed"),
                 },
                 "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+                "/readyz" if ready => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+                "/readyz" => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready\n".into(),
+                ),
                 _ => json_error(StatusCode::NOT_FOUND, "not found"),
             };
             Ok::<_, std::convert::Infallible>(response)

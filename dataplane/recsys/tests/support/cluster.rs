@@ -2,7 +2,8 @@
 //! runs a container the operator's builders produced as a local process of the real `recsys`
 //! binary, with exactly its args and env, its Secrets from fixtures, its volumes as temporary
 //! directories (mount paths in args rewritten to them), cluster DNS and container ports mapped
-//! to loopback ports, and its probes checked as the kubelet would.
+//! to loopback ports, and its probes (gRPC, HTTP, HTTPS without verifying the certificate)
+//! checked as the kubelet would.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub struct Pod {
     pub child: Child,
     /// Container port → loopback address.
     pub ports: BTreeMap<i32, SocketAddr>,
+    /// Named container ports (what probes and Services may refer to).
+    pub port_names: BTreeMap<String, i32>,
     /// Volume name → directory standing for it.
     pub volumes: BTreeMap<String, PathBuf>,
     pub log: PathBuf,
@@ -36,9 +39,14 @@ impl Pod {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, as the kubelet stops a pod; waits for the exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    /// SIGTERM, as the kubelet starts stopping a pod.
+    pub fn sigterm(&self) {
         unsafe_kill(self.child.id(), "TERM");
+    }
+
+    /// SIGTERM; waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
         self.child.wait().unwrap()
     }
 
@@ -139,6 +147,12 @@ pub fn run_pod(
         .flatten()
         .map(|p| (p.container_port, free_addr()))
         .collect();
+    let port_names: BTreeMap<String, i32> = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| Some((p.name.clone()?, p.container_port)))
+        .collect();
     let rewrite = |arg: &str| -> String {
         if arg == "/dev/termination-log" {
             return termination_log.display().to_string();
@@ -226,6 +240,7 @@ pub fn run_pod(
         name: pod_name.to_owned(),
         child,
         ports,
+        port_names,
         volumes,
         log,
         termination_log,
@@ -252,11 +267,61 @@ pub async fn grpc_probe(addr: SocketAddr) -> bool {
         .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
 }
 
+/// The kubelet's HTTP(S) probe: a GET whose status is 200–399. Over HTTPS it does not verify
+/// the certificate (the kubelet does not either).
+pub async fn http_probe(addr: SocketAddr, https: bool, path: &str) -> bool {
+    if https {
+        return super::tls::https_get(addr, super::tls::Trust::Anyone, path)
+            .await
+            .is_ok_and(|(status, _)| (200..400).contains(&status));
+    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        addr.ip()
+    );
+    if s.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text).await;
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .is_some_and(|c| (200..400).contains(&c))
+}
+
+/// One run of `probe` against `pod`, as the kubelet makes it (gRPC or HTTP(S) GET).
+pub async fn probe_passes(pod: &Pod, probe: &k8s_openapi::api::core::v1::Probe) -> bool {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    if let Some(grpc) = &probe.grpc {
+        return grpc_probe(pod.addr(grpc.port)).await;
+    }
+    let get = probe
+        .http_get
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}: a probe the stand-in kubelet cannot run", pod.name));
+    let port = match &get.port {
+        IntOrString::Int(p) => *p,
+        IntOrString::String(name) => *pod
+            .port_names
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: the probe names no container port {name}", pod.name)),
+    };
+    let https = match get.scheme.as_deref() {
+        None | Some("HTTP") => false,
+        Some("HTTPS") => true,
+        Some(other) => panic!("{}: probe scheme {other} is not HTTP or HTTPS", pod.name),
+    };
+    http_probe(pod.addr(port), https, get.path.as_deref().unwrap_or("/")).await
+}
+
 /// Waits as the kubelet would for a probe: `period × failureThreshold` seconds (at least
 /// `floor`), failing if the process exits first.
 pub async fn wait_ready(pod: &mut Pod, probe: &k8s_openapi::api::core::v1::Probe, floor: Duration) {
-    let grpc = probe.grpc.as_ref().expect("a gRPC probe");
-    let addr = pod.addr(grpc.port);
     let budget = Duration::from_secs(
         (probe.period_seconds.unwrap_or(10) * probe.failure_threshold.unwrap_or(3)) as u64,
     )
@@ -270,7 +335,7 @@ pub async fn wait_ready(pod: &mut Pod, probe: &k8s_openapi::api::core::v1::Probe
                 pod.logs()
             );
         }
-        if grpc_probe(addr).await {
+        if probe_passes(pod, probe).await {
             return;
         }
         assert!(

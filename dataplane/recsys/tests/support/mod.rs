@@ -3,8 +3,10 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 pub mod cluster;
+pub mod corrupt;
 pub mod moto;
 pub mod serve;
+pub mod tls;
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -71,6 +71,22 @@ pub struct RecModelSpec {
     /// state) and Recommend is open to what the NetworkPolicies admit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
+    /// TLS for the router's and the arms' gRPC and HTTP ports. Without it they speak plain
+    /// text, which only the NetworkPolicies protect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// A certificate by Secret reference, in the layout cert-manager writes (`tls.crt`,
+/// `tls.key`, `ca.crt`). Its names must cover the RecModel's Services — `<name>`,
+/// `<name>-stable`, `<name>-canary` — since the router verifies each arm against `ca.crt` by
+/// the name it dials. The pods mount it as a directory, so a renewal reaches them without a
+/// restart.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// Secret (same namespace) with `tls.crt`, `tls.key` and `ca.crt`.
+    pub secret_name: String,
 }
 
 /// Bearer tokens, by Secret reference: its `tokens` key lists the accepted tokens, one per
