@@ -524,7 +524,54 @@ fn network_policies_admit_only_the_router_to_the_arms_and_the_scraper_to_metrics
     let router_rules = by_name("movies-router").ingress.unwrap();
     assert!(router_rules[0].from.is_none());
     assert!(router_rules[1].from.is_some());
+    assert_eq!(
+        policies.len(),
+        2,
+        "no Redis policy unless the spec names Redis's pods"
+    );
     write_rendered("network-policies", &policies);
+
+    // Redis's pods, named by the spec, admit only this RecModel's arms and router.
+    let with_redis = rec_model(&format!(
+        "{STABLE_ONLY}  redis:
+    urlSecretRef: {{name: redis, key: url}}
+    networkPolicy: {{podSelector: {{app.kubernetes.io/name: redis}}}}
+"
+    ));
+    let policies = network::policies(&with_redis, "monitoring");
+    let redis = policies
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("movies-redis"))
+        .unwrap()
+        .spec
+        .clone()
+        .unwrap();
+    assert_eq!(
+        redis.pod_selector.unwrap().match_labels.unwrap(),
+        std::collections::BTreeMap::from([(
+            "app.kubernetes.io/name".to_owned(),
+            "redis".to_owned()
+        )])
+    );
+    assert_eq!(
+        redis.policy_types.as_deref(),
+        Some(&["Ingress".to_owned()][..])
+    );
+    let rules = redis.ingress.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::Int(6379))
+    );
+    let from = rules[0].from.as_ref().unwrap();
+    assert_eq!(from.len(), 2);
+    assert_selects(from[0].pod_selector.as_ref().unwrap(), &pod_labels);
+    assert_selects(from[1].pod_selector.as_ref().unwrap(), &router_pods);
+    assert!(
+        from.iter().all(|p| p.namespace_selector.is_none()),
+        "this namespace only"
+    );
+    write_rendered("network-policies-redis", &policies);
 }
 
 #[test]

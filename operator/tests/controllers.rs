@@ -98,6 +98,42 @@ async fn ready_and_the_served_version_wait_until_every_deployment_has_caught_up(
 }
 
 #[tokio::test]
+async fn a_redis_policy_is_applied_while_the_spec_names_redis_pods_and_removed_after() {
+    let fake = FakeApi::default();
+    ready_index(&fake, "v1");
+    apply_spec(&fake, "v1", None);
+    let ctx = context(&fake);
+    let policy = "/apis/networking.k8s.io/v1/namespaces/recsys/networkpolicies/movies-redis";
+    with_spec(&fake, |s| {
+        s["redis"] = json!({"urlSecretRef": {"name": "redis", "key": "url"},
+                            "networkPolicy": {"podSelector": {"app": "redis"}}})
+    });
+    reconcile_model(&fake, &ctx).await;
+    assert!(fake.applied().contains(&policy.to_owned()));
+    let applied = fake.get(policy).unwrap();
+    assert_eq!(
+        applied["spec"]["podSelector"]["matchLabels"],
+        json!({"app": "redis"})
+    );
+    assert_eq!(applied["spec"]["ingress"][0]["ports"][0]["port"], 6379);
+    // Redis without the selector: the policy goes; the arms' and the router's stay.
+    with_spec(&fake, |s| {
+        s["redis"] = json!({"urlSecretRef": {"name": "redis", "key": "url"}})
+    });
+    fake.clear_requests();
+    reconcile_model(&fake, &ctx).await;
+    assert!(
+        fake.deleted().contains(&policy.to_owned()),
+        "{:?}",
+        fake.deleted()
+    );
+    assert!(fake.get(policy).is_none());
+    assert!(fake
+        .get("/apis/networking.k8s.io/v1/namespaces/recsys/networkpolicies/movies-serving")
+        .is_some());
+}
+
+#[tokio::test]
 async fn a_new_version_gets_its_own_index_and_the_old_one_serves_until_it_has_rolled_out() {
     let fake = FakeApi::default();
     let ctx = context(&fake);

@@ -1,7 +1,8 @@
 //! NetworkPolicies of a RecModel's data plane: only its router reaches the serving arms'
 //! gRPC port; only the metrics scraper's namespace reaches any pod's metrics port; the
-//! router's gRPC port is the RecModel's public entry. Ingress only: what the pods themselves
-//! reach (object storage, Redis) is the cluster's egress policy to decide. Kubelet probes
+//! router's gRPC port is the RecModel's public entry; Redis pods the spec names admit only the
+//! arms and the router. Ingress only: what the pods themselves reach (object storage) is the
+//! cluster's egress policy to decide. Kubelet probes
 //! come from the node and are not subject to these policies on the common CNIs.
 
 use super::{child_meta, labels, GRPC_PORT, HTTP_PORT};
@@ -81,7 +82,37 @@ pub fn router_name(rm: &RecModel) -> String {
     format!("{}-router", rm.name_any())
 }
 
-/// Both policies, for the scraper in `metrics_namespace`.
+pub fn redis_name(rm: &RecModel) -> String {
+    format!("{}-redis", rm.name_any())
+}
+
+/// The Redis pods the spec names admit this RecModel's arms and router on the Redis port,
+/// and nothing else (as far as this policy goes: policies add up).
+pub fn redis_policy(rm: &RecModel) -> Option<NetworkPolicy> {
+    let declared = rm.spec.redis.as_ref()?.network_policy.as_ref()?;
+    // Never an empty selector: it would cut off every pod of the namespace.
+    if declared.pod_selector.is_empty() {
+        return None;
+    }
+    let clients = ["serving", "router"].map(|c| NetworkPolicyPeer {
+        pod_selector: Some(component(rm, c)),
+        ..Default::default()
+    });
+    Some(policy(
+        rm,
+        redis_name(rm),
+        LabelSelector {
+            match_labels: Some(declared.pod_selector.clone()),
+            ..Default::default()
+        },
+        vec![NetworkPolicyIngressRule {
+            from: Some(clients.to_vec()),
+            ports: Some(vec![port(declared.port)]),
+        }],
+    ))
+}
+
+/// Both policies, for the scraper in `metrics_namespace`, and Redis's when the spec asks.
 pub fn policies(rm: &RecModel, metrics_namespace: &str) -> Vec<NetworkPolicy> {
     let from_router = NetworkPolicyIngressRule {
         from: Some(vec![NetworkPolicyPeer {
@@ -108,4 +139,7 @@ pub fn policies(rm: &RecModel, metrics_namespace: &str) -> Vec<NetworkPolicy> {
             vec![anyone_grpc, scraper(metrics_namespace)],
         ),
     ]
+    .into_iter()
+    .chain(redis_policy(rm))
+    .collect()
 }

@@ -164,9 +164,17 @@ async fn apply_network_policies(
             for p in network::policies(rm, scraper) {
                 collisions.take(apply_owned(&api, rm, &p).await?);
             }
+            if network::redis_policy(rm).is_none() {
+                collisions.take(delete_owned(&api, rm, &network::redis_name(rm)).await?);
+            }
         }
         None => {
-            for name in [network::serving_name(rm), network::router_name(rm)] {
+            let names = [
+                network::serving_name(rm),
+                network::router_name(rm),
+                network::redis_name(rm),
+            ];
+            for name in names {
                 collisions.take(delete_owned(&api, rm, &name).await?);
             }
         }

@@ -131,6 +131,28 @@ pub struct RedisRef {
     /// Secret key holding the password, when the URL has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
+    /// Redis runs in this namespace, in the pods these labels select: with NetworkPolicies on,
+    /// the operator admits only this RecModel's arms and router to them (`<name>-redis`).
+    /// Policies add up, so RecModels sharing one Redis each admit their own pods; any other
+    /// client (a `recsys materialize` CronJob) needs a policy of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<RedisNetworkPolicy>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisNetworkPolicy {
+    /// Labels of the Redis pods (at least one: an empty selector would select every pod of
+    /// the namespace).
+    #[x_kube(validation = Rule::new("self.size() > 0").message("redis.networkPolicy.podSelector must name at least one label"))]
+    pub pod_selector: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_redis_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+fn default_redis_port() -> i32 {
+    6379
 }
 
 fn default_image() -> String {
