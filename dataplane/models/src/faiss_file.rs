@@ -399,18 +399,8 @@ impl Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ann::tests::unit_vectors as vectors;
     use crate::ann::{AnnIndex, IndexKind};
-
-    fn vectors(n: usize, dim: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..n * dim)
-            .map(|i| ((i as f32 * 12.9898).sin() * 43_758.547).fract() - 0.5)
-            .collect();
-        for row in v.chunks_mut(dim) {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            row.iter_mut().for_each(|x| *x /= norm);
-        }
-        v
-    }
 
     const KINDS: [IndexKind; 5] = [
         IndexKind::Flat,

@@ -10,30 +10,17 @@ mod support;
 use proptest::prelude::*;
 use recsys::artifacts::index_manifest::{self, IndexManifest, INDEX_MANIFEST};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys::serving::engine::{Engine, EngineOptions, Query};
+use recsys::serving::engine::{Engine, EngineOptions};
 use recsys_models::IndexKind;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use support::corrupt::{copy_dir, damage, mutated, version};
+use support::corrupt::{ask, copy_dir, damage, mutated, version};
 
+/// `n` cases from this file's fixed seed.
 fn cases(n: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(n),
-        failure_persistence: None,
-        rng_seed: std::env::var("PROPTEST_RNG_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(
-                proptest::test_runner::RngSeed::Fixed(0x1dec_f022),
-                proptest::test_runner::RngSeed::Fixed,
-            ),
-        ..ProptestConfig::default()
-    }
+    support::corrupt::cases(n, 0x1dec_f022)
 }
 
 /// Every index kind, sized for the fixture's 1,000 items.
@@ -98,18 +85,7 @@ fn indexes() -> &'static [PathBuf] {
 fn ask_all(engine: &Engine) {
     let exclude: HashSet<u32> = [0, 1, u32::MAX].into_iter().collect();
     for user in ["u1", "u7", "someone-new"] {
-        let _ = engine.recommend(&Query {
-            user_id: user,
-            n: 10,
-            exclude: &exclude,
-            categories: None,
-            max_age_days: None,
-            cache: None,
-            audience: Default::default(),
-            context: Default::default(),
-            explain: false,
-            trending: &[],
-        });
+        let _ = ask(engine, user, &exclude);
     }
 }
 
@@ -170,20 +146,7 @@ fn every_undamaged_kind_builds_loads_and_answers() {
     for (dir, kind) in indexes().iter().zip(KINDS) {
         let engine = serve_with(dir).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         let exclude = HashSet::new();
-        let rec = engine
-            .recommend(&Query {
-                user_id: "u1",
-                n: 10,
-                exclude: &exclude,
-                categories: None,
-                max_age_days: None,
-                cache: None,
-                audience: Default::default(),
-                context: Default::default(),
-                explain: false,
-                trending: &[],
-            })
-            .unwrap();
+        let rec = ask(&engine, "u1", &exclude).unwrap();
         assert_eq!(rec.items.len(), 10, "{kind:?}");
     }
     for file in BUILD_INPUTS {

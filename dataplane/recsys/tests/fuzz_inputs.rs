@@ -15,7 +15,7 @@ mod support;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use recsys::artifacts::{self, Manifest, MANIFEST};
-use recsys::serving::engine::{Engine, Query};
+use recsys::serving::engine::Engine;
 use recsys::serving::feedback_wal::{self, FeedbackRecord, Wal};
 use recsys::serving::limits::{self, MAX_CATEGORIES, MAX_EXCLUDED_ITEMS, MAX_ID_BYTES};
 use recsys::serving::{feedback, router, state};
@@ -25,25 +25,11 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use support::corrupt::{loaded_files, mutate_json, mutated, version};
+use support::corrupt::{ask, loaded_files, mutate_json, mutated, version};
 
+/// `n` cases from this file's fixed seed.
 fn cases(n: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(n),
-        failure_persistence: None,
-        // The same cases in every run, so CI is deterministic; PROPTEST_RNG_SEED explores others.
-        rng_seed: std::env::var("PROPTEST_RNG_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(
-                proptest::test_runner::RngSeed::Fixed(0x5eed_f022),
-                proptest::test_runner::RngSeed::Fixed,
-            ),
-        ..ProptestConfig::default()
-    }
+    support::corrupt::cases(n, 0x5eed_f022)
 }
 
 /// Ids around the length bound, ASCII and not.
@@ -282,25 +268,6 @@ proptest! {
             }
         }
     }
-}
-
-fn ask(
-    engine: &Engine,
-    user: &str,
-    exclude: &HashSet<u32>,
-) -> Result<recsys::serving::Recommendation, recsys::serving::EngineError> {
-    engine.recommend(&Query {
-        user_id: user,
-        n: 10,
-        exclude,
-        categories: None,
-        max_age_days: None,
-        cache: None,
-        audience: Default::default(),
-        context: Default::default(),
-        explain: false,
-        trending: &[],
-    })
 }
 
 proptest! {

@@ -5,7 +5,9 @@
 
 use recsys::artifacts::{self, Manifest, MANIFEST};
 use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys::serving::engine::{Engine, Query};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -152,17 +154,45 @@ pub fn damage(bytes: &mut Vec<u8>, json: bool, seed: u64, how: u8) {
     }
 }
 
-/// A copy of the files of `from` (a directory) under `into/<name>`.
-pub fn copy_dir(from: &Path, into: &Path, name: &str) -> PathBuf {
-    let dir = into.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
+pub use super::copy_dir;
+
+/// The fuzz properties' configuration: `n` cases from a fixed seed, so every CI run checks the
+/// same ones; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` explore others.
+pub fn cases(n: u32, seed: u64) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n),
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(
+            std::env::var("PROPTEST_RNG_SEED")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(seed),
+        ),
+        ..proptest::test_runner::Config::default()
     }
-    dir
+}
+
+/// Ten items for `user` from `engine`, without `exclude`, no filters.
+pub fn ask(
+    engine: &Engine,
+    user: &str,
+    exclude: &HashSet<u32>,
+) -> Result<recsys::serving::Recommendation, recsys::serving::EngineError> {
+    engine.recommend(&Query {
+        user_id: user,
+        n: 10,
+        exclude,
+        categories: None,
+        max_age_days: None,
+        cache: None,
+        audience: Default::default(),
+        context: Default::default(),
+        explain: false,
+        trending: &[],
+    })
 }
 
 /// A copy of the version with `file` damaged, resealed so only the parsers can object.

@@ -73,13 +73,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// A copy of the trained version sealed under another version name (a distinct version:
-/// its manifest, and so its digest, differ).
-pub fn version_named(
-    from: &std::path::Path,
-    into: &std::path::Path,
-    name: &str,
-) -> std::path::PathBuf {
+/// A copy of the files of `from` (a directory) under `into/<name>`.
+pub fn copy_dir(from: &std::path::Path, into: &std::path::Path, name: &str) -> std::path::PathBuf {
     let dir = into.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -88,6 +83,17 @@ pub fn version_named(
             std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
         }
     }
+    dir
+}
+
+/// A copy of the trained version sealed under another version name (a distinct version:
+/// its manifest, and so its digest, differ).
+pub fn version_named(
+    from: &std::path::Path,
+    into: &std::path::Path,
+    name: &str,
+) -> std::path::PathBuf {
+    let dir = copy_dir(from, into, name);
     let mut manifest: recsys::artifacts::Manifest =
         serde_json::from_slice(&std::fs::read(dir.join(recsys::artifacts::MANIFEST)).unwrap())
             .unwrap();
