@@ -53,19 +53,11 @@ fn score(dir: &Path, window: &Window<'_>) -> anyhow::Result<LiveScore> {
     for (&user, relevant) in window.relevant {
         let external = &data.users[user as usize].external_id;
         let answer = engine.recommend(&Query {
-            user_id: external,
-            n: LIST_LENGTH,
-            exclude: seen.get(&user).unwrap_or(&empty),
-            categories: None,
-            max_age_days: None,
-            cache: None,
-            audience: Default::default(),
             context: RequestContext {
                 timestamp: window.request_times[&user],
                 ..Default::default()
             },
-            explain: false,
-            trending: &[],
+            ..Query::new(external, LIST_LENGTH, seen.get(&user).unwrap_or(&empty))
         })?;
         let list: Vec<ItemId> = answer
             .items

@@ -74,20 +74,7 @@ fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
     let mut total = 0;
     for user in (0..config.users).step_by(config.users as usize / 40) {
         let id = format!("u{user}");
-        let rec = engine
-            .recommend(&Query {
-                user_id: &id,
-                n: 10,
-                exclude: &exclude,
-                categories: None,
-                max_age_days: None,
-                cache: None,
-                audience: Default::default(),
-                context: Default::default(),
-                explain: false,
-                trending: &[],
-            })
-            .unwrap();
+        let rec = engine.recommend(&Query::new(&id, 10, &exclude)).unwrap();
         if rec.fallback {
             continue;
         }

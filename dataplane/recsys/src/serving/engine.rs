@@ -566,6 +566,25 @@ pub struct Query<'a> {
     pub trending: &'a [(String, f64)],
 }
 
+impl<'a> Query<'a> {
+    /// `n` items for `user_id` without `exclude`: no filters, no cache, the default audience
+    /// and context, no explanation, no trending list.
+    pub fn new(user_id: &'a str, n: usize, exclude: &'a HashSet<u32>) -> Self {
+        Self {
+            user_id,
+            n,
+            exclude,
+            categories: None,
+            max_age_days: None,
+            cache: None,
+            audience: Audience::default(),
+            context: Context::default(),
+            explain: false,
+            trending: &[],
+        }
+    }
+}
+
 /// The version's list for users without history, and whether known ones use the model
 /// instead. Versions without the file: items by 7-day counts, and the model for known users.
 fn cold_start(

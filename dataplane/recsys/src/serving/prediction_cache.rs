@@ -86,21 +86,13 @@ mod tests {
 
     fn query<'a>(exclude: &'a HashSet<u32>, timestamp: i64, device: Option<&'a str>) -> Query<'a> {
         Query {
-            user_id: "u1",
-            n: 10,
-            exclude,
-            categories: None,
-            max_age_days: None,
-            cache: None,
-            audience: Default::default(),
             context: Context {
                 timestamp,
                 device,
                 country: None,
                 placement: Some("home"),
             },
-            explain: false,
-            trending: &[],
+            ..Query::new("u1", 10, exclude)
         }
     }
 

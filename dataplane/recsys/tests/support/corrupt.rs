@@ -181,18 +181,7 @@ pub fn ask(
     user: &str,
     exclude: &HashSet<u32>,
 ) -> Result<recsys::serving::Recommendation, recsys::serving::EngineError> {
-    engine.recommend(&Query {
-        user_id: user,
-        n: 10,
-        exclude,
-        categories: None,
-        max_age_days: None,
-        cache: None,
-        audience: Default::default(),
-        context: Default::default(),
-        explain: false,
-        trending: &[],
-    })
+    engine.recommend(&Query::new(user, 10, exclude))
 }
 
 /// A copy of the version with `file` damaged, resealed so only the parsers can object.
