@@ -14,8 +14,12 @@ pub const USER_EMBEDDING_TTL: Duration = Duration::from_secs(3600);
 /// The seed's TTL for a computed answer.
 pub const PREDICTION_TTL: Duration = Duration::from_secs(1800);
 const IN_PROCESS_CAPACITY: usize = 100_000;
-/// How long a request may wait on Redis before it is treated as down.
+/// How long a request may wait on a Redis command before it is treated as down.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long opening a connection may take: TCP, a TLS handshake and AUTH are several round
+/// trips, which a loaded node does not finish in `REDIS_TIMEOUT`. Only the request that opens
+/// a pooled connection pays it, and after a failure none does for `RECONNECT_AFTER`.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failure, how long before the next reconnection attempt.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
@@ -207,7 +211,7 @@ impl RedisStore {
             if failed_at.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
                 return None;
             }
-            match self.client.get_connection_with_timeout(REDIS_TIMEOUT) {
+            match self.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
                 Ok(c) => {
                     let _ = c.set_read_timeout(Some(REDIS_TIMEOUT));
                     let _ = c.set_write_timeout(Some(REDIS_TIMEOUT));
