@@ -355,7 +355,12 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         None
     };
     let recent_days = choose_recent_days(&snapshot_val, &split.train, &validation_labels);
-    let cold = cold_start::choose(&snapshot_val, &split.train, &validation_labels);
+    let cold = cold_start::choose(
+        &snapshot_val,
+        &split.train,
+        &validation_labels,
+        windows.test_start - windows.validation_start,
+    );
     // Users the version knows but who have no history yet: the model's own answer (profile
     // features, id dropout) competes with the best popularity list on the same users.
     let cold_users: Vec<UserId> = validation_labels
@@ -372,12 +377,23 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         mean_ndcg(&lists, &validation_labels, &cold_users) > cold.validation_ndcg_at_10
     };
     println!(
-        "cold      {} (validation NDCG@10 {:.4} on {} {} users); known users without history get {}",
+        "cold      {} (validation NDCG@10 {:.4} on {} {}); known users without history get {}",
         cold.policy,
         cold.validation_ndcg_at_10,
         cold.users,
-        if cold.cold_users_only { "cold" } else { "validation" },
-        if model_for_cold { "the model" } else { "that list" }
+        match (cold.cold_users_only, cold.windows) {
+            (false, _) => "validation users".to_owned(),
+            (true, 1) => "cold users".to_owned(),
+            (true, w) => format!(
+                "newcomers of validation and the {} windows before it",
+                w - 1
+            ),
+        },
+        if model_for_cold {
+            "the model"
+        } else {
+            "that list"
+        }
     );
 
     // Refit on train + validation with the chosen settings; evaluate on test.
