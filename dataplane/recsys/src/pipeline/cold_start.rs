@@ -315,7 +315,7 @@ mod tests {
             9,
             "days 7..70 in weeks; the window from day 0 is skipped"
         );
-        let found: Vec<(i64, Vec<(UserId, HashSet<ItemId>)>)> = windows
+        let found: Vec<_> = windows
             .into_iter()
             .filter(|w| !w.users.is_empty())
             .map(|w| (w.as_of, w.users))
