@@ -26,12 +26,13 @@ def main():
     ap.add_argument("--recsys", default="target/release/recsys")
     ap.add_argument("--seeds", default="7,8,9")
     ap.add_argument("--work", default="/tmp/recsys-seeds")
+    ap.add_argument("--splits", default="seed,global")
     args = ap.parse_args()
     work = Path(args.work)
     files = work / "ml-100k"
     run([args.recsys, "export-movielens", "--out", str(files)])
     seeds = [int(s) for s in args.seeds.split(",")]
-    for split in ["seed", "global"]:
+    for split in args.splits.split(","):
         per_seed = []
         for seed in seeds:
             out = work / split
