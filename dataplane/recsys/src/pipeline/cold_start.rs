@@ -91,6 +91,10 @@ pub struct ColdChoice {
     /// earlier windows of its length were backtested.
     #[serde(default = "one")]
     pub windows: usize,
+    /// The chosen list's NDCG@10 on validation's own cold users alone (when there are at
+    /// least [`MIN_COLD_USERS`]): what the model competes with on the same users.
+    #[serde(default)]
+    pub validation_cold_ndcg_at_10: Option<f64>,
     pub tried: Vec<(ColdPolicy, f64)>,
 }
 
@@ -183,37 +187,44 @@ pub fn choose(
         }];
     }
     let users: usize = judged.iter().map(|j| j.users.len()).sum();
+    // Per policy: the mean over every judged user, and the sum over validation's own (the
+    // first set).
     let mut tried = Vec::new();
+    let mut on_validation = Vec::new();
     for policy in ColdPolicy::candidates() {
-        let mut sum = 0.0;
-        for j in &judged {
+        let mut sums = vec![0.0; judged.len()];
+        for (j, sum) in judged.iter().zip(&mut sums) {
             let scores = policy.scores(train, snapshot.items.len(), j.as_of);
             for (u, relevant) in &j.users {
                 let top = ranking::top_k_dense(&scores, LIST_LENGTH, |i| {
                     j.exclude_seen && snapshot.has_seen(*u, i)
                 });
-                sum += metrics::ndcg_at_k(&top, relevant, 10);
+                *sum += metrics::ndcg_at_k(&top, relevant, 10);
             }
         }
-        tried.push((policy, sum / users.max(1) as f64));
+        tried.push((policy, sums.iter().sum::<f64>() / users.max(1) as f64));
+        on_validation.push(sums[0] / judged[0].users.len().max(1) as f64);
     }
-    let (policy, validation_ndcg_at_10) =
-        tried
-            .iter()
-            .copied()
-            .fold((ColdPolicy::AllTime, f64::NEG_INFINITY), |best, t| {
-                if t.1 > best.1 {
-                    t
-                } else {
-                    best
-                }
-            });
+    let best = (0..tried.len()).fold(
+        0,
+        |best, i| {
+            if tried[i].1 > tried[best].1 {
+                i
+            } else {
+                best
+            }
+        },
+    );
+    let (policy, validation_ndcg_at_10) = tried[best];
+    let validation_cold_ndcg_at_10 =
+        (cold_users_only && judged[0].users.len() >= MIN_COLD_USERS).then_some(on_validation[best]);
     ColdChoice {
         policy,
         validation_ndcg_at_10,
         users,
         cold_users_only,
         windows: if cold_users_only { judged.len() } else { 1 },
+        validation_cold_ndcg_at_10,
         tried,
     }
 }

@@ -368,13 +368,16 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .copied()
         .filter(|&u| snapshot_val.users[u as usize].history_len == 0)
         .collect();
-    let model_for_cold = cold_users.len() >= cold_start::MIN_COLD_USERS && {
-        let mut lists = Lists::new();
-        for &u in &cold_users {
-            let hits = selection.retrieve(&snapshot_val, u, LIST_LENGTH)?;
-            lists.insert(u, hits.into_iter().map(|h| h.0).collect());
+    let model_for_cold = match cold.validation_cold_ndcg_at_10 {
+        Some(list_ndcg) => {
+            let mut lists = Lists::new();
+            for &u in &cold_users {
+                let hits = selection.retrieve(&snapshot_val, u, LIST_LENGTH)?;
+                lists.insert(u, hits.into_iter().map(|h| h.0).collect());
+            }
+            mean_ndcg(&lists, &validation_labels, &cold_users) > list_ndcg
         }
-        mean_ndcg(&lists, &validation_labels, &cold_users) > cold.validation_ndcg_at_10
+        None => false,
     };
     println!(
         "cold      {} (validation NDCG@10 {:.4} on {} {}); known users without history get {}",
