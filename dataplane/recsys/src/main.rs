@@ -288,6 +288,9 @@ enum Command {
         /// Share of rows turned into defects.
         #[arg(long, default_value_t = 0.005)]
         bad_fraction: f64,
+        /// Share of users who sign up after the first day (no events before their sign-up).
+        #[arg(long, default_value_t = 0.25)]
+        newcomer_fraction: f64,
         #[arg(long)]
         out: PathBuf,
         /// Also write the users' profiles here (CSV: user_id, age, gender).
@@ -1075,10 +1078,15 @@ async fn main() -> anyhow::Result<()> {
             days,
             seed,
             bad_fraction,
+            newcomer_fraction,
             out,
             users_out,
             items_out,
         } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&newcomer_fraction),
+                "--newcomer-fraction must be within 0..=1, got {newcomer_fraction}"
+            );
             let now = chrono::Utc::now().timestamp();
             let start = now - now.rem_euclid(86_400) - i64::from(days) * 86_400;
             let defaults = GeneratorConfig::new(events, start);
@@ -1088,6 +1096,7 @@ async fn main() -> anyhow::Result<()> {
                 days,
                 seed,
                 bad_fraction,
+                newcomer_fraction,
                 ..defaults
             };
             let t = std::time::Instant::now();

@@ -419,6 +419,7 @@ async fn the_loop_retrains_on_drift_gates_experiments_and_promotes_for_shifted_u
             bots: 0,
             bad_fraction: 0.0,
             clusters: 20,
+            newcomer_fraction: 0.0,
         },
     );
     let mut train_v1: Vec<String> = [
@@ -458,6 +459,7 @@ async fn the_loop_retrains_on_drift_gates_experiments_and_promotes_for_shifted_u
             bots: 0,
             bad_fraction: 0.0,
             clusters: 13,
+            newcomer_fraction: 0.0,
         },
     );
     let (b_log, b_later) = (work.join("world-b/log.csv"), work.join("world-b/later.csv"));

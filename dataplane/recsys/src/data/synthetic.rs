@@ -1,6 +1,7 @@
 //! Synthetic events at scale, deterministic from a seed: power-law item popularity, users in
-//! taste clusters, a daily activity cycle, a few bots, and a known share of defective rows —
-//! each defect planted on purpose and remembered, so validation can be checked row by row.
+//! taste clusters, a daily activity cycle, users who sign up over the whole timeline, a few
+//! bots, and a known share of defective rows — each defect planted on purpose and remembered,
+//! so validation can be checked row by row.
 
 use crate::data::events_io::COLUMNS;
 use anyhow::Context;
@@ -24,6 +25,9 @@ pub struct GeneratorConfig {
     /// Share of regular rows turned into a defect.
     pub bad_fraction: f64,
     pub clusters: u32,
+    /// Share of users who sign up after the first day (on a day drawn uniformly from the rest
+    /// of the timeline) and have no events before it, so every test window has newcomers.
+    pub newcomer_fraction: f64,
 }
 
 impl GeneratorConfig {
@@ -38,6 +42,7 @@ impl GeneratorConfig {
             bots: 3,
             bad_fraction: 0.005,
             clusters: 20,
+            newcomer_fraction: 0.25,
         }
     }
 }
@@ -118,7 +123,40 @@ fn event_kind(rng: &mut StdRng) -> (&'static str, String) {
     }
 }
 
-/// Writes `config.events` regular events (plus bot events) as CSV to `path`.
+/// Each user's sign-up day: 0 for most, a later day for `newcomer_fraction` of them. Drawn
+/// from its own stream, so with no newcomers the events are exactly those of a world without
+/// sign-ups. The first user is always there from day 0, so no day is without users.
+fn signup_days(config: &GeneratorConfig) -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x0051_6e75_7000);
+    let share = config.newcomer_fraction.clamp(0.0, 1.0);
+    (0..config.users)
+        .map(|u| {
+            if u > 0 && config.days > 1 && rng.random_bool(share) {
+                rng.random_range(1..config.days)
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// The cumulative activity of the users signed up by `day` (a user not yet signed up weighs
+/// nothing), and its total.
+fn activity_so_far(activity: &[f64], signup: &[u32], day: u32) -> (Vec<f64>, f64) {
+    let mut total = 0.0;
+    let cdf = activity
+        .iter()
+        .zip(signup)
+        .map(|(a, &d)| {
+            if d <= day {
+                total += a;
+            }
+            total
+        })
+        .collect();
+    (cdf, total)
+}
+
 /// Writes the generated world's user profiles (`user_id, age, gender`) and item metadata
 /// (`item_id, title, category, price, year`) as CSV, deterministic from the seed. Item `ik`
 /// belongs to taste cluster `k mod clusters`, like its events; its price level depends on the
@@ -154,6 +192,7 @@ pub fn write_catalog(config: &GeneratorConfig, users: &Path, items: &Path) -> an
     Ok(())
 }
 
+/// Writes `config.events` regular events (plus bot events) as CSV to `path`.
 pub fn generate(path: &Path, config: &GeneratorConfig) -> anyhow::Result<Generated> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -168,14 +207,7 @@ pub fn generate(path: &Path, config: &GeneratorConfig) -> anyhow::Result<Generat
     let activity: Vec<f64> = (0..config.users)
         .map(|_| rng.random_range(0.2..5.0))
         .collect();
-    let mut total = 0.0;
-    let activity_cdf: Vec<f64> = activity
-        .iter()
-        .map(|a| {
-            total += a;
-            total
-        })
-        .collect();
+    let signup = signup_days(config);
     // Daily cycle: evenings busiest, early mornings quietest.
     let hour_weights: Vec<f64> = (0..24)
         .map(|h| 1.0 + 0.8 * (2.0 * std::f64::consts::PI * (h as f64 - 14.0) / 24.0).sin())
@@ -195,6 +227,7 @@ pub fn generate(path: &Path, config: &GeneratorConfig) -> anyhow::Result<Generat
         } else {
             per_day
         };
+        let (activity_cdf, total) = activity_so_far(&activity, &signup, day);
         let mut rows: Vec<Row> = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let x = rng.random_range(0.0..total);
@@ -306,4 +339,71 @@ pub fn generate(path: &Path, config: &GeneratorConfig) -> anyhow::Result<Generat
     }
     out.flush()?;
     Ok(generated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const START: i64 = 1_700_006_400;
+
+    fn first_day_by_user(path: &Path) -> HashMap<String, i64> {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(path)
+            .unwrap();
+        let mut first = HashMap::new();
+        for record in reader.records() {
+            let record = record.unwrap();
+            let (Some(user), Some(Ok(ts))) = (record.get(0), record.get(3).map(str::parse::<i64>))
+            else {
+                continue;
+            };
+            let day = (ts - START).div_euclid(86_400);
+            let entry = first.entry(user.to_owned()).or_insert(day);
+            *entry = (*entry).min(day);
+        }
+        first
+    }
+
+    #[test]
+    fn newcomers_have_no_events_before_their_sign_up_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        let config = GeneratorConfig {
+            bad_fraction: 0.0,
+            bots: 0,
+            newcomer_fraction: 0.4,
+            ..GeneratorConfig::new(30_000, START)
+        };
+        generate(&path, &config).unwrap();
+        let signup = signup_days(&config);
+        let first = first_day_by_user(&path);
+        let mut late = 0;
+        for (user, day) in &first {
+            let u: usize = user.trim_start_matches('u').parse().unwrap();
+            assert!(
+                *day >= i64::from(signup[u]),
+                "{user} acted on day {day}, before signing up on day {}",
+                signup[u]
+            );
+            late += usize::from(*day >= 20);
+        }
+        // 40% of 300 users sign up on days 1..30; about a third of them after day 20.
+        assert!(late >= 10, "only {late} users first seen from day 20 on");
+        assert_eq!(signup[0], 0);
+    }
+
+    #[test]
+    fn without_newcomers_everyone_is_there_from_the_first_day() {
+        let config = GeneratorConfig {
+            newcomer_fraction: 0.0,
+            ..GeneratorConfig::new(30_000, START)
+        };
+        assert!(signup_days(&config).iter().all(|&d| d == 0));
+        let (cdf, total) = activity_so_far(&[1.0, 2.0, 3.0], &[0, 5, 0], 2);
+        assert_eq!(cdf, vec![1.0, 1.0, 4.0]);
+        assert_eq!(total, 4.0);
+    }
 }
