@@ -18,6 +18,20 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const RANKER_TRIALS: &str = "4";
+/// Enough epochs to exercise early stopping's bookkeeping; the two paths' equality and the
+/// server's agreement with the claim do not depend on how long the towers trained.
+const MAX_EPOCHS: &str = "3";
+
+/// Each test trains with every core (libtorch and LightGBM both start a thread per core);
+/// run side by side on a 2-core runner they thrash instead of sharing, so they take turns.
+static ONE_TRAINING_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next one should still run and report its own result.
+    ONE_TRAINING_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn recsys(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_recsys"))
@@ -85,8 +99,11 @@ fn test_users(test_csv: &Path) -> BTreeMap<String, (HashSet<String>, i64)> {
     out
 }
 
+// The turn is held for the whole test; no other task on this test's runtime takes the lock.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
+    let _turn = take_turn();
     recsys_models::set_torch_threads(2);
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("ml-100k");
@@ -125,6 +142,8 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         path(&models),
         "--version",
         "job",
+        "--max-epochs",
+        MAX_EPOCHS,
         "--ranker-trials",
         RANKER_TRIALS,
         "--publish-state",
@@ -139,7 +158,7 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         data_dir: None,
         artifacts_dir: demo_root.clone(),
         user: None,
-        max_epochs: 30,
+        max_epochs: MAX_EPOCHS.parse().unwrap(),
         split: demo::SplitKind::Global,
         ranker_trials: RANKER_TRIALS.parse().unwrap(),
         publish_state: demo::PublishState::TestStart,
@@ -226,6 +245,7 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
 
 #[test]
 fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
+    let _turn = take_turn();
     recsys_models::set_torch_threads(2);
     let start = 1_790_000_000 - 1_790_000_000 % 86_400;
     let dir = tempfile::tempdir().unwrap();
@@ -254,10 +274,6 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
             path(&models),
             "--version",
             version,
-            "--max-epochs",
-            "4",
-            "--ranker-trials",
-            "2",
             "--ranker-windows",
             "2",
             "--no-mf",
@@ -265,7 +281,7 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
         args.extend(extra);
         recsys(&args)
     };
-    let printed = train("shop", &[]);
+    let printed = train("shop", &["--max-epochs", "4", "--ranker-trials", "2"]);
     let e = evaluation(&models.join("shop"));
     assert_eq!(e["labels"], "purchase,add_to_cart");
     let positives = e["ranker_positives"].as_u64().unwrap();
@@ -319,9 +335,17 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     // Yesterday's version (its data ends where today's test window starts), then today's,
     // compared with it on that window: the live version is loaded as serving loads it and
     // asked for the same users.
-    train("yesterday", &["--publish-state", "test-start"]);
+    // Only the comparison is under test here, so these two train briefly.
+    let brief = ["--max-epochs", "1", "--ranker-trials", "1"];
+    train(
+        "yesterday",
+        &[&brief[..], &["--publish-state", "test-start"]].concat(),
+    );
     let live = models.join("yesterday");
-    train("next", &["--seed", "8", "--compare-to", path(&live)]);
+    train(
+        "next",
+        &[&brief[..], &["--seed", "8", "--compare-to", path(&live)]].concat(),
+    );
     let next = evaluation(&models.join("next"));
     assert_eq!(next["verdict"]["previous_version"], "yesterday");
     assert_eq!(
@@ -340,6 +364,7 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
 fn train_learns_from_the_feedback_partitions_validated_with_the_history() {
     use recsys::serving::feedback_sink::FeedbackSink;
     use recsys::serving::feedback_wal::{FeedbackRecord, Wal};
+    let _turn = take_turn();
     recsys_models::set_torch_threads(2);
     // Thirty days ending a week ago, so nothing is judged from the future.
     let now = chrono::Utc::now().timestamp();
