@@ -9,6 +9,7 @@
 use crate::error::ModelError;
 use crate::user_encoder::UserEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::distr::{weighted::WeightedIndex, Distribution};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -300,13 +301,17 @@ impl TwoTower {
         ids.masked_fill(&drop, 0)
     }
 
-    /// Trains on `positives` (user row, item row). With `validate` (higher is better) it stops
-    /// early and keeps the best epoch's weights; without, it runs `max_epochs` and keeps the last.
+    /// Trains on `positives` (user row, item row). Without `weights` each epoch visits every
+    /// positive once in a shuffled order; with them (one per positive, non-negative) each epoch
+    /// draws as many positives with replacement, in proportion to their weight. With `validate`
+    /// (higher is better) it stops early and keeps the best epoch's weights; without, it runs
+    /// `max_epochs` and keeps the last.
     pub fn fit(
         config: TwoTowerConfig,
         users: &TowerInputs,
         items: &TowerInputs,
         positives: &[(usize, usize)],
+        weights: Option<&[f64]>,
         item_log_q: &[f32],
         mut validate: Option<&mut Validator<'_>>,
     ) -> Result<(Self, TrainReport), ModelError> {
@@ -323,6 +328,19 @@ impl TwoTower {
                 "pair ({u}, {i}) is outside the tower inputs"
             )));
         }
+        let sampler = weights
+            .map(|w| {
+                if w.len() != positives.len() {
+                    return Err(ModelError::Invalid(format!(
+                        "{} sampling weights for {} positives",
+                        w.len(),
+                        positives.len()
+                    )));
+                }
+                WeightedIndex::new(w)
+                    .map_err(|e| ModelError::Invalid(format!("sampling weights: {e}")))
+            })
+            .transpose()?;
         let mut model = Self::on_device(config.clone(), training_device());
         let mut optimizer = nn::Adam {
             wd: config.weight_decay,
@@ -346,7 +364,14 @@ impl TwoTower {
         );
 
         for epoch in 1..=config.max_epochs {
-            order.shuffle(&mut rng);
+            match &sampler {
+                None => order.shuffle(&mut rng),
+                Some(sampler) => {
+                    for slot in order.iter_mut() {
+                        *slot = positives[sampler.sample(&mut rng)];
+                    }
+                }
+            }
             let mut loss_sum = 0.0;
             let mut batches = 0usize;
             // A batch of one has no negatives; skip the tail in that case.
@@ -614,7 +639,7 @@ mod tests {
         let items = inputs(30, 2);
         let positives: Vec<(usize, usize)> = (0..60).map(|i| (i % 20, (i * 7) % 30)).collect();
         let (model, report) =
-            TwoTower::fit(config, &users, &items, &positives, &[0.0; 30], None).unwrap();
+            TwoTower::fit(config, &users, &items, &positives, None, &[0.0; 30], None).unwrap();
         assert_eq!(model.device(), Device::Cpu, "serving expects CPU weights");
         assert_eq!(report.epochs_run, 3);
     }
@@ -653,6 +678,61 @@ mod tests {
         outside.ids[0] = 21;
         assert!(encoder.embed(&outside).is_err());
         assert!(encoder.embed(&inputs(2, 4)).is_err());
+    }
+
+    #[test]
+    fn weighted_epochs_learn_the_weighted_pairs_and_bad_weights_are_refused() {
+        let users = inputs(20, 3);
+        let items = inputs(30, 2);
+        // Each user has two positives; only the first carries weight.
+        let positives: Vec<(usize, usize)> = (0..20)
+            .flat_map(|u| [(u, u % 10), (u, 10 + u % 20)])
+            .collect();
+        let weights: Vec<f64> = (0..40)
+            .map(|i| if i % 2 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let config = TwoTowerConfig {
+            max_epochs: 40,
+            learning_rate: 1e-2,
+            id_dropout: 0.0,
+            ..tiny_config()
+        };
+        let fit = |w: Option<&[f64]>| {
+            TwoTower::fit(
+                config.clone(),
+                &users,
+                &items,
+                &positives,
+                w,
+                &[0.0; 30],
+                None,
+            )
+        };
+        let (model, _) = fit(Some(&weights)).unwrap();
+        let u = model.embed_users(&users).unwrap();
+        let v = model.embed_items(&items).unwrap();
+        let dot = |a: usize, b: usize| -> f32 {
+            u[a * 128..(a + 1) * 128]
+                .iter()
+                .zip(&v[b * 128..(b + 1) * 128])
+                .map(|(x, y)| x * y)
+                .sum()
+        };
+        let preferred = (0..20)
+            .filter(|&user| dot(user, user % 10) > dot(user, 10 + user % 20))
+            .count();
+        assert!(
+            preferred >= 18,
+            "{preferred} of 20 users prefer the weighted item"
+        );
+
+        let short = fit(Some(&weights[..39])).err().unwrap();
+        assert!(
+            short.to_string().contains("39 sampling weights for 40"),
+            "{short}"
+        );
+        let zero = fit(Some(&[0.0; 40])).err().unwrap();
+        assert!(zero.to_string().contains("sampling weights"), "{zero}");
     }
 
     #[test]

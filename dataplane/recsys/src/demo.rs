@@ -54,6 +54,7 @@ pub fn train_options(options: &DemoOptions, version: String) -> TrainOptions {
             ..WindowConfig::default()
         },
         max_epochs: options.max_epochs,
+        recency_candidates: crate::pipeline::recency::default_candidates(),
         ranker_trials: options.ranker_trials,
         seed: options.seed,
         with_mf: true,

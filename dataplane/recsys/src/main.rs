@@ -109,6 +109,10 @@ enum Command {
         result_file: Option<PathBuf>,
         #[arg(long, default_value_t = 30)]
         max_epochs: usize,
+        /// How much the two-tower may favour recent positives, each tried on validation:
+        /// `none`, or half-lives as shares of the training window's span.
+        #[arg(long, value_delimiter = ',', default_values_t = recsys::pipeline::recency::default_candidates())]
+        recency: Vec<recsys::pipeline::recency::Recency>,
         #[arg(long, default_value_t = 12)]
         ranker_trials: usize,
         #[arg(long, default_value_t = 7)]
@@ -728,6 +732,7 @@ async fn main() -> anyhow::Result<()> {
             validate,
             result_file,
             max_epochs,
+            recency,
             ranker_trials,
             seed,
             no_mf,
@@ -762,6 +767,7 @@ async fn main() -> anyhow::Result<()> {
                     labels,
                     windows: windows.config(),
                     max_epochs,
+                    recency_candidates: recency,
                     ranker_trials,
                     seed,
                     with_mf: !no_mf,

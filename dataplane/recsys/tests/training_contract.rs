@@ -86,6 +86,7 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
         ("ranker-trials".into(), "1".into()),
         ("no-mf".into(), "true".into()),
         ("category-column".into(), "genres".into()),
+        ("recency".into(), "none,0.25".into()),
     ]);
     check_hyper_parameters(&rts.spec.job.hyper_parameters).unwrap();
 
@@ -119,6 +120,11 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
     let logs = pod.logs();
     assert!(status.success(), "{name} failed with {status}:\n{logs}");
     assert!(logs.contains("window    last 150 days"), "{logs}");
+    // Both recency candidates reached the trainer and were tried on validation.
+    assert!(
+        logs.contains(" of none 0.") && logs.contains(" / 0.25 0."),
+        "{logs}"
+    );
 
     // The operator's side: its parser on the termination message, its gates on the result.
     let message = std::fs::read_to_string(&pod.termination_log).unwrap();

@@ -26,6 +26,7 @@ pub const TRIGGER: &str = "recsys.dev/trigger";
 /// comparison are the operator's.
 pub const TUNABLE_FLAGS: &[&str] = &[
     "max-epochs",
+    "recency",
     "ranker-trials",
     "seed",
     "no-mf",

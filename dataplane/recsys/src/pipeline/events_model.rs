@@ -60,7 +60,12 @@ pub fn train(
         started.elapsed().as_secs_f64()
     );
     let snapshot = FeatureSnapshot::compute(&data, &history, cutoff);
-    let retrieval = retrieval::train(&snapshot, &history, None, options.epochs, 7)?;
+    let retrieval = retrieval::train(
+        &snapshot,
+        &history,
+        None,
+        &retrieval::TowerTraining::uniform(options.epochs, 7),
+    )?;
     println!(
         "two-tower {} epochs; index {:?} over {} items [{:.0} s]",
         retrieval.report.epochs_run,

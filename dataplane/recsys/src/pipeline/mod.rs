@@ -14,6 +14,7 @@ pub mod labels;
 pub mod live;
 pub mod mf_baseline;
 pub mod ranking;
+pub mod recency;
 pub mod report;
 pub mod retrieval;
 pub mod run_result;

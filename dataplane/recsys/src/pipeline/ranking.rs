@@ -151,8 +151,7 @@ pub fn rolling_window_rows(
     cutoff: i64,
     windows: usize,
     window_secs: i64,
-    epochs: usize,
-    seed: u64,
+    training: &crate::pipeline::retrieval::TowerTraining,
 ) -> Result<Vec<CandidateRows>, ModelError> {
     let mut out = Vec::new();
     for k in (1..=windows as i64).rev() {
@@ -171,7 +170,7 @@ pub fn rolling_window_rows(
             continue;
         }
         let snapshot = FeatureSnapshot::compute(data, &before, start);
-        let retrieval = crate::pipeline::retrieval::train(&snapshot, &before, None, epochs, seed)?;
+        let retrieval = crate::pipeline::retrieval::train(&snapshot, &before, None, training)?;
         out.push(candidate_rows(&retrieval, &snapshot, &window)?);
     }
     Ok(out)

@@ -45,21 +45,51 @@ impl Retrieval {
 
 pub use crate::scoring::retrieve_unseen;
 
-/// Trains on every interaction in `history` (as of `snapshot`). With `validation` rows, stops
-/// early on their Recall@50; otherwise runs `epochs` epochs. `seed` fixes initialisation and
-/// batch order.
+/// How the towers train.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TowerTraining {
+    /// The most epochs with validation rows (early stopping usually ends sooner), exactly
+    /// this many without.
+    pub epochs: usize,
+    /// With a half-life, each epoch samples positives in proportion to ½^(age / half-life),
+    /// the age counted back from the snapshot's cut-off, so recent tastes weigh more; without,
+    /// it visits every positive once.
+    pub recency_half_life_secs: Option<f64>,
+    /// Fixes initialisation and sampling.
+    pub seed: u64,
+}
+
+impl TowerTraining {
+    pub fn uniform(epochs: usize, seed: u64) -> Self {
+        Self {
+            epochs,
+            recency_half_life_secs: None,
+            seed,
+        }
+    }
+}
+
+/// The lightest weight a positive gets, so a short half-life never leaves every weight zero.
+const MIN_RECENCY_WEIGHT: f64 = 1e-12;
+
+fn recency_weight(cutoff: i64, timestamp: i64, half_life_secs: f64) -> f64 {
+    let age = (cutoff - timestamp).max(0) as f64;
+    (-age / half_life_secs).exp2().max(MIN_RECENCY_WEIGHT)
+}
+
+/// Trains on every interaction in `history` before the snapshot's cut-off. With `validation`
+/// rows, stops early on their Recall@50; otherwise runs `training.epochs` epochs.
 pub fn train(
     snapshot: &FeatureSnapshot,
     history: &[Interaction],
     validation: Option<&[Interaction]>,
-    epochs: usize,
-    seed: u64,
+    training: &TowerTraining,
 ) -> Result<Retrieval, ModelError> {
     let users = tower::all_users(snapshot);
     let items = tower::all_items(snapshot);
     let config = TwoTowerConfig {
-        max_epochs: epochs,
-        seed,
+        max_epochs: training.epochs,
+        seed: training.seed,
         ..TwoTowerConfig::new(
             snapshot.users.len() as i64 + 1,
             snapshot.items.len() as i64 + 1,
@@ -67,11 +97,15 @@ pub fn train(
             items.feature_dim as i64,
         )
     };
-    let positives: Vec<(usize, usize)> = history
-        .iter()
-        .filter(|r| r.timestamp < snapshot.cutoff)
+    let before_cutoff = || history.iter().filter(|r| r.timestamp < snapshot.cutoff);
+    let positives: Vec<(usize, usize)> = before_cutoff()
         .map(|r| (r.user as usize, r.item as usize))
         .collect();
+    let weights: Option<Vec<f64>> = training.recency_half_life_secs.map(|half_life| {
+        before_cutoff()
+            .map(|r| recency_weight(snapshot.cutoff, r.timestamp, half_life))
+            .collect()
+    });
     let counts = snapshot.item_counts();
     let total = counts.iter().sum::<u64>().max(1) as f32;
     let log_q: Vec<f32> = counts
@@ -99,7 +133,15 @@ pub fn train(
     } else {
         None
     };
-    let (model, report) = TwoTower::fit(config, &users, &items, &positives, &log_q, validator)?;
+    let (model, report) = TwoTower::fit(
+        config,
+        &users,
+        &items,
+        &positives,
+        weights.as_deref(),
+        &log_q,
+        validator,
+    )?;
 
     let user_vectors = model.embed_users(&users)?;
     let item_vectors = model.embed_items(&items)?;
@@ -135,4 +177,20 @@ pub fn train(
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_positive_one_half_life_old_weighs_half_and_none_weighs_zero() {
+        let day = 86_400;
+        assert_eq!(recency_weight(10 * day, 10 * day, day as f64), 1.0);
+        assert_eq!(recency_weight(10 * day, 9 * day, day as f64), 0.5);
+        assert_eq!(recency_weight(10 * day, 7 * day, day as f64), 0.125);
+        // Rows at the cut-off count as new, not as weighing more than new.
+        assert_eq!(recency_weight(10 * day, 11 * day, day as f64), 1.0);
+        assert_eq!(recency_weight(1000 * day, 0, 1.0), MIN_RECENCY_WEIGHT);
+    }
 }

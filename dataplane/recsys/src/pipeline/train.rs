@@ -7,7 +7,9 @@
 use super::cold_start;
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use super::labels::{first_event_times, relevant_by_user};
-use super::{compare, drift, html_report, live, mf_baseline, ranking, report, retrieval, tuning};
+use super::{
+    compare, drift, html_report, live, mf_baseline, ranking, recency, report, retrieval, tuning,
+};
 use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
@@ -126,6 +128,8 @@ pub struct TrainOptions {
     pub labels: LabelPolicy,
     pub windows: WindowConfig,
     pub max_epochs: usize,
+    /// How much the two-tower may favour recent positives; each is tried on validation.
+    pub recency_candidates: Vec<recency::Recency>,
     /// Ranker configurations tried (the first is the default).
     pub ranker_trials: usize,
     /// Fixes every model's initialisation and sampling.
@@ -288,19 +292,30 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     // Model selection on validation: two-tower fit on train with early stopping; the ranker
     // searched over rolling windows plus the validation window's candidates.
     let snapshot_val = FeatureSnapshot::compute(&data, &split.train, windows.validation_start);
-    let selection = retrieval::train(
+    let (selection, recency) = recency::choose(
         &snapshot_val,
         &split.train,
-        Some(&split.validation),
+        &split.validation,
+        &options.recency_candidates,
         options.max_epochs,
         options.seed,
     )?;
-    let epochs = selection.report.best_epoch.max(1);
+    let tower_training = recency.training(selection.report.best_epoch.max(1), options.seed);
     println!(
-        "two-tower best epoch {} of {} (validation Recall@50 {:.4}) {}",
+        "two-tower best epoch {} of {} (validation Recall@50 {:.4}), recency half-life {} of {} {}",
         selection.report.best_epoch,
         selection.report.epochs_run,
         selection.report.best_validation,
+        match recency.half_life_days {
+            Some(days) => format!("{days:.1} days"),
+            None => "none".to_owned(),
+        },
+        recency
+            .trials
+            .iter()
+            .map(|t| format!("{} {:.4}", t.candidate, t.validation_recall_at_50))
+            .collect::<Vec<_>>()
+            .join(" / "),
         elapsed()
     );
     let window_secs = options.windows.ranker_window_days * DAY;
@@ -310,8 +325,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         windows.validation_start,
         options.windows.ranker_windows,
         window_secs,
-        epochs,
-        options.seed,
+        &tower_training,
     )?;
     blocks.push(ranking::candidate_rows(
         &selection,
@@ -402,7 +416,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     // Refit on train + validation with the chosen settings; evaluate on test.
     let history = split.train_and_validation();
     let snapshot_test = FeatureSnapshot::compute(&data, &history, windows.test_start);
-    let final_retrieval = retrieval::train(&snapshot_test, &history, None, epochs, options.seed)?;
+    let final_retrieval = retrieval::train(&snapshot_test, &history, None, &tower_training)?;
     let request_times = first_event_times(&split.test);
     let users: Vec<UserId> = relevant.keys().copied().collect();
     let warm: HashSet<UserId> = users
@@ -586,13 +600,8 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         ),
         PublishState::Latest => {
             let snapshot_now = FeatureSnapshot::compute(&data, &data.interactions, last + 1);
-            let retrieval_now = retrieval::train(
-                &snapshot_now,
-                &data.interactions,
-                None,
-                epochs,
-                options.seed,
-            )?;
+            let retrieval_now =
+                retrieval::train(&snapshot_now, &data.interactions, None, &tower_training)?;
             blocks.push(ranking::candidate_rows(
                 &final_retrieval,
                 &snapshot_test,
@@ -678,6 +687,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "ranker_log_loss": ranker_log_loss,
         "ranker_positives": ranker_positives,
         "tuning": &tuning,
+        "two_tower_recency": &recency,
         "cold_start": &cold,
         "model_for_known_cold_users": model_for_cold,
         "recent_popularity_days": recent_days,
@@ -711,6 +721,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 "labels": options.labels.to_string(),
                 "seed": options.seed,
                 "two_tower": retrieval_pub.model.config(),
+                "two_tower_recency_half_life_days": recency.half_life_days,
                 "ranker": tuning.best,
                 "mf": mf_params,
                 "recent_popularity_days": recent_days,
