@@ -425,25 +425,26 @@ mod tests {
             .all(|row| row.len() == 2 && row.iter().all(|f| f.0 != "noise")));
     }
 
-    #[test]
-    fn save_load_round_trip_checks_feature_names() {
+    /// A binary ranker of `trees` trees on 500 synthetic rows, and those rows.
+    fn small_ranker(trees: u32) -> (Ranker, Vec<f32>) {
         let (xt, yt) = synthetic(500, 0);
         let params = RankerParams {
-            num_iterations: 20,
+            num_iterations: trees,
             min_data_in_leaf: 5,
             ..Default::default()
         };
-        let ranker = Ranker::train(
-            GroupedRows {
-                features: &xt,
-                labels: &yt,
-                groups: None,
-            },
-            None,
-            names(),
-            &params,
-        )
-        .unwrap();
+        let grouped = GroupedRows {
+            features: &xt,
+            labels: &yt,
+            groups: None,
+        };
+        let ranker = Ranker::train(grouped, None, names(), &params).unwrap();
+        (ranker, xt)
+    }
+
+    #[test]
+    fn save_load_round_trip_checks_feature_names() {
+        let (ranker, xt) = small_ranker(20);
         let path = std::env::temp_dir().join(format!("ranker-{}.txt", std::process::id()));
         ranker.save(&path).unwrap();
         let loaded = Ranker::load(&path, &names()).unwrap();
@@ -463,23 +464,7 @@ mod tests {
 
     #[test]
     fn a_tree_whose_arrays_do_not_fit_its_leaves_is_refused_before_lightgbm_parses_it() {
-        let (xt, yt) = synthetic(500, 0);
-        let params = RankerParams {
-            num_iterations: 3,
-            min_data_in_leaf: 5,
-            ..Default::default()
-        };
-        let ranker = Ranker::train(
-            GroupedRows {
-                features: &xt,
-                labels: &yt,
-                groups: None,
-            },
-            None,
-            names(),
-            &params,
-        )
-        .unwrap();
+        let (ranker, _) = small_ranker(3);
         let path = std::env::temp_dir().join(format!("ranker-shape-{}.txt", std::process::id()));
         ranker.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -489,8 +474,7 @@ mod tests {
             let key = format!("\n{field}=");
             let start = text.find(&key).unwrap() + key.len();
             let end = start + text[start..].find('\n').unwrap();
-            let mut values: Vec<String> =
-                text[start..end].split(' ').map(String::from).collect();
+            let mut values: Vec<String> = text[start..end].split(' ').map(String::from).collect();
             edit(&mut values);
             format!("{}{}{}", &text[..start], values.join(" "), &text[end..])
         };

@@ -1,13 +1,17 @@
 //! The whole path on real MovieLens 100K with the real native libraries: train, evaluate,
 //! publish, verify, serve over gRPC, refuse a corrupted version.
 
-use recsys::artifacts;
+use recsys::artifacts::{self, bundle};
 use recsys::demo::{self, DemoOptions};
+use recsys::features::profile::ProfileKey;
+use recsys::features::FeatureSnapshot;
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
 use recsys::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use recsys_models::IndexKind;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,6 +211,8 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     let nprobe = saved["kind"]["nprobe"].as_u64().unwrap();
     assert!((2..=64).contains(&nprobe), "{saved}");
 
+    profile_segments_reach_known_users_without_history(&summary.artifact_dir, out.path());
+
     // A tampered file refuses the whole version.
     let ranker = summary.artifact_dir.join("ranker.txt");
     let mut text = std::fs::read_to_string(&ranker).unwrap();
@@ -220,4 +226,88 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("a tampered version must be refused"),
     }
+}
+
+/// A copy of the version whose users "1" (M) and "2" (F) have no history yet and whose cold
+/// lists are split by gender: each gets their segment's list, an unknown user the one list.
+fn profile_segments_reach_known_users_without_history(version: &Path, scratch: &Path) {
+    let dir = scratch.join("segmented");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(version).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let catalog: bundle::Catalog =
+        serde_json::from_slice(&std::fs::read(dir.join(bundle::CATALOG_FILE)).unwrap()).unwrap();
+    let dense = |id: &str| catalog.user_ids.iter().position(|u| u == id).unwrap();
+    let mut snapshot: FeatureSnapshot =
+        serde_json::from_slice(&std::fs::read(dir.join(bundle::SNAPSHOT_FILE)).unwrap()).unwrap();
+    for (id, gender) in [("1", "M"), ("2", "F")] {
+        let u = &mut snapshot.users[dense(id)];
+        assert_eq!(
+            u.gender.as_deref(),
+            Some(gender),
+            "MovieLens's profile of user {id}"
+        );
+        u.history_len = 0;
+        u.seen.clear();
+    }
+    std::fs::write(
+        dir.join(bundle::SNAPSHOT_FILE),
+        serde_json::to_vec(&snapshot).unwrap(),
+    )
+    .unwrap();
+    let list = |first: u32| {
+        (first..first + 3)
+            .map(|i| (i, 3.0 - (i - first) as f32))
+            .collect()
+    };
+    let cold = bundle::ColdStart {
+        policy: "test".into(),
+        as_of: snapshot.cutoff,
+        items: list(30),
+        model_for_known_cold_users: false,
+        by_profile: Some(bundle::SegmentLists {
+            key: ProfileKey::Gender,
+            lists: BTreeMap::from([("F".into(), list(10)), ("M".into(), list(20))]),
+        }),
+    };
+    // The cold lists written and the copy resealed, so only the loader can object.
+    let write_cold = |cold: &bundle::ColdStart| {
+        std::fs::write(
+            dir.join(bundle::COLD_START_FILE),
+            serde_json::to_vec(cold).unwrap(),
+        )
+        .unwrap();
+        artifacts::seal(&dir, artifacts::verify(version, None).unwrap()).unwrap();
+    };
+    write_cold(&cold);
+
+    let engine = Engine::load(&dir).unwrap();
+    let exclude = HashSet::new();
+    let served = |user: &str| {
+        let rec = engine
+            .recommend(&recsys::serving::Query::new(user, 3, &exclude))
+            .unwrap();
+        assert!(rec.fallback, "{user} is served a list, not the model");
+        let mut items: Vec<u32> = rec.items.iter().map(|x| x.0).collect();
+        items.sort_unstable();
+        items
+    };
+    assert_eq!(served("2"), [10, 11, 12], "F's list");
+    assert_eq!(served("1"), [20, 21, 22], "M's list");
+    assert_eq!(served("no-such-user"), [30, 31, 32], "the one list");
+
+    // A segment list naming an item outside the catalog refuses the version.
+    let mut bad = cold;
+    bad.by_profile
+        .as_mut()
+        .unwrap()
+        .lists
+        .insert("F".into(), vec![(1_000_000, 1.0)]);
+    write_cold(&bad);
+    let err = Engine::load(&dir).err().expect("refused").to_string();
+    assert!(err.contains("outside the catalog"), "{err}");
 }

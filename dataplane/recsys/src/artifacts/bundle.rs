@@ -4,9 +4,11 @@
 
 use crate::artifacts::{self, DataWindow, Manifest};
 use crate::data::{Dataset, ItemMeta};
+use crate::features::profile::ProfileKey;
 use crate::features::FeatureSnapshot;
 use recsys_models::{AnnIndex, Ranker, TwoTower};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Display metadata and external ids, by dense id.
@@ -97,6 +99,38 @@ pub struct ColdStart {
     /// Whether users the version knows but who have no history yet go through the model
     /// (it beat the list on validation) rather than get the list.
     pub model_for_known_cold_users: bool,
+    /// Lists per profile segment, when they beat `items` on validation: a known user without
+    /// history whose profile has the key's column gets their segment's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_profile: Option<SegmentLists>,
+}
+
+/// One list per value of a profile column.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentLists {
+    pub key: ProfileKey,
+    /// Dense item ids, best first, with their scores, by segment.
+    pub lists: BTreeMap<String, Vec<(u32, f32)>>,
+}
+
+impl ColdStart {
+    /// The list for `user` (a dense id of `snapshot`, or None for a user the version does
+    /// not know): their profile segment's, else the version's one list.
+    pub fn for_user(&self, snapshot: &FeatureSnapshot, user: Option<u32>) -> &[(u32, f32)] {
+        self.by_profile
+            .as_ref()
+            .zip(user)
+            .and_then(|(s, u)| s.lists.get(&s.key.segment(snapshot, u)?))
+            .unwrap_or(&self.items)
+    }
+
+    /// Every item id of every list, for a check against the catalog.
+    pub fn all_items(&self) -> impl Iterator<Item = u32> + '_ {
+        let segments = self.by_profile.iter().flat_map(|s| s.lists.values());
+        std::iter::once(&self.items)
+            .chain(segments)
+            .flat_map(|l| l.iter().map(|&(i, _)| i))
+    }
 }
 
 /// Everything needed to write one version directory.

@@ -11,6 +11,7 @@
 pub mod declared;
 pub mod offline_store;
 pub mod online_store;
+pub mod profile;
 pub mod ranker;
 pub mod snapshot;
 pub mod tower;

@@ -3,7 +3,8 @@
 use super::snapshot::FeatureSnapshot;
 use recsys_models::TowerInputs;
 
-const AGE_BUCKETS: [f32; 6] = [18.0, 25.0, 35.0, 45.0, 50.0, 56.0];
+use super::profile::{age_bucket, AGE_BUCKETS};
+
 const REGIONS: usize = 10;
 
 pub fn user_feature_dim(s: &FeatureSnapshot) -> usize {
@@ -18,12 +19,7 @@ pub fn item_feature_dim(s: &FeatureSnapshot) -> usize {
 pub fn user_row(s: &FeatureSnapshot, user: u32, features: &mut Vec<f32>) -> i64 {
     let u = &s.users[user as usize];
     features.push(u.age / 100.0);
-    let bucket = if u.age <= 0.0 {
-        None
-    } else {
-        Some(AGE_BUCKETS.iter().filter(|&&b| u.age >= b).count())
-    };
-    one_hot(features, bucket, AGE_BUCKETS.len() + 1);
+    one_hot(features, age_bucket(u.age), AGE_BUCKETS.len() + 1);
     features.push(f32::from(u8::from(u.gender.as_deref() == Some("F"))));
     features.push(f32::from(u8::from(u.gender.as_deref() == Some("M"))));
     one_hot(features, u.occupation, s.occupations.len());

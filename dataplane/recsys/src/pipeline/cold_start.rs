@@ -1,14 +1,17 @@
 //! What users without history get, chosen on validation like the baselines: a popularity
 //! list counted over all time, over a trailing window, or with exponentially decaying weights.
 //! Which of those serves a dataset best depends on how dense its timeline is (a week of a
-//! sparse dataset is a handful of users), so no window is fixed here.
+//! sparse dataset is a handful of users), so no window is fixed here. Where users have a
+//! profile, a list per segment of one profile column (gender, age band, occupation, region),
+//! backed by everyone's list, competes with the one list on the same users.
 
 use super::evaluate::LIST_LENGTH;
-use crate::artifacts::bundle::ColdStart;
+use crate::artifacts::bundle::{ColdStart, SegmentLists};
+use crate::features::profile::ProfileKey;
 use crate::features::FeatureSnapshot;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 const DAY: f64 = 86_400.0;
 /// Cold users the choice wants: about ±0.03 of standard error on a mean NDCG@10. A short
@@ -24,6 +27,9 @@ const MAX_BACKTEST_WINDOWS: usize = 12;
 pub const MIN_COLD_USERS: usize = 20;
 /// Items a version's cold list keeps.
 pub const LIST_SIZE: usize = 1000;
+/// How much of everyone's list backs a segment's: a segment's list scores items by its own
+/// share plus this multiple of everyone's, so a small segment's few counts do not decide alone.
+pub const PROFILE_WEIGHTS: [f32; 3] = [0.25, 1.0, 4.0];
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -51,12 +57,7 @@ impl ColdPolicy {
                 continue;
             };
             *slot += 1.0;
-            let age_days = (as_of - r.timestamp) as f64 / DAY;
-            primary[r.item as usize] += match self {
-                Self::AllTime => 1.0,
-                Self::Window { days } => f64::from(u8::from(age_days <= f64::from(days))),
-                Self::Decay { half_life_days } => 0.5f64.powf(age_days / f64::from(half_life_days)),
-            };
+            primary[r.item as usize] += self.weight(as_of - r.timestamp);
         }
         let total = all.iter().sum::<f64>().max(1.0);
         primary
@@ -65,6 +66,91 @@ impl ColdPolicy {
             .map(|(&p, &a)| (p + a / total) as f32)
             .collect()
     }
+}
+
+impl ColdPolicy {
+    /// What one event `age_secs` before the list's moment counts for.
+    fn weight(self, age_secs: i64) -> f64 {
+        let age_days = age_secs as f64 / DAY;
+        match self {
+            Self::AllTime => 1.0,
+            Self::Window { days } => f64::from(u8::from(age_days <= f64::from(days))),
+            Self::Decay { half_life_days } => 0.5f64.powf(age_days / f64::from(half_life_days)),
+        }
+    }
+
+    /// Scores per segment of `key` (segments with no counted event are left out): the
+    /// segment's share of the policy's weight for each item, plus `weight_of_all` times
+    /// everyone's share (from [`ColdPolicy::scores`], so ties still break by all-time counts).
+    pub fn segment_scores(
+        self,
+        blend: ProfileBlend,
+        snapshot: &FeatureSnapshot,
+        rows: &[Interaction],
+        as_of: i64,
+    ) -> BTreeMap<String, Vec<f32>> {
+        let num_items = snapshot.items.len();
+        let everyone = self.scores(rows, num_items, as_of);
+        let total: f64 = everyone
+            .iter()
+            .map(|&x| f64::from(x))
+            .sum::<f64>()
+            .max(1e-12);
+        let (names, of_user) = segments(snapshot, blend.key);
+        let mut counts = vec![vec![0f64; num_items]; names.len()];
+        for r in rows.iter().filter(|r| r.timestamp < as_of) {
+            let Some(&Some(s)) = of_user.get(r.user as usize) else {
+                continue;
+            };
+            if let Some(slot) = counts[s].get_mut(r.item as usize) {
+                *slot += self.weight(as_of - r.timestamp);
+            }
+        }
+        names
+            .into_iter()
+            .zip(counts)
+            .filter_map(|(name, own)| {
+                let sum: f64 = own.iter().sum();
+                (sum > 0.0).then(|| {
+                    let scores = own
+                        .iter()
+                        .zip(&everyone)
+                        .map(|(&c, &e)| {
+                            (c / sum + f64::from(blend.weight_of_all) * f64::from(e) / total) as f32
+                        })
+                        .collect();
+                    (name, scores)
+                })
+            })
+            .collect()
+    }
+}
+
+/// The segment names of `key` among the snapshot's users, and each user's segment index.
+fn segments(snapshot: &FeatureSnapshot, key: ProfileKey) -> (Vec<String>, Vec<Option<usize>>) {
+    let of_user: Vec<Option<String>> = (0..snapshot.users.len() as u32)
+        .map(|u| key.segment(snapshot, u))
+        .collect();
+    let names: Vec<String> = of_user
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let index = of_user
+        .iter()
+        .map(|s| s.as_ref().and_then(|s| names.binary_search(s).ok()))
+        .collect();
+    (names, index)
+}
+
+/// Which profile column splits the cold list, and how much everyone's list backs each
+/// segment's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProfileBlend {
+    pub key: ProfileKey,
+    pub weight_of_all: f32,
 }
 
 impl std::fmt::Display for ColdPolicy {
@@ -96,6 +182,13 @@ pub struct ColdChoice {
     #[serde(default)]
     pub validation_cold_ndcg_at_10: Option<f64>,
     pub tried: Vec<(ColdPolicy, f64)>,
+    /// Lists per profile segment under the same policy, when they beat the one list on the
+    /// same users (`validation_ndcg_at_10` is then theirs).
+    #[serde(default)]
+    pub profile: Option<ProfileBlend>,
+    /// Every profile blend tried, with its NDCG@10 on the same users.
+    #[serde(default)]
+    pub profile_tried: Vec<(ProfileBlend, f64)>,
 }
 
 fn one() -> usize {
@@ -187,23 +280,18 @@ pub fn choose(
         }];
     }
     let users: usize = judged.iter().map(|j| j.users.len()).sum();
-    // Per policy: the mean over every judged user, and the sum over validation's own (the
-    // first set).
+    let num_items = snapshot.items.len();
+    let mean = |sums: &[f64]| sums.iter().sum::<f64>() / users.max(1) as f64;
+    let own = |sums: &[f64]| sums[0] / judged[0].users.len().max(1) as f64;
+    // Per policy: the mean over every judged user, and over validation's own (the first set).
     let mut tried = Vec::new();
     let mut on_validation = Vec::new();
     for policy in ColdPolicy::candidates() {
-        let mut sums = vec![0.0; judged.len()];
-        for (j, sum) in judged.iter().zip(&mut sums) {
-            let scores = policy.scores(train, snapshot.items.len(), j.as_of);
-            for (u, relevant) in &j.users {
-                let top = ranking::top_k_dense(&scores, LIST_LENGTH, |i| {
-                    j.exclude_seen && snapshot.has_seen(*u, i)
-                });
-                *sum += metrics::ndcg_at_k(&top, relevant, 10);
-            }
-        }
-        tried.push((policy, sums.iter().sum::<f64>() / users.max(1) as f64));
-        on_validation.push(sums[0] / judged[0].users.len().max(1) as f64);
+        let sums = ndcg_sums(&judged, snapshot, |t| {
+            Scores::one(policy.scores(train, num_items, t))
+        });
+        tried.push((policy, mean(&sums)));
+        on_validation.push(own(&sums));
     }
     let best = (0..tried.len()).fold(
         0,
@@ -215,9 +303,41 @@ pub fn choose(
             }
         },
     );
-    let (policy, validation_ndcg_at_10) = tried[best];
+    let (policy, mut validation_ndcg_at_10) = tried[best];
+    let mut on_own = on_validation[best];
+    // Segments need cold users to judge them: with every validation user voting, none.
+    let mut profile = None;
+    let mut profile_tried = Vec::new();
+    for key in ProfileKey::ALL.into_iter().filter(|_| cold_users_only) {
+        // A column that puts every judged user in one segment (or none) cannot help.
+        let distinct: BTreeSet<String> = judged
+            .iter()
+            .flat_map(|j| {
+                j.users
+                    .iter()
+                    .filter_map(|(u, _)| key.segment(snapshot, *u))
+            })
+            .collect();
+        if distinct.len() < 2 {
+            continue;
+        }
+        for weight_of_all in PROFILE_WEIGHTS {
+            let blend = ProfileBlend { key, weight_of_all };
+            let sums = ndcg_sums(&judged, snapshot, |t| Scores {
+                everyone: policy.scores(train, num_items, t),
+                by_segment: policy.segment_scores(blend, snapshot, train, t),
+                key: Some(key),
+            });
+            profile_tried.push((blend, mean(&sums)));
+            if mean(&sums) > validation_ndcg_at_10 {
+                validation_ndcg_at_10 = mean(&sums);
+                on_own = own(&sums);
+                profile = Some(blend);
+            }
+        }
+    }
     let validation_cold_ndcg_at_10 =
-        (cold_users_only && judged[0].users.len() >= MIN_COLD_USERS).then_some(on_validation[best]);
+        (cold_users_only && judged[0].users.len() >= MIN_COLD_USERS).then_some(on_own);
     ColdChoice {
         policy,
         validation_ndcg_at_10,
@@ -226,29 +346,98 @@ pub fn choose(
         windows: if cold_users_only { judged.len() } else { 1 },
         validation_cold_ndcg_at_10,
         tried,
+        profile,
+        profile_tried,
     }
 }
 
-/// What a version stores: the policy's top items (dense ids, best first) as of its state.
+/// Item scores as of one moment: everyone's, and per segment of `key` when a blend is tried.
+struct Scores {
+    everyone: Vec<f32>,
+    by_segment: BTreeMap<String, Vec<f32>>,
+    key: Option<ProfileKey>,
+}
+
+impl Scores {
+    fn one(everyone: Vec<f32>) -> Self {
+        Self {
+            everyone,
+            by_segment: BTreeMap::new(),
+            key: None,
+        }
+    }
+}
+
+/// NDCG@10 summed over each judged set's users, each ranked by the scores of their segment
+/// (everyone's without one) as of the set's moment.
+fn ndcg_sums(
+    judged: &[Judged],
+    snapshot: &FeatureSnapshot,
+    scores_at: impl Fn(i64) -> Scores,
+) -> Vec<f64> {
+    judged
+        .iter()
+        .map(|j| {
+            let scores = scores_at(j.as_of);
+            j.users
+                .iter()
+                .map(|(u, relevant)| {
+                    let own = scores
+                        .key
+                        .and_then(|k| scores.by_segment.get(&k.segment(snapshot, *u)?));
+                    let top =
+                        ranking::top_k_dense(own.unwrap_or(&scores.everyone), LIST_LENGTH, |i| {
+                            j.exclude_seen && snapshot.has_seen(*u, i)
+                        });
+                    metrics::ndcg_at_k(&top, relevant, 10)
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// What a version stores: the chosen policy's top items (dense ids, best first) as of its
+/// state, and its segments' lists when the choice has a profile blend.
 pub fn list(
-    policy: ColdPolicy,
+    choice: &ColdChoice,
+    snapshot: &FeatureSnapshot,
     rows: &[Interaction],
-    num_items: usize,
     as_of: i64,
     model_for_known_cold_users: bool,
 ) -> ColdStart {
-    let scores = policy.scores(rows, num_items, as_of);
-    let mut scored: Vec<(u32, f32)> = scores
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| (i as u32, s))
-        .collect();
-    let top = ranking::top_k_pairs(&mut scored, LIST_SIZE);
+    let top = |scores: &[f32]| {
+        let mut scored: Vec<(u32, f32)> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (i as u32, s))
+            .collect();
+        ranking::top_k_pairs(&mut scored, LIST_SIZE)
+            .into_iter()
+            .map(|i| (i, scores[i as usize]))
+            .collect()
+    };
+    let policy = choice.policy;
+    let by_profile = choice.profile.map(|blend| SegmentLists {
+        key: blend.key,
+        lists: policy
+            .segment_scores(blend, snapshot, rows, as_of)
+            .into_iter()
+            .map(|(name, scores)| (name, top(&scores)))
+            .collect(),
+    });
+    let policy_name = match choice.profile {
+        Some(blend) => format!(
+            "{policy}, per {} (+{} × everyone's)",
+            blend.key, blend.weight_of_all
+        ),
+        None => policy.to_string(),
+    };
     ColdStart {
-        policy: policy.to_string(),
+        policy: policy_name,
         as_of,
-        items: top.into_iter().map(|i| (i, scores[i as usize])).collect(),
+        items: top(&policy.scores(rows, snapshot.items.len(), as_of)),
         model_for_known_cold_users,
+        by_profile,
     }
 }
 
@@ -289,11 +478,123 @@ mod tests {
         }
         .scores(&rows, 3, as_of);
         assert!(slow[0] > slow[1]);
-        let list = list(ColdPolicy::Window { days: 7 }, &rows, 3, as_of, false);
+        let snapshot = FeatureSnapshot {
+            users: vec![Default::default()],
+            items: vec![Default::default(); 3],
+            ..Default::default()
+        };
+        let list = list(
+            &choice(ColdPolicy::Window { days: 7 }),
+            &snapshot,
+            &rows,
+            as_of,
+            false,
+        );
         assert_eq!(
             list.items.iter().map(|x| x.0).collect::<Vec<_>>(),
             [1, 0, 2]
         );
+    }
+
+    fn choice(policy: ColdPolicy) -> ColdChoice {
+        ColdChoice {
+            policy,
+            validation_ndcg_at_10: 0.0,
+            users: 0,
+            cold_users_only: true,
+            windows: 1,
+            validation_cold_ndcg_at_10: None,
+            tried: Vec::new(),
+            profile: None,
+            profile_tried: Vec::new(),
+        }
+    }
+
+    /// 80 users (even: F, odd: M) and 30 items: before day 100 each of the first 40 users has
+    /// their gender's five items (women 0..5, men 5..10) three times and items 10..30 once, so
+    /// everyone's list puts 0..10 first in id order; users 40..80 arrive in validation and find
+    /// their gender's items relevant (the one list serves the men's items 6th to 10th).
+    type Labels = BTreeMap<UserId, HashSet<ItemId>>;
+
+    fn gendered_world() -> (FeatureSnapshot, Vec<Interaction>, Labels) {
+        let snapshot = FeatureSnapshot {
+            cutoff: (100.0 * DAY) as i64,
+            users: (0..80)
+                .map(|u| crate::features::UserFeatures {
+                    gender: Some(if u % 2 == 0 { "F" } else { "M" }.into()),
+                    history_len: u32::from(u < 40),
+                    ..Default::default()
+                })
+                .collect(),
+            items: vec![Default::default(); 30],
+            ..Default::default()
+        };
+        let mut rows = Vec::new();
+        for u in 0..40u32 {
+            let own = if u % 2 == 0 { 0..5 } else { 5..10 };
+            for day in [88.0, 89.0, 90.0] {
+                rows.extend(own.clone().map(|i| by(u, i, day, true)));
+            }
+            rows.extend((10..30).map(|i| by(u, i, 91.0, false)));
+        }
+        let labels = (40..80u32)
+            .map(|u| {
+                let own = if u % 2 == 0 { 0..5 } else { 5..10 };
+                (u, own.collect())
+            })
+            .collect();
+        (snapshot, rows, labels)
+    }
+
+    #[test]
+    fn a_profile_column_that_separates_tastes_wins_and_serves_each_segment_its_list() {
+        let (snapshot, rows, labels) = gendered_world();
+        let chosen = choose(&snapshot, &rows, &labels, (7.0 * DAY) as i64);
+        let blend = chosen
+            .profile
+            .expect("gender separates the newcomers' tastes");
+        assert_eq!(blend.key, ProfileKey::Gender);
+        assert!(chosen.cold_users_only);
+        let one_list = chosen.tried.iter().map(|t| t.1).fold(0.0, f64::max);
+        assert!(chosen.validation_ndcg_at_10 > one_list);
+        assert_eq!(
+            chosen.validation_cold_ndcg_at_10,
+            Some(chosen.validation_ndcg_at_10)
+        );
+
+        let stored = list(&chosen, &snapshot, &rows, snapshot.cutoff, false);
+        let first_five = |user| {
+            let mut top: Vec<u32> = stored.for_user(&snapshot, user)[..5]
+                .iter()
+                .map(|x| x.0)
+                .collect();
+            top.sort_unstable();
+            top
+        };
+        assert_eq!(first_five(Some(40)), [0, 1, 2, 3, 4]);
+        assert_eq!(first_five(Some(41)), [5, 6, 7, 8, 9]);
+        // A user the version does not know gets the one list.
+        assert_eq!(stored.for_user(&snapshot, None), &stored.items[..]);
+        assert!(stored.all_items().all(|i| i < 30));
+        // The file round-trips.
+        let json = serde_json::to_string(&stored).unwrap();
+        assert_eq!(serde_json::from_str::<ColdStart>(&json).unwrap(), stored);
+    }
+
+    #[test]
+    fn without_profiles_the_one_list_stands() {
+        let (mut snapshot, rows, labels) = gendered_world();
+        for u in &mut snapshot.users {
+            u.gender = None;
+        }
+        let chosen = choose(&snapshot, &rows, &labels, (7.0 * DAY) as i64);
+        assert_eq!(chosen.profile, None);
+        assert!(
+            chosen.profile_tried.is_empty(),
+            "no column has two segments"
+        );
+        let stored = list(&chosen, &snapshot, &rows, snapshot.cutoff, false);
+        assert!(stored.by_profile.is_none());
     }
 
     fn by(user: u32, item: u32, day: f64, relevant: bool) -> Interaction {

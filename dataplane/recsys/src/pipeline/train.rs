@@ -341,17 +341,14 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     let ranker = tuning::refit(&blocks, &tuning)?;
     let importance = ranker.feature_importance()?;
     let ranker_positives = blocks.iter().map(|b| b.positives()).sum::<usize>();
-    let best_cv = tuning
-        .trials
-        .iter()
-        .map(|t| t.mean_ndcg)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}); {} candidate rows ({ranker_positives} positive) in {} blocks {}",
+        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}); {} candidate rows ({ranker_positives} positive) in {} blocks {}",
         tuning.best.objective,
         ranker.num_trees(),
         tuning.trials.len(),
         tuning.folds,
+        tuning.retrieval_order_ndcg,
         blocks.iter().map(|b| b.len()).sum::<usize>(),
         blocks.len(),
         elapsed()
@@ -394,8 +391,15 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         None => false,
     };
     println!(
-        "cold      {} (validation NDCG@10 {:.4} on {} {}); known users without history get {}",
+        "cold      {}{} (validation NDCG@10 {:.4} on {} {}); known users without history get {}",
         cold.policy,
+        match cold.profile {
+            Some(blend) => format!(
+                ", a list per {} (+{} × everyone's)",
+                blend.key, blend.weight_of_all
+            ),
+            None => String::new(),
+        },
         cold.validation_ndcg_at_10,
         cold.users,
         match (cold.cold_users_only, cold.windows) {
@@ -440,25 +444,21 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         recent_days,
     );
     let recent_popular = lists_from_scores(&users, &snapshot_test, &recent_scores);
-    let cold_scores = cold
-        .policy
-        .scores(&history, data.items.len(), windows.test_start);
+    // What serving would hold for users without history, as of the test start.
+    let cold_lists = cold_start::list(
+        &cold,
+        &snapshot_test,
+        &history,
+        windows.test_start,
+        model_for_cold,
+    );
     let mut two_tower = Lists::new();
     let mut two_stage = Lists::new();
     let (mut auc_scores, mut auc_labels) = (Vec::new(), Vec::new());
-    let mut cold_pairs: Vec<(ItemId, f32)> = cold_scores
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| (i as ItemId, s))
-        .collect();
-    let cold_top: Vec<(ItemId, f32)> =
-        rank_util::top_k_pairs(&mut cold_pairs, cold_start::LIST_SIZE)
-            .into_iter()
-            .map(|i| (i, cold_scores[i as usize]))
-            .collect();
     for &u in &users {
         if !warm.contains(&u) && !model_for_cold {
-            let unseen = cold_top
+            let unseen = cold_lists
+                .for_user(&snapshot_test, Some(u))
                 .iter()
                 .copied()
                 .filter(|&(i, _)| !snapshot_test.has_seen(u, i));
@@ -632,13 +632,13 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         ..retrieval_pub
     };
     let cold_list = cold_start::list(
-        cold.policy,
+        &cold,
+        &snapshot_pub,
         if options.publish_state == PublishState::Latest {
             &data.interactions
         } else {
             &history
         },
-        data.items.len(),
         cutoff,
         model_for_cold,
     );
@@ -668,9 +668,18 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         verdict: &verdict,
     })
     .map_err(|e| anyhow::anyhow!("rendering the report: {e}"))?;
+    if best_cv <= tuning.retrieval_order_ndcg {
+        tracing::warn!(
+            ranker = best_cv,
+            retrieval_order = tuning.retrieval_order_ndcg,
+            "the ranker does not beat its candidates' retrieval order on the time folds"
+        );
+    }
     let gates = json!({
         "ndcg_at_10": record.ndcg_at_10,
         "ranker_auc": ranker_auc,
+        "ranker_time_cv_ndcg_at_10": best_cv,
+        "retrieval_order_time_cv_ndcg_at_10": tuning.retrieval_order_ndcg,
         "versus_recent_popularity": versus_recent,
         "versus_live": verdict.difference,
         "live_version": verdict.previous_version,
@@ -726,6 +735,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 "mf": mf_params,
                 "recent_popularity_days": recent_days,
                 "cold_start": cold.policy,
+                "cold_start_profile": cold.profile,
                 "publish_state": options.publish_state,
             }),
             metrics: json!({

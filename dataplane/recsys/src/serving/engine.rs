@@ -94,9 +94,8 @@ pub struct Engine {
     snapshot: FeatureSnapshot,
     users: HashMap<String, u32>,
     items: ItemTable,
-    popular: Vec<(u32, f32)>,
-    /// Whether known users without history go through the model (else the popular list).
-    model_for_known_cold_users: bool,
+    /// What users without history get (and whether known ones go through the model instead).
+    cold: ColdStart,
     /// Online feature store keys of this version's feature definition start with this.
     feature_prefix: String,
     /// Item rows recently read from the online store.
@@ -180,7 +179,7 @@ impl Engine {
         let spec = &snapshot.declared.spec;
         let ranker = Ranker::load(&dir.join(RANKER_FILE), &feature_names_for(spec))?;
         let feature_prefix = key_prefix(spec);
-        let (popular, model_for_known_cold_users) = cold_start(dir, &snapshot)?;
+        let cold = cold_start(dir, &snapshot)?;
         let drift = drift_reference(dir, spec.user.width())?
             .map(|r| DriftMonitor::new(r, options.drift_slots));
         let default_user_row = spec.user.defaults();
@@ -210,8 +209,7 @@ impl Engine {
             snapshot,
             users,
             items,
-            popular,
-            model_for_known_cold_users,
+            cold,
             feature_prefix,
             online_items: ItemRowCache::default(),
             attributes,
@@ -256,14 +254,14 @@ impl Engine {
         }
     }
 
-    /// An unknown user's candidates. Without a trending list: the version's popular items,
+    /// Candidates for a user without history from `popular` (their segment's list or the
+    /// version's one list). Without a trending list: those items,
     /// scored by their popularity. With one: its items first, scored 2–3 by engagement (so the
     /// freshness boost, at most ×1.1, cannot lift an older favourite above them), then the
     /// version's popular items scored below 1 by position.
-    fn popular_candidates(&self, query: &Query<'_>) -> Vec<Candidate> {
+    fn popular_candidates(&self, query: &Query<'_>, popular: &[(u32, f32)]) -> Vec<Candidate> {
         if query.trending.is_empty() {
-            return self
-                .popular
+            return popular
                 .iter()
                 .filter(|(i, _)| self.allowed(*i, query))
                 .map(|&(i, s)| self.candidate(i, s))
@@ -275,9 +273,8 @@ impl Engine {
             .trending
             .iter()
             .filter_map(|(id, w)| Some((self.items.find(id)?, 2.0 + (w / top) as f32)));
-        let n = self.popular.len().max(1) as f32;
-        let popular = self
-            .popular
+        let n = popular.len().max(1) as f32;
+        let popular = popular
             .iter()
             .enumerate()
             .map(|(rank, &(i, _))| (i, 1.0 - rank as f32 / n));
@@ -331,19 +328,20 @@ impl Engine {
             max_per_category: self.options.max_per_category,
             ..RuleConfig::default()
         };
+        let known = self.users.get(query.user_id).copied();
         if let Some(drift) = &self.drift {
-            let known = self.users.get(query.user_id).copied();
             drift.observe(
                 known
                     .and_then(|u| self.snapshot.declared.user(u))
                     .unwrap_or(&self.default_user_row),
             );
         }
-        let user = self.users.get(query.user_id).copied().filter(|&u| {
-            self.model_for_known_cold_users || self.snapshot.users[u as usize].history_len > 0
+        let user = known.filter(|&u| {
+            self.cold.model_for_known_cold_users || self.snapshot.users[u as usize].history_len > 0
         });
         let Some(user) = user else {
-            let candidates = self.popular_candidates(query);
+            let list = self.cold.for_user(&self.snapshot, known);
+            let candidates = self.popular_candidates(query, list);
             let items = finish(candidates, query.n, &rules)
                 .into_iter()
                 .map(|c| (c.item, c.score))
@@ -585,26 +583,22 @@ impl<'a> Query<'a> {
     }
 }
 
-/// The version's list for users without history, and whether known ones use the model
+/// The version's lists for users without history, and whether known ones use the model
 /// instead. Versions without the file: items by 7-day counts, and the model for known users.
-fn cold_start(
-    dir: &Path,
-    snapshot: &FeatureSnapshot,
-) -> Result<(Vec<(u32, f32)>, bool), EngineError> {
+fn cold_start(dir: &Path, snapshot: &FeatureSnapshot) -> Result<ColdStart, EngineError> {
     let path = dir.join(COLD_START_FILE);
     if path.exists() {
         let cold: ColdStart = read_json(&path)?;
-        if let Some(&(bad, _)) = cold
-            .items
-            .iter()
-            .find(|(i, _)| *i as usize >= snapshot.items.len())
+        if let Some(bad) = cold
+            .all_items()
+            .find(|&i| i as usize >= snapshot.items.len())
         {
             return Err(EngineError::BadFile {
                 file: path.display().to_string(),
                 message: format!("item {bad} is outside the catalog"),
             });
         }
-        return Ok((cold.items, cold.model_for_known_cold_users));
+        return Ok(cold);
     }
     let mut popular: Vec<(u32, f32)> = snapshot
         .items
@@ -614,7 +608,13 @@ fn cold_start(
         .collect();
     popular.sort_by(ranking::compare_scored);
     popular.truncate(1000);
-    Ok((popular, true))
+    Ok(ColdStart {
+        policy: "counts over the last 7 d (a version without cold_start.json)".into(),
+        as_of: snapshot.cutoff,
+        items: popular,
+        model_for_known_cold_users: true,
+        by_profile: None,
+    })
 }
 
 /// The version's training request distribution, if it has one; a column outside the user
