@@ -249,9 +249,9 @@ impl Ranker {
     /// Loads a model file and refuses it unless its features are exactly `expected`, in order.
     pub fn load(path: &Path, expected: &[String]) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        // LightGBM trusts each tree's arrays to match its leaf count and can read past them
-        // (a SIGSEGV, found by tests/fuzz_inputs.rs); check the shapes before it parses.
-        check_tree_shapes(&text)
+        // LightGBM's loader can read outside its buffers on a corrupt text (SIGSEGVs found
+        // by tests/fuzz_inputs.rs); only the shape it writes for recsys's rankers goes in.
+        crate::lgbm_text::check(&text, expected.len())
             .map_err(|reason| ModelError::Invalid(format!("{}: {reason}", path.display())))?;
         // lightgbm3 unwraps LightGBM's error text as UTF-8; on some corrupt model files that
         // text is not, and the unwrap panics (found by tests/fuzz_inputs.rs). A panic while
@@ -288,58 +288,6 @@ impl Ranker {
             objective,
         })
     }
-}
-
-/// Every `Tree=` block's arrays have the lengths its `num_leaves` implies, and its child
-/// indices stay inside the tree.
-fn check_tree_shapes(text: &str) -> Result<(), String> {
-    const PER_SPLIT: &[&str] = &[
-        "split_feature",
-        "threshold",
-        "decision_type",
-        "left_child",
-        "right_child",
-    ];
-    const PER_LEAF: &[&str] = &["leaf_value"];
-    for (index, block) in text.split("\nTree=").skip(1).enumerate() {
-        let block = block.split("\n\n").next().unwrap_or("");
-        let field = |name: &str| {
-            block
-                .lines()
-                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-        };
-        let leaves: usize = field("num_leaves")
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| format!("tree {index} has no valid num_leaves"))?;
-        if leaves == 1 {
-            continue;
-        }
-        for (names, want) in [(PER_SPLIT, leaves - 1), (PER_LEAF, leaves)] {
-            for name in names {
-                let got = field(name)
-                    .ok_or_else(|| format!("tree {index} lacks {name}"))?
-                    .split_whitespace()
-                    .count();
-                if got != want {
-                    return Err(format!(
-                        "tree {index}: {name} has {got} values, {leaves} leaves need {want}"
-                    ));
-                }
-            }
-        }
-        for name in ["left_child", "right_child"] {
-            for child in field(name).unwrap_or("").split_whitespace() {
-                let c: i64 = child
-                    .parse()
-                    .map_err(|_| format!("tree {index}: {name} value {child:?} is not an index"))?;
-                if c >= leaves as i64 - 1 || c < -(leaves as i64) {
-                    return Err(format!("tree {index}: {name} {c} points outside the tree"));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The booster's trees as a [`Forest`], or None (with the reason logged) when only LightGBM
@@ -463,31 +411,76 @@ mod tests {
     }
 
     #[test]
-    fn a_tree_whose_arrays_do_not_fit_its_leaves_is_refused_before_lightgbm_parses_it() {
+    fn a_model_text_lightgbm_could_read_outside_of_is_refused_before_it_parses() {
         let (ranker, _) = small_ranker(3);
         let path = std::env::temp_dir().join(format!("ranker-shape-{}.txt", std::process::id()));
         ranker.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(check_tree_shapes(&text).is_ok(), "a trained model passes");
-        // The first tree's array `field`, rewritten by `edit`.
+        // Without `tree_sizes` LightGBM parses the trees one after another: still a valid
+        // model, and one whose trees can be edited without recounting their bytes.
+        let sizes_line = text.lines().find(|l| l.starts_with("tree_sizes=")).unwrap();
+        let sequential = text.replace(&format!("{sizes_line}\n"), "");
+        // The first tree's line `field`, its values rewritten by `edit`.
         let rewrite = |field: &str, edit: &dyn Fn(&mut Vec<String>)| {
             let key = format!("\n{field}=");
-            let start = text.find(&key).unwrap() + key.len();
-            let end = start + text[start..].find('\n').unwrap();
-            let mut values: Vec<String> = text[start..end].split(' ').map(String::from).collect();
+            let start = sequential.find(&key).unwrap() + key.len();
+            let end = start + sequential[start..].find('\n').unwrap();
+            let mut values: Vec<String> = sequential[start..end]
+                .split(' ')
+                .map(String::from)
+                .collect();
             edit(&mut values);
-            format!("{}{}{}", &text[..start], values.join(" "), &text[end..])
+            let (head, tail) = (&sequential[..start], &sequential[end..]);
+            format!("{head}{}{tail}", values.join(" "))
         };
-        // A child index far outside the tree: LightGBM would follow it past its arrays.
-        let outside = rewrite("left_child", &|v| v[0] = "9999".into());
-        // One leaf value short of num_leaves.
-        let short = rewrite("leaf_value", &|v| {
-            v.pop();
-        });
-        for (damaged, expect) in [(outside, "outside the tree"), (short, "leaf_value has")] {
+        for good in [&text, &sequential] {
+            std::fs::write(&path, good).unwrap();
+            Ranker::load(&path, &names()).expect("LightGBM's own shape loads");
+        }
+        let first_size: usize = sizes_line[11..].split(' ').next().unwrap().parse().unwrap();
+        let cases = [
+            // A size that jumps past the end of the text.
+            (
+                text.replacen(sizes_line, &format!("tree_sizes={}", first_size + 1000), 1),
+                "tree_sizes",
+            ),
+            (
+                rewrite("left_child", &|v| v[0] = "9999".into()),
+                "left_child value",
+            ),
+            (
+                rewrite("leaf_value", &|v| {
+                    v.pop();
+                }),
+                "leaf_value has",
+            ),
+            (
+                rewrite("split_feature", &|v| v[0] = "3".into()),
+                "split_feature value",
+            ),
+            (
+                rewrite("decision_type", &|v| v[0] = "1".into()),
+                "decision_type value",
+            ),
+            (rewrite("num_cat", &|v| v[0] = "1".into()), "categorical"),
+            (
+                sequential.replacen("num_tree_per_iteration=1", "num_tree_per_iteration=0", 1),
+                "num_tree_per_iteration",
+            ),
+            // LightGBM scans a tree's line for `=` without stopping at the end of the text.
+            (
+                sequential.replacen("\nshrinkage=", "\nshrinkage ", 1),
+                "has no `=`",
+            ),
+            (
+                text[..text.find("end of trees").unwrap() - 40].to_owned(),
+                "end of trees",
+            ),
+        ];
+        for (damaged, expect) in cases {
             std::fs::write(&path, damaged).unwrap();
             let err = Ranker::load(&path, &names()).unwrap_err().to_string();
-            assert!(err.contains(expect), "{err}");
+            assert!(err.contains(expect), "{expect}: {err}");
         }
         std::fs::remove_file(&path).ok();
     }

@@ -221,7 +221,10 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
     let cold = &job["cold_start"];
     assert!(cold["profile"].is_object(), "{cold}");
     let asked = test_users(&split_dir.join("test.csv"));
-    let seen = users_in(&[split_dir.join("train.csv"), split_dir.join("validation.csv")]);
+    let seen = users_in(&[
+        split_dir.join("train.csv"),
+        split_dir.join("validation.csv"),
+    ]);
     let (mut total, mut total_cold, mut cold_users) = (0.0, 0.0, 0u32);
     for (user, (relevant, time)) in &asked {
         let answer = client
