@@ -1,6 +1,8 @@
 //! The whole path on real MovieLens 100K with the real native libraries: train, evaluate,
 //! publish, verify, serve over gRPC, refuse a corrupted version.
 
+mod support;
+
 use recsys::artifacts::{self, bundle};
 use recsys::demo::{self, DemoOptions};
 use recsys::features::profile::ProfileKey;
@@ -231,14 +233,7 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
 /// A copy of the version whose users "1" (M) and "2" (F) have no history yet and whose cold
 /// lists are split by gender: each gets their segment's list, an unknown user the one list.
 fn profile_segments_reach_known_users_without_history(version: &Path, scratch: &Path) {
-    let dir = scratch.join("segmented");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(version).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
+    let dir = support::copy_dir(version, scratch, "segmented");
     let catalog: bundle::Catalog =
         serde_json::from_slice(&std::fs::read(dir.join(bundle::CATALOG_FILE)).unwrap()).unwrap();
     let dense = |id: &str| catalog.user_ids.iter().position(|u| u == id).unwrap();

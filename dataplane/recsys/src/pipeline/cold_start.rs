@@ -81,16 +81,17 @@ impl ColdPolicy {
 
     /// Scores per segment of `key` (segments with no counted event are left out): the
     /// segment's share of the policy's weight for each item, plus `weight_of_all` times
-    /// everyone's share (from [`ColdPolicy::scores`], so ties still break by all-time counts).
+    /// everyone's share (`everyone`: this policy's [`ColdPolicy::scores`] at `as_of`, so ties
+    /// still break by all-time counts).
     pub fn segment_scores(
         self,
         blend: ProfileBlend,
         snapshot: &FeatureSnapshot,
         rows: &[Interaction],
         as_of: i64,
+        everyone: &[f32],
     ) -> BTreeMap<String, Vec<f32>> {
         let num_items = snapshot.items.len();
-        let everyone = self.scores(rows, num_items, as_of);
         let total: f64 = everyone
             .iter()
             .map(|&x| f64::from(x))
@@ -114,7 +115,7 @@ impl ColdPolicy {
                 (sum > 0.0).then(|| {
                     let scores = own
                         .iter()
-                        .zip(&everyone)
+                        .zip(everyone)
                         .map(|(&c, &e)| {
                             (c / sum + f64::from(blend.weight_of_all) * f64::from(e) / total) as f32
                         })
@@ -323,10 +324,13 @@ pub fn choose(
         }
         for weight_of_all in PROFILE_WEIGHTS {
             let blend = ProfileBlend { key, weight_of_all };
-            let sums = ndcg_sums(&judged, snapshot, |t| Scores {
-                everyone: policy.scores(train, num_items, t),
-                by_segment: policy.segment_scores(blend, snapshot, train, t),
-                key: Some(key),
+            let sums = ndcg_sums(&judged, snapshot, |t| {
+                let everyone = policy.scores(train, num_items, t);
+                Scores {
+                    by_segment: policy.segment_scores(blend, snapshot, train, t, &everyone),
+                    everyone,
+                    key: Some(key),
+                }
             });
             profile_tried.push((blend, mean(&sums)));
             if mean(&sums) > validation_ndcg_at_10 {
@@ -417,10 +421,11 @@ pub fn list(
             .collect()
     };
     let policy = choice.policy;
+    let everyone = policy.scores(rows, snapshot.items.len(), as_of);
     let by_profile = choice.profile.map(|blend| SegmentLists {
         key: blend.key,
         lists: policy
-            .segment_scores(blend, snapshot, rows, as_of)
+            .segment_scores(blend, snapshot, rows, as_of, &everyone)
             .into_iter()
             .map(|(name, scores)| (name, top(&scores)))
             .collect(),
@@ -435,7 +440,7 @@ pub fn list(
     ColdStart {
         policy: policy_name,
         as_of,
-        items: top(&policy.scores(rows, snapshot.items.len(), as_of)),
+        items: top(&everyone),
         model_for_known_cold_users,
         by_profile,
     }

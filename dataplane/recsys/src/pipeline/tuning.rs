@@ -6,8 +6,10 @@ use super::ranking::CandidateRows;
 use crate::features::ranker::feature_names;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use recsys_core::metrics;
 use recsys_models::{ModelError, Objective, Ranker, RankerParams};
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// One sampled configuration and how it did on each fold.
 #[derive(Debug, Clone, Serialize)]
@@ -50,20 +52,15 @@ pub fn retrieval_order_ndcg(block: &CandidateRows) -> f64 {
     for &size in &block.groups {
         let labels = &block.labels[start..start + size as usize];
         start += size as usize;
-        let discount = |k: usize| 1.0 / (k as f64 + 2.0).log2();
-        let relevant = labels.iter().filter(|&&l| l > 0.5).count();
-        let ideal: f64 = (0..relevant.min(10)).map(discount).sum();
-        sum += if ideal == 0.0 {
+        // Rows by their position in the group: the retrieval order is 0, 1, 2, …
+        let relevant: HashSet<u32> = (0..labels.len() as u32)
+            .filter(|&row| labels[row as usize] > 0.5)
+            .collect();
+        let order: Vec<u32> = (0..labels.len() as u32).collect();
+        sum += if relevant.is_empty() {
             1.0
         } else {
-            let dcg: f64 = labels
-                .iter()
-                .take(10)
-                .enumerate()
-                .filter(|(_, &l)| l > 0.5)
-                .map(|(k, _)| discount(k))
-                .sum();
-            dcg / ideal
+            metrics::ndcg_at_k(&order, &relevant, 10)
         };
     }
     sum / block.groups.len().max(1) as f64
