@@ -1,7 +1,8 @@
 //! What users without history get, chosen on validation like the baselines: a popularity
-//! list counted over all time, over a trailing window, or with exponentially decaying weights.
-//! Which of those serves a dataset best depends on how dense its timeline is (a week of a
-//! sparse dataset is a handful of users), so no window is fixed here. Where users have a
+//! list counted over all time, over a trailing window, or with exponentially decaying weights,
+//! of every event or of the events the label policy counts as relevant. Which of those serves
+//! a dataset best depends on how dense its timeline is (a week of a sparse dataset is a
+//! handful of users) and on what its events mean, so no window is fixed here. Where users have a
 //! profile, a list per segment of one profile column (gender, age band, occupation, region),
 //! backed by everyone's list, competes with the one list on the same users.
 
@@ -11,6 +12,7 @@ use crate::features::profile::ProfileKey;
 use crate::features::FeatureSnapshot;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 const DAY: f64 = 86_400.0;
@@ -30,6 +32,40 @@ pub const LIST_SIZE: usize = 1000;
 /// How much of everyone's list backs a segment's: a segment's list scores items by its own
 /// share plus this multiple of everyone's, so a small segment's few counts do not decide alone.
 pub const PROFILE_WEIGHTS: [f32; 3] = [0.25, 1.0, 4.0];
+
+/// Which events a popularity list counts: every one, or only those the label policy calls
+/// relevant (an item watched by many but liked by few is a poor first suggestion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Counted {
+    #[default]
+    AllEvents,
+    RelevantEvents,
+}
+
+impl Counted {
+    /// In the order the choice tries them (ties go to the first).
+    pub const ALL: [Self; 2] = [Self::AllEvents, Self::RelevantEvents];
+
+    /// The rows this choice counts.
+    pub fn rows(self, rows: &[Interaction]) -> Cow<'_, [Interaction]> {
+        match self {
+            Self::AllEvents => Cow::Borrowed(rows),
+            Self::RelevantEvents => {
+                Cow::Owned(rows.iter().filter(|r| r.relevant).copied().collect())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AllEvents => "every event",
+            Self::RelevantEvents => "relevant events",
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -170,6 +206,9 @@ impl std::fmt::Display for ColdPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColdChoice {
     pub policy: ColdPolicy,
+    /// Which events the chosen lists count (every event in versions before this field).
+    #[serde(default)]
+    pub counted: Counted,
     pub validation_ndcg_at_10: f64,
     /// Users the choice was made on, and whether they were the cold ones.
     pub users: usize,
@@ -182,7 +221,7 @@ pub struct ColdChoice {
     /// least [`MIN_COLD_USERS`]): what the model competes with on the same users.
     #[serde(default)]
     pub validation_cold_ndcg_at_10: Option<f64>,
-    pub tried: Vec<(ColdPolicy, f64)>,
+    pub tried: Vec<(ColdPolicy, Counted, f64)>,
     /// Lists per profile segment under the same policy, when they beat the one list on the
     /// same users (`validation_ndcg_at_10` is then theirs).
     #[serde(default)]
@@ -287,24 +326,28 @@ pub fn choose(
     // Per policy: the mean over every judged user, and over validation's own (the first set).
     let mut tried = Vec::new();
     let mut on_validation = Vec::new();
-    for policy in ColdPolicy::candidates() {
-        let sums = ndcg_sums(&judged, snapshot, |t| {
-            Scores::one(policy.scores(train, num_items, t))
-        });
-        tried.push((policy, mean(&sums)));
-        on_validation.push(own(&sums));
+    for counted in Counted::ALL {
+        let rows = counted.rows(train);
+        for policy in ColdPolicy::candidates() {
+            let sums = ndcg_sums(&judged, snapshot, |t| {
+                Scores::one(policy.scores(&rows, num_items, t))
+            });
+            tried.push((policy, counted, mean(&sums)));
+            on_validation.push(own(&sums));
+        }
     }
     let best = (0..tried.len()).fold(
         0,
         |best, i| {
-            if tried[i].1 > tried[best].1 {
+            if tried[i].2 > tried[best].2 {
                 i
             } else {
                 best
             }
         },
     );
-    let (policy, mut validation_ndcg_at_10) = tried[best];
+    let (policy, counted, mut validation_ndcg_at_10) = tried[best];
+    let rows = counted.rows(train);
     let mut on_own = on_validation[best];
     // Segments need cold users to judge them: with every validation user voting, none.
     let mut profile = None;
@@ -325,9 +368,9 @@ pub fn choose(
         for weight_of_all in PROFILE_WEIGHTS {
             let blend = ProfileBlend { key, weight_of_all };
             let sums = ndcg_sums(&judged, snapshot, |t| {
-                let everyone = policy.scores(train, num_items, t);
+                let everyone = policy.scores(&rows, num_items, t);
                 Scores {
-                    by_segment: policy.segment_scores(blend, snapshot, train, t, &everyone),
+                    by_segment: policy.segment_scores(blend, snapshot, &rows, t, &everyone),
                     everyone,
                     key: Some(key),
                 }
@@ -344,6 +387,7 @@ pub fn choose(
         (cold_users_only && judged[0].users.len() >= MIN_COLD_USERS).then_some(on_own);
     ColdChoice {
         policy,
+        counted,
         validation_ndcg_at_10,
         users,
         cold_users_only,
@@ -421,21 +465,22 @@ pub fn list(
             .collect()
     };
     let policy = choice.policy;
-    let everyone = policy.scores(rows, snapshot.items.len(), as_of);
+    let rows = choice.counted.rows(rows);
+    let everyone = policy.scores(&rows, snapshot.items.len(), as_of);
     let by_profile = choice.profile.map(|blend| SegmentLists {
         key: blend.key,
         lists: policy
-            .segment_scores(blend, snapshot, rows, as_of, &everyone)
+            .segment_scores(blend, snapshot, &rows, as_of, &everyone)
             .into_iter()
             .map(|(name, scores)| (name, top(&scores)))
             .collect(),
     });
     let policy_name = match choice.profile {
         Some(blend) => format!(
-            "{policy}, per {} (+{} × everyone's)",
-            blend.key, blend.weight_of_all
+            "{policy} of {}, per {} (+{} × everyone's)",
+            choice.counted, blend.key, blend.weight_of_all
         ),
-        None => policy.to_string(),
+        None => format!("{policy} of {}", choice.counted),
     };
     ColdStart {
         policy: policy_name,
@@ -504,6 +549,7 @@ mod tests {
     fn choice(policy: ColdPolicy) -> ColdChoice {
         ColdChoice {
             policy,
+            counted: Counted::AllEvents,
             validation_ndcg_at_10: 0.0,
             users: 0,
             cold_users_only: true,
@@ -560,7 +606,7 @@ mod tests {
             .expect("gender separates the newcomers' tastes");
         assert_eq!(blend.key, ProfileKey::Gender);
         assert!(chosen.cold_users_only);
-        let one_list = chosen.tried.iter().map(|t| t.1).fold(0.0, f64::max);
+        let one_list = chosen.tried.iter().map(|t| t.2).fold(0.0, f64::max);
         assert!(chosen.validation_ndcg_at_10 > one_list);
         assert_eq!(
             chosen.validation_cold_ndcg_at_10,
@@ -608,6 +654,59 @@ mod tests {
             relevant,
             ..row(item, day)
         }
+    }
+
+    #[test]
+    fn counting_only_relevant_events_wins_when_what_is_busy_is_not_what_is_liked() {
+        // Before day 100, 40 users each like items 5..10 once and then view items 0..5 three
+        // times (never relevant): by every time weighting the viewed items are the busier.
+        // Users 40..80 arrive in validation and like items 5..10.
+        let snapshot = FeatureSnapshot {
+            cutoff: (100.0 * DAY) as i64,
+            users: (0..80)
+                .map(|u| crate::features::UserFeatures {
+                    history_len: u32::from(u < 40),
+                    ..Default::default()
+                })
+                .collect(),
+            items: vec![Default::default(); 10],
+            ..Default::default()
+        };
+        let mut rows = Vec::new();
+        for u in 0..40u32 {
+            rows.extend((5..10).map(|i| by(u, i, 90.0, true)));
+            for day in [93.0, 94.0, 95.0] {
+                rows.extend((0..5).map(|i| by(u, i, day, false)));
+            }
+        }
+        let labels: Labels = (40..80u32).map(|u| (u, (5..10).collect())).collect();
+        let chosen = choose(&snapshot, &rows, &labels, (7.0 * DAY) as i64);
+        assert_eq!(chosen.counted, Counted::RelevantEvents);
+        let best_of_every_event = chosen
+            .tried
+            .iter()
+            .filter(|t| t.1 == Counted::AllEvents)
+            .map(|t| t.2)
+            .fold(0.0, f64::max);
+        assert!(chosen.validation_ndcg_at_10 > best_of_every_event);
+        let stored = list(&chosen, &snapshot, &rows, snapshot.cutoff, false);
+        let mut top: Vec<u32> = stored.items[..5].iter().map(|x| x.0).collect();
+        top.sort_unstable();
+        assert_eq!(top, [5, 6, 7, 8, 9]);
+        assert!(
+            stored.policy.contains("relevant events"),
+            "{}",
+            stored.policy
+        );
+
+        // When the busy items are also the liked ones, every event is counted (the tie goes
+        // to the simpler choice).
+        for r in &mut rows {
+            r.relevant = r.item < 5;
+        }
+        let labels: Labels = (40..80u32).map(|u| (u, (0..5).collect())).collect();
+        let chosen = choose(&snapshot, &rows, &labels, (7.0 * DAY) as i64);
+        assert_eq!(chosen.counted, Counted::AllEvents);
     }
 
     #[test]

@@ -391,8 +391,9 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         None => false,
     };
     println!(
-        "cold      {}{} (validation NDCG@10 {:.4} on {} {}); known users without history get {}",
+        "cold      {} of {}{} (validation NDCG@10 {:.4} on {} {}); known users without history get {}",
         cold.policy,
+        cold.counted,
         match cold.profile {
             Some(blend) => format!(
                 ", a list per {} (+{} × everyone's)",
@@ -735,6 +736,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 "mf": mf_params,
                 "recent_popularity_days": recent_days,
                 "cold_start": cold.policy,
+                "cold_start_counted": cold.counted,
                 "cold_start_profile": cold.profile,
                 "publish_state": options.publish_state,
             }),
