@@ -640,8 +640,9 @@ struct WindowArgs {
     /// the ranker.
     #[arg(long, default_value_t = 7)]
     ranker_window_days: i64,
-    #[arg(long, default_value_t = 4)]
-    ranker_windows: usize,
+    /// Window counts the ranker's time-CV chooses from (the most are built), e.g. `4,8`.
+    #[arg(long, value_delimiter = ',', default_values_t = [4, 8], value_parser = clap::value_parser!(u16).range(1..))]
+    ranker_windows: Vec<u16>,
 }
 
 impl WindowArgs {
@@ -653,7 +654,11 @@ impl WindowArgs {
             train_fraction: self.train_fraction,
             validation_fraction: self.validation_fraction,
             ranker_window_days: self.ranker_window_days,
-            ranker_windows: self.ranker_windows,
+            ranker_windows: self
+                .ranker_windows
+                .iter()
+                .map(|&w| usize::from(w))
+                .collect(),
         }
     }
 }

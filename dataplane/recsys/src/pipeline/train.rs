@@ -55,7 +55,7 @@ pub enum SplitKind {
 }
 
 /// Where the cut-offs fall.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WindowConfig {
     pub split: SplitKind,
     /// Seed split: validation starts this many days before the last event…
@@ -65,9 +65,10 @@ pub struct WindowConfig {
     /// Global split: the shares of rows before validation and before test.
     pub train_fraction: f64,
     pub validation_fraction: f64,
-    /// Length of each rolling window whose candidates train the ranker.
+    /// Length of each rolling window whose candidates train the ranker…
     pub ranker_window_days: i64,
-    pub ranker_windows: usize,
+    /// …and how many of them: each count is tried by the ranker's time-CV (the most are built).
+    pub ranker_windows: Vec<usize>,
 }
 
 impl Default for WindowConfig {
@@ -79,7 +80,7 @@ impl Default for WindowConfig {
             train_fraction: 0.8,
             validation_fraction: 0.1,
             ranker_window_days: 7,
-            ranker_windows: 4,
+            ranker_windows: vec![4, 8],
         }
     }
 }
@@ -323,7 +324,13 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         &data,
         &split.train,
         windows.validation_start,
-        options.windows.ranker_windows,
+        options
+            .windows
+            .ranker_windows
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0),
         window_secs,
         &tower_training,
     )?;
@@ -337,20 +344,35 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "no ranker candidate is relevant under `{}`",
         options.labels
     );
-    let tuning = tuning::search(&blocks, options.ranker_trials, options.seed)?;
+    let tuning = tuning::search_windows(
+        &blocks,
+        &options.windows.ranker_windows,
+        options.ranker_trials,
+        options.seed,
+    )?;
     let ranker = tuning::refit(&blocks, &tuning)?;
     let importance = ranker.feature_importance()?;
-    let ranker_positives = blocks.iter().map(|b| b.positives()).sum::<usize>();
+    let ranker_positives = tuning
+        .used(&blocks)
+        .iter()
+        .map(|b| b.positives())
+        .sum::<usize>();
     let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}); {} candidate rows ({ranker_positives} positive) in {} blocks {}",
+        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
         tuning.best.objective,
         ranker.num_trees(),
         tuning.trials.len(),
         tuning.folds,
         tuning.retrieval_order_ndcg,
-        blocks.iter().map(|b| b.len()).sum::<usize>(),
-        blocks.len(),
+        tuning.windows,
+        tuning
+            .windows_tried
+            .iter()
+            .map(|(w, ndcg)| format!("{w}: {ndcg:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        tuning.used(&blocks).iter().map(|b| b.len()).sum::<usize>(),
         elapsed()
     );
     let mf_params = if options.with_mf {

@@ -31,9 +31,22 @@ pub struct Tuning {
     /// The same folds' validation NDCG@10 with the candidates left in retrieval order: what
     /// the ranker has to beat to be worth its stage.
     pub retrieval_order_ndcg: f64,
+    /// How many of the newest rolling windows trained the ranker (before the validated block).
+    pub windows: usize,
+    /// Each window count tried, with its winning configuration's time-CV NDCG@10 on the same
+    /// folds.
+    pub windows_tried: Vec<(usize, f64)>,
+    /// Blocks older than the chosen windows, left out of every refit.
+    #[serde(skip)]
+    first_block: usize,
 }
 
 impl Tuning {
+    /// The blocks the chosen ranker trains on: those from the chosen windows on.
+    pub fn used<'a>(&self, blocks: &'a [CandidateRows]) -> &'a [CandidateRows] {
+        &blocks[self.first_block.min(blocks.len())..]
+    }
+
     /// The winning configuration's mean time-CV NDCG@10.
     pub fn best_ndcg(&self) -> f64 {
         self.trials
@@ -91,15 +104,82 @@ fn sample(rng: &mut StdRng, trial: usize) -> RankerParams {
     }
 }
 
+/// How many rolling windows of candidate rows train the ranker, chosen like its
+/// configuration: `blocks` are the rolling windows (oldest first) and then the validation
+/// window's block; for each count in `windows`, the newest that many windows and the
+/// validation block are searched over the same validation folds (the last blocks), and the
+/// count with the best time-CV NDCG@10 wins (the fewest windows on ties). A longer history
+/// helps where tastes are stable and hurts where they drift, so neither is assumed.
+pub fn search_windows(
+    blocks: &[CandidateRows],
+    windows: &[usize],
+    trials: usize,
+    seed: u64,
+) -> Result<Tuning, ModelError> {
+    let built = blocks.len().saturating_sub(1);
+    let mut counts: Vec<usize> = windows.iter().map(|&w| w.min(built)).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let Some(&fewest) = counts.first().filter(|&&w| w > 0) else {
+        return Err(ModelError::Invalid(format!(
+            "time-based cross-validation needs at least two candidate blocks (rolling windows \
+             tried {windows:?}, {built} built)"
+        )));
+    };
+    // Every count is judged on the same blocks: as many folds as the fewest windows allow.
+    let folds = fewest.min(MAX_FOLDS);
+    let mut best: Option<Tuning> = None;
+    let mut tried = Vec::new();
+    for w in counts {
+        let first_block = built - w;
+        let tuning = search_folds(&blocks[first_block..], folds, trials, seed)?;
+        tried.push((w, tuning.best_ndcg()));
+        if best
+            .as_ref()
+            .is_none_or(|b| tuning.best_ndcg() > b.best_ndcg())
+        {
+            best = Some(Tuning {
+                windows: w,
+                first_block,
+                ..tuning
+            });
+        }
+    }
+    let best = best.expect("at least one window count");
+    Ok(Tuning {
+        windows_tried: tried,
+        ..best
+    })
+}
+
+/// Validation folds of the time-CV: the newest blocks, each validated by a model trained on
+/// every block before it.
+const MAX_FOLDS: usize = 3;
+
 /// Runs `trials` configurations over the time folds of `blocks` (oldest first, at least two).
 pub fn search(blocks: &[CandidateRows], trials: usize, seed: u64) -> Result<Tuning, ModelError> {
+    search_folds(
+        blocks,
+        blocks.len().saturating_sub(1).min(MAX_FOLDS),
+        trials,
+        seed,
+    )
+}
+
+/// [`search`] validated on the newest `folds` blocks.
+fn search_folds(
+    blocks: &[CandidateRows],
+    folds: usize,
+    trials: usize,
+    seed: u64,
+) -> Result<Tuning, ModelError> {
     if blocks.len() < 2 {
         return Err(ModelError::Invalid(format!(
             "time-based cross-validation needs at least two candidate blocks, got {}",
             blocks.len()
         )));
     }
-    let first_fold = blocks.len().saturating_sub(3).max(1);
+    let first_fold = blocks.len().saturating_sub(folds).max(1);
     let folds: Vec<(CandidateRows, &CandidateRows)> = (first_fold..blocks.len())
         .map(|f| (CandidateRows::concat(&blocks[..f]), &blocks[f]))
         .collect();
@@ -160,12 +240,16 @@ pub fn search(blocks: &[CandidateRows], trials: usize, seed: u64) -> Result<Tuni
         trials: done,
         best,
         retrieval_order_ndcg,
+        windows: blocks.len() - 1,
+        windows_tried: Vec::new(),
+        first_block: 0,
     })
 }
 
-/// Refits the chosen configuration on every block.
+/// Refits the chosen configuration on every block from the chosen windows on (blocks
+/// appended after the search, such as the test window's for a published version, included).
 pub fn refit(blocks: &[CandidateRows], tuning: &Tuning) -> Result<Ranker, ModelError> {
-    let all = CandidateRows::concat(blocks);
+    let all = CandidateRows::concat(tuning.used(blocks));
     Ranker::train(all.grouped(), None, feature_names(), &tuning.best)
 }
 
@@ -198,6 +282,53 @@ mod tests {
             ..CandidateRows::default()
         };
         assert!((retrieval_order_ndcg(&block) - 2.5 / 3.0).abs() < 1e-12);
+    }
+
+    /// A block of 40 users × 10 candidates whose first column decides relevance: above 0.5
+    /// when `flipped` is false, below it when true (a taste that drifted).
+    fn block(rng: &mut StdRng, flipped: bool) -> CandidateRows {
+        let width = feature_names().len();
+        let mut rows = CandidateRows::default();
+        for user in 0..40 {
+            for item in 0..10 {
+                let x: f32 = rng.random();
+                rows.features.push(x);
+                rows.features
+                    .extend((1..width).map(|_| rng.random::<f32>()));
+                rows.labels.push(f32::from(u8::from((x > 0.5) != flipped)));
+                rows.users.push(user);
+                rows.items.push(item);
+            }
+            rows.groups.push(10);
+        }
+        rows
+    }
+
+    #[test]
+    fn the_window_count_is_chosen_on_the_same_folds_and_the_refit_uses_only_it() {
+        // Six rolling windows: the four oldest follow the old taste, the two newest and the
+        // validation block the new one. The newest two alone must beat all six.
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut blocks: Vec<CandidateRows> = (0..4).map(|_| block(&mut rng, false)).collect();
+        blocks.extend((0..3).map(|_| block(&mut rng, true)));
+        let tuning = search_windows(&blocks, &[6, 2], 1, 7).unwrap();
+        assert_eq!(tuning.windows, 2, "{:?}", tuning.windows_tried);
+        assert_eq!(
+            tuning.windows_tried.iter().map(|t| t.0).collect::<Vec<_>>(),
+            [2, 6]
+        );
+        assert!(tuning.windows_tried[0].1 > tuning.windows_tried[1].1);
+        assert_eq!(tuning.folds, 2, "as many folds as the fewest windows allow");
+        assert_eq!(tuning.used(&blocks).len(), 3);
+        // A block appended after the search (the test window's) is refit on too.
+        blocks.push(block(&mut rng, true));
+        assert_eq!(tuning.used(&blocks).len(), 4);
+        assert!(refit(&blocks, &tuning).is_ok());
+
+        // More windows than were built count as all of them; none at all is refused.
+        let all = search_windows(&blocks[..7], &[20], 1, 7).unwrap();
+        assert_eq!(all.windows, 6);
+        assert!(search_windows(&blocks[..1], &[4], 1, 7).is_err());
     }
 
     #[test]
