@@ -641,7 +641,7 @@ struct WindowArgs {
     #[arg(long, default_value_t = 7)]
     ranker_window_days: i64,
     /// Window counts the ranker's time-CV chooses from (the most are built), e.g. `4,8`.
-    #[arg(long, value_delimiter = ',', default_values_t = [4, 8], value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_delimiter = ',', default_values_t = [4], value_parser = clap::value_parser!(u16).range(1..))]
     ranker_windows: Vec<u16>,
 }
 

@@ -80,7 +80,7 @@ impl Default for WindowConfig {
             train_fraction: 0.8,
             validation_fraction: 0.1,
             ranker_window_days: 7,
-            ranker_windows: vec![4, 8],
+            ranker_windows: vec![4],
         }
     }
 }
