@@ -359,12 +359,15 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .sum::<usize>();
     let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
+        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
         tuning.best.objective,
         ranker.num_trees(),
         tuning.trials.len(),
         tuning.folds,
         tuning.retrieval_order_ndcg,
+        tuning.judged.groups,
+        tuning.judged.ranker_ndcg,
+        tuning.judged.retrieval_order_ndcg,
         tuning.windows,
         tuning
             .windows_tried
@@ -691,10 +694,12 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         verdict: &verdict,
     })
     .map_err(|e| anyhow::anyhow!("rendering the report: {e}"))?;
-    if best_cv <= tuning.retrieval_order_ndcg {
+    if best_cv <= tuning.retrieval_order_ndcg || !tuning.judged.ranker_wins() {
         tracing::warn!(
             ranker = best_cv,
             retrieval_order = tuning.retrieval_order_ndcg,
+            ranker_on_judged_users = tuning.judged.ranker_ndcg,
+            retrieval_order_on_judged_users = tuning.judged.retrieval_order_ndcg,
             "the ranker does not beat its candidates' retrieval order on the time folds"
         );
     }
@@ -703,6 +708,8 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "ranker_auc": ranker_auc,
         "ranker_time_cv_ndcg_at_10": best_cv,
         "retrieval_order_time_cv_ndcg_at_10": tuning.retrieval_order_ndcg,
+        "ranker_time_cv_ndcg_at_10_judged_users": tuning.judged.ranker_ndcg,
+        "retrieval_order_time_cv_ndcg_at_10_judged_users": tuning.judged.retrieval_order_ndcg,
         "versus_recent_popularity": versus_recent,
         "versus_live": verdict.difference,
         "live_version": verdict.previous_version,

@@ -31,6 +31,10 @@ pub struct Tuning {
     /// The same folds' validation NDCG@10 with the candidates left in retrieval order: what
     /// the ranker has to beat to be worth its stage.
     pub retrieval_order_ndcg: f64,
+    /// The winning configuration and the retrieval order on the same folds again, over only
+    /// the users with a relevant candidate: LightGBM's metric scores a user without one as 1,
+    /// which on sparse labels buries a ranker that orders worse than its candidates came.
+    pub judged: JudgedFolds,
     /// How many of the newest rolling windows trained the ranker (before the validated block).
     pub windows: usize,
     /// Each window count tried, with its winning configuration's time-CV NDCG@10 on the same
@@ -54,6 +58,46 @@ impl Tuning {
             .map(|t| t.mean_ndcg)
             .fold(f64::NEG_INFINITY, f64::max)
     }
+}
+
+/// Time-CV NDCG@10 over the query groups with at least one relevant row (mean of the folds'
+/// means; folds without such a group are left out).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct JudgedFolds {
+    pub groups: usize,
+    pub ranker_ndcg: f64,
+    pub retrieval_order_ndcg: f64,
+}
+
+impl JudgedFolds {
+    /// Whether the ranker orders the judged users' candidates better than retrieval did.
+    pub fn ranker_wins(&self) -> bool {
+        self.groups == 0 || self.ranker_ndcg > self.retrieval_order_ndcg
+    }
+}
+
+/// Mean NDCG@10 over the groups of `block` with a relevant row, each group's rows ordered by
+/// `scores` (higher first, ties in stored order), and how many such groups there were.
+pub fn judged_ndcg(block: &CandidateRows, scores: &[f64]) -> (f64, usize) {
+    let mut start = 0usize;
+    let (mut sum, mut judged) = (0.0, 0usize);
+    for &size in &block.groups {
+        let range = start..start + size as usize;
+        start = range.end;
+        let labels = &block.labels[range.clone()];
+        let relevant: HashSet<u32> = (0..labels.len() as u32)
+            .filter(|&row| labels[row as usize] > 0.5)
+            .collect();
+        if relevant.is_empty() {
+            continue;
+        }
+        let group_scores = &scores[range];
+        let mut order: Vec<u32> = (0..labels.len() as u32).collect();
+        order.sort_by(|&a, &b| group_scores[b as usize].total_cmp(&group_scores[a as usize]));
+        sum += metrics::ndcg_at_k(&order, &relevant, 10);
+        judged += 1;
+    }
+    (sum / judged.max(1) as f64, judged)
 }
 
 /// NDCG@10 of each query group's rows in their stored (retrieval) order, averaged over groups
@@ -235,14 +279,50 @@ fn search_folds(
         .map(|(_, valid)| retrieval_order_ndcg(valid))
         .sum::<f64>()
         / folds.len() as f64;
+    let judged = judge_folds(&folds, &winner.params)?;
     Ok(Tuning {
         folds: folds.len(),
         trials: done,
         best,
         retrieval_order_ndcg,
+        judged,
         windows: blocks.len() - 1,
         windows_tried: Vec::new(),
         first_block: 0,
+    })
+}
+
+/// Refits `params` on each fold as its trial did and scores the fold's users with a relevant
+/// candidate, beside the retrieval order of the same users.
+fn judge_folds(
+    folds: &[(CandidateRows, &CandidateRows)],
+    params: &RankerParams,
+) -> Result<JudgedFolds, ModelError> {
+    let (mut ranker_sum, mut retrieval_sum, mut counted, mut groups) = (0.0, 0.0, 0usize, 0);
+    for (train, valid) in folds {
+        let ranker = Ranker::train(
+            train.grouped(),
+            Some(valid.grouped()),
+            feature_names(),
+            params,
+        )?;
+        let predicted = ranker.predict(&valid.features)?;
+        let (ranked, judged) = judged_ndcg(valid, &predicted);
+        if judged == 0 {
+            continue;
+        }
+        // Stored order: the first row scores highest.
+        let stored: Vec<f64> = (0..valid.len()).map(|row| -(row as f64)).collect();
+        ranker_sum += ranked;
+        retrieval_sum += judged_ndcg(valid, &stored).0;
+        counted += 1;
+        groups += judged;
+    }
+    let folds = counted.max(1) as f64;
+    Ok(JudgedFolds {
+        groups,
+        ranker_ndcg: ranker_sum / folds,
+        retrieval_order_ndcg: retrieval_sum / folds,
     })
 }
 
@@ -329,6 +409,26 @@ mod tests {
         let all = search_windows(&blocks[..7], &[20], 1, 7).unwrap();
         assert_eq!(all.windows, 6);
         assert!(search_windows(&blocks[..1], &[4], 1, 7).is_err());
+    }
+
+    #[test]
+    fn judged_users_are_only_those_with_a_relevant_candidate() {
+        // Group 1: the relevant row 3rd of 4; group 2: none relevant (left out).
+        let block = CandidateRows {
+            labels: vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            groups: vec![4, 2],
+            ..CandidateRows::default()
+        };
+        let stored: Vec<f64> = (0..6).map(|r| -f64::from(r)).collect();
+        assert_eq!(judged_ndcg(&block, &stored), (0.5, 1));
+        let relevant_first = [0.1, 0.2, 0.9, 0.3, 5.0, 4.0];
+        assert_eq!(judged_ndcg(&block, &relevant_first), (1.0, 1));
+        let tie = JudgedFolds {
+            groups: 1,
+            ranker_ndcg: 0.5,
+            retrieval_order_ndcg: 0.5,
+        };
+        assert!(!tie.ranker_wins(), "a tie is not a win");
     }
 
     #[test]
