@@ -19,6 +19,8 @@ pub struct Trial {
     pub fold_ndcg: Vec<f64>,
     /// Trees kept by early stopping per fold.
     pub fold_trees: Vec<usize>,
+    /// Per fold: NDCG@10 over the users with a relevant candidate, and how many there were.
+    pub fold_judged: Vec<(f64, usize)>,
     pub mean_ndcg: f64,
 }
 
@@ -76,23 +78,30 @@ impl JudgedFolds {
     }
 }
 
+/// Each query group of `block`: its rows, and the positions of its relevant rows within it.
+fn query_groups(
+    block: &CandidateRows,
+) -> impl Iterator<Item = (std::ops::Range<usize>, HashSet<u32>)> + '_ {
+    let mut start = 0usize;
+    block.groups.iter().map(move |&size| {
+        let range = start..start + size as usize;
+        start = range.end;
+        let relevant = range
+            .clone()
+            .filter(|&row| block.labels[row] > 0.5)
+            .map(|row| (row - range.start) as u32)
+            .collect();
+        (range, relevant)
+    })
+}
+
 /// Mean NDCG@10 over the groups of `block` with a relevant row, each group's rows ordered by
 /// `scores` (higher first, ties in stored order), and how many such groups there were.
 pub fn judged_ndcg(block: &CandidateRows, scores: &[f64]) -> (f64, usize) {
-    let mut start = 0usize;
     let (mut sum, mut judged) = (0.0, 0usize);
-    for &size in &block.groups {
-        let range = start..start + size as usize;
-        start = range.end;
-        let labels = &block.labels[range.clone()];
-        let relevant: HashSet<u32> = (0..labels.len() as u32)
-            .filter(|&row| labels[row as usize] > 0.5)
-            .collect();
-        if relevant.is_empty() {
-            continue;
-        }
+    for (range, relevant) in query_groups(block).filter(|(_, r)| !r.is_empty()) {
         let group_scores = &scores[range];
-        let mut order: Vec<u32> = (0..labels.len() as u32).collect();
+        let mut order: Vec<u32> = (0..group_scores.len() as u32).collect();
         order.sort_by(|&a, &b| group_scores[b as usize].total_cmp(&group_scores[a as usize]));
         sum += metrics::ndcg_at_k(&order, &relevant, 10);
         judged += 1;
@@ -104,22 +113,16 @@ pub fn judged_ndcg(block: &CandidateRows, scores: &[f64]) -> (f64, usize) {
 /// and scored as LightGBM scores a validation set: binary gains, and a group without a
 /// relevant row counts as 1.
 pub fn retrieval_order_ndcg(block: &CandidateRows) -> f64 {
-    let mut start = 0usize;
-    let mut sum = 0.0;
-    for &size in &block.groups {
-        let labels = &block.labels[start..start + size as usize];
-        start += size as usize;
-        // Rows by their position in the group: the retrieval order is 0, 1, 2, …
-        let relevant: HashSet<u32> = (0..labels.len() as u32)
-            .filter(|&row| labels[row as usize] > 0.5)
-            .collect();
-        let order: Vec<u32> = (0..labels.len() as u32).collect();
-        sum += if relevant.is_empty() {
-            1.0
-        } else {
+    let sum: f64 = query_groups(block)
+        .map(|(range, relevant)| {
+            if relevant.is_empty() {
+                return 1.0;
+            }
+            // Rows by their position in the group: the retrieval order is 0, 1, 2, …
+            let order: Vec<u32> = (0..range.len() as u32).collect();
             metrics::ndcg_at_k(&order, &relevant, 10)
-        };
-    }
+        })
+        .sum();
     sum / block.groups.len().max(1) as f64
 }
 
@@ -243,6 +246,7 @@ fn search_folds(
         };
         let mut fold_ndcg = Vec::new();
         let mut fold_trees = Vec::new();
+        let mut fold_judged = Vec::new();
         for (train, valid) in &folds {
             let ranker = Ranker::train(
                 train.grouped(),
@@ -252,6 +256,7 @@ fn search_folds(
             )?;
             fold_ndcg.push(ranker.best_validation().unwrap_or(0.0));
             fold_trees.push(ranker.num_trees());
+            fold_judged.push(judged_ndcg(valid, &ranker.predict(&valid.features)?));
             progress.inc(1);
         }
         let mean_ndcg = fold_ndcg.iter().sum::<f64>() / fold_ndcg.len() as f64;
@@ -259,6 +264,7 @@ fn search_folds(
             params,
             fold_ndcg,
             fold_trees,
+            fold_judged,
             mean_ndcg,
         });
     }
@@ -279,7 +285,7 @@ fn search_folds(
         .map(|(_, valid)| retrieval_order_ndcg(valid))
         .sum::<f64>()
         / folds.len() as f64;
-    let judged = judge_folds(&folds, &winner.params)?;
+    let judged = judge_folds(&folds, &winner.fold_judged);
     Ok(Tuning {
         folds: folds.len(),
         trials: done,
@@ -292,22 +298,10 @@ fn search_folds(
     })
 }
 
-/// Refits `params` on each fold as its trial did and scores the fold's users with a relevant
-/// candidate, beside the retrieval order of the same users.
-fn judge_folds(
-    folds: &[(CandidateRows, &CandidateRows)],
-    params: &RankerParams,
-) -> Result<JudgedFolds, ModelError> {
+/// The winner's judged fold scores beside the retrieval order of the same users.
+fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &[(f64, usize)]) -> JudgedFolds {
     let (mut ranker_sum, mut retrieval_sum, mut counted, mut groups) = (0.0, 0.0, 0usize, 0);
-    for (train, valid) in folds {
-        let ranker = Ranker::train(
-            train.grouped(),
-            Some(valid.grouped()),
-            feature_names(),
-            params,
-        )?;
-        let predicted = ranker.predict(&valid.features)?;
-        let (ranked, judged) = judged_ndcg(valid, &predicted);
+    for ((_, valid), &(ranked, judged)) in folds.iter().zip(winner) {
         if judged == 0 {
             continue;
         }
@@ -319,11 +313,11 @@ fn judge_folds(
         groups += judged;
     }
     let folds = counted.max(1) as f64;
-    Ok(JudgedFolds {
+    JudgedFolds {
         groups,
         ranker_ndcg: ranker_sum / folds,
         retrieval_order_ndcg: retrieval_sum / folds,
-    })
+    }
 }
 
 /// Refits the chosen configuration on every block from the chosen windows on (blocks
