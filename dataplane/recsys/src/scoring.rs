@@ -1,9 +1,10 @@
-//! The two inference steps training and serving share, so both score candidates the same way:
-//! retrieval that skips seen items, and ranking prepared feature rows.
+//! The inference steps training and serving share, so both score candidates the same way:
+//! retrieval that skips seen items, ranking prepared feature rows, and the score the business
+//! rules see.
 
 use crate::features::FeatureSnapshot;
 use recsys_core::ranking;
-use recsys_models::{AnnIndex, ModelError, Ranker};
+use recsys_models::{AnnIndex, ModelError, Objective, Ranker};
 
 /// Candidates per user that the ranker sees, offline and online.
 pub const CANDIDATES: usize = 500;
@@ -42,4 +43,48 @@ pub fn score_rows(
         .collect();
     scored.sort_by(ranking::compare_scored);
     Ok(scored)
+}
+
+/// The ranker's score as the business rules take it. The freshness boost multiplies scores,
+/// so they must be positive: a binary ranker already answers probabilities, and lambdarank's
+/// raw scores (often negative, where a boost would demote) go through the logistic map, which
+/// keeps their order.
+pub fn rule_score(objective: Objective, score: f32) -> f32 {
+    match objective {
+        Objective::Binary => score,
+        Objective::LambdaRank => 1.0 / (1.0 + (-score).exp()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recsys_core::rules::{finish, Candidate, RuleConfig};
+
+    fn finished(objective: Objective, fresh: f32, old: f32) -> Vec<u32> {
+        let candidate = |item, score, age_days| Candidate {
+            item,
+            score: rule_score(objective, score),
+            category: item,
+            age_days: Some(age_days),
+        };
+        let list = vec![candidate(1, fresh, 0.0), candidate(2, old, 400.0)];
+        finish(list, 2, &RuleConfig::default())
+            .into_iter()
+            .map(|c| c.item)
+            .collect()
+    }
+
+    #[test]
+    fn the_freshness_boost_lifts_a_new_item_whatever_the_sign_of_a_raw_score() {
+        // Raw lambdarank scores just below an older item's: the boost (×1.1 when new) lifts the
+        // new item above it, negative or positive. Multiplying the raw −1.0 would demote it.
+        assert_eq!(finished(Objective::LambdaRank, -1.0, -0.95), [1, 2]);
+        assert_eq!(finished(Objective::LambdaRank, 1.0, 1.05), [1, 2]);
+        // Too far below, it stays below.
+        assert_eq!(finished(Objective::LambdaRank, -1.0, 0.0), [2, 1]);
+        // Probabilities are boosted as they are.
+        assert_eq!(finished(Objective::Binary, 0.30, 0.32), [1, 2]);
+        assert!(rule_score(Objective::LambdaRank, -30.0) > 0.0);
+    }
 }

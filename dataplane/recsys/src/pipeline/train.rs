@@ -14,6 +14,7 @@ use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
 use crate::features::{tower, FeatureSnapshot};
+use crate::scoring::rule_score;
 use anyhow::{ensure, Context};
 use recsys_core::features::Context as RequestContext;
 use recsys_core::labels::LabelPolicy;
@@ -507,7 +508,14 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             auc_scores.push(score);
             auc_labels.push(relevant[&u].contains(&item));
         }
-        two_stage.insert(u, served_list(&snapshot_test, ranked.iter().copied()));
+        let objective = ranker.objective();
+        two_stage.insert(
+            u,
+            served_list(
+                &snapshot_test,
+                ranked.iter().map(|&(i, s)| (i, rule_score(objective, s))),
+            ),
+        );
     }
     let ranker_auc = metrics::auc(&auc_scores, &auc_labels);
     let probabilities = tuning.best.objective == Objective::Binary;

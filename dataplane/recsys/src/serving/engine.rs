@@ -15,11 +15,11 @@ use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
 use crate::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
 use crate::features::{tower, FeatureSnapshot};
-use crate::scoring::{retrieve_unseen, score_rows, CANDIDATES};
+use crate::scoring::{retrieve_unseen, rule_score, score_rows, CANDIDATES};
 use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
-use recsys_models::{AnnIndex, ModelError, Objective, Ranker, TowerInputs, TwoTower, UserEncoder};
+use recsys_models::{AnnIndex, ModelError, Ranker, TowerInputs, TwoTower, UserEncoder};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
@@ -436,20 +436,11 @@ impl Engine {
         let ranked = score_rows(&self.ranker, &candidates, &features)?;
         lap("ranking", &mut timings);
 
-        // The freshness boost multiplies scores, so they must be positive: lambdarank's raw
-        // scores go through a logistic map (order-preserving).
-        let probabilities = self.ranker.objective() == Objective::Binary;
+        let objective = self.ranker.objective();
         let finished = finish(
             ranked
                 .into_iter()
-                .map(|(i, s)| {
-                    let s = if probabilities {
-                        s
-                    } else {
-                        1.0 / (1.0 + (-s).exp())
-                    };
-                    self.candidate(i, s)
-                })
+                .map(|(i, s)| self.candidate(i, rule_score(objective, s)))
                 .collect(),
             query.n,
             &rules,
