@@ -4,6 +4,7 @@
 
 use crate::features::FeatureSnapshot;
 use recsys_core::ranking;
+use recsys_core::rules::Candidate;
 use recsys_models::{AnnIndex, ModelError, Objective, Ranker};
 
 /// Candidates per user that the ranker sees, offline and online.
@@ -56,10 +57,21 @@ pub fn rule_score(objective: Objective, score: f32) -> f32 {
     }
 }
 
+/// `item` as the business rules see it in `snapshot`: its first category and its age.
+pub fn rule_candidate(snapshot: &FeatureSnapshot, item: u32, score: f32) -> Candidate {
+    let features = &snapshot.items[item as usize];
+    Candidate {
+        item,
+        score,
+        category: features.genres.first().map_or(u32::MAX, |&g| g as u32),
+        age_days: (features.days_since_first >= 0.0).then_some(features.days_since_first),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use recsys_core::rules::{finish, Candidate, RuleConfig};
+    use recsys_core::rules::{finish, RuleConfig};
 
     fn finished(objective: Objective, fresh: f32, old: f32) -> Vec<u32> {
         let candidate = |item, score, age_days| Candidate {

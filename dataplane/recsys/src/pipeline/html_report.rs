@@ -308,11 +308,11 @@ fn metrics_table(rows: &[MetricRow]) -> String {
 
 fn tuning_table(tuning: &Tuning) -> String {
     let mut trials: Vec<_> = tuning.trials.iter().collect();
-    trials.sort_by(|a, b| b.mean_ndcg.total_cmp(&a.mean_ndcg));
+    trials.sort_by(|a, b| b.score().total_cmp(&a.score()));
     let mut out = String::from(
         "<table><tr><th>objective</th><th>learning rate</th><th>leaves</th>\
          <th>min data in leaf</th><th>feature fraction</th><th>λ₂</th>\
-         <th>fold NDCG@10</th><th>mean</th><th>trees</th></tr>",
+         <th>fold NDCG@10</th><th>mean</th><th>served, judged users</th><th>trees</th></tr>",
     );
     for t in trials {
         let p = &t.params;
@@ -321,7 +321,7 @@ fn tuning_table(tuning: &Tuning) -> String {
         let _ = write!(
             out,
             "<tr><td>{:?}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td>\
-             <td>{}</td><td>{:.4}</td><td>{}</td></tr>",
+             <td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
             p.objective,
             p.learning_rate,
             p.num_leaves,
@@ -330,6 +330,7 @@ fn tuning_table(tuning: &Tuning) -> String {
             p.lambda_l2,
             folds.join(", "),
             t.mean_ndcg,
+            t.served_ndcg.map_or("–".into(), |v| format!("{v:.4}")),
             trees.join(", ")
         );
     }

@@ -9,7 +9,9 @@ use recsys_core::Interaction;
 use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
 use std::collections::HashSet;
 
+use crate::scoring::rule_candidate;
 pub use crate::scoring::{score_rows, CANDIDATES};
+use recsys_core::rules::Candidate;
 
 /// Feature rows and relevance labels for every (user, candidate) pair.
 #[derive(Debug, Default)]
@@ -20,6 +22,9 @@ pub struct CandidateRows {
     pub items: Vec<u32>,
     /// Sizes of consecutive per-user query groups (for lambdarank and NDCG).
     pub groups: Vec<i32>,
+    /// Per row, what the business rules know of its item at the block's time (category, age;
+    /// the score is filled in when a ranker scores the row), so folds are scored as served.
+    pub rules: Vec<Candidate>,
 }
 
 impl CandidateRows {
@@ -41,6 +46,7 @@ impl CandidateRows {
         self.users.append(&mut other.users);
         self.items.append(&mut other.items);
         self.groups.append(&mut other.groups);
+        self.rules.append(&mut other.rules);
     }
 
     /// Several blocks as one, in order.
@@ -52,6 +58,7 @@ impl CandidateRows {
             out.users.extend_from_slice(&b.users);
             out.items.extend_from_slice(&b.items);
             out.groups.extend_from_slice(&b.groups);
+            out.rules.extend_from_slice(&b.rules);
         }
         out
     }
@@ -112,6 +119,7 @@ fn add_user(
             .push(f32::from(u8::from(relevant.contains(&item))));
         rows.users.push(user);
         rows.items.push(item);
+        rows.rules.push(rule_candidate(snapshot, item, 0.0));
     }
     Ok(())
 }

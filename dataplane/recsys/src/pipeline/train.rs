@@ -14,11 +14,11 @@ use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
 use crate::features::{tower, FeatureSnapshot};
-use crate::scoring::rule_score;
+use crate::scoring::{rule_candidate, rule_score};
 use anyhow::{ensure, Context};
 use recsys_core::features::Context as RequestContext;
 use recsys_core::labels::LabelPolicy;
-use recsys_core::rules::{finish, Candidate, RuleConfig};
+use recsys_core::rules::{finish, RuleConfig};
 use recsys_core::{
     baseline, metrics, ranking as rank_util, ItemId, SplitWindows, TimeSplit, UserId,
 };
@@ -214,15 +214,7 @@ fn served_list(
     scored: impl Iterator<Item = (ItemId, f32)>,
 ) -> Vec<ItemId> {
     let candidates = scored
-        .map(|(item, score)| {
-            let f = &snapshot.items[item as usize];
-            Candidate {
-                item,
-                score,
-                category: f.genres.first().map_or(u32::MAX, |&g| g as u32),
-                age_days: (f.days_since_first >= 0.0).then_some(f.days_since_first),
-            }
-        })
+        .map(|(item, score)| rule_candidate(snapshot, item, score))
         .collect();
     finish(candidates, LIST_LENGTH, &RuleConfig::default())
         .into_iter()
@@ -360,7 +352,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .sum::<usize>();
     let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
+        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
         tuning.best.objective,
         ranker.num_trees(),
         tuning.trials.len(),
@@ -369,6 +361,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         tuning.judged.groups,
         tuning.judged.ranker_ndcg,
         tuning.judged.retrieval_order_ndcg,
+        tuning.judged.served_ranker_ndcg,
         tuning.windows,
         tuning
             .windows_tried
@@ -718,6 +711,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "retrieval_order_time_cv_ndcg_at_10": tuning.retrieval_order_ndcg,
         "ranker_time_cv_ndcg_at_10_judged_users": tuning.judged.ranker_ndcg,
         "retrieval_order_time_cv_ndcg_at_10_judged_users": tuning.judged.retrieval_order_ndcg,
+        "ranker_time_cv_ndcg_at_10_served_judged_users": tuning.judged.served_ranker_ndcg,
         "versus_recent_popularity": versus_recent,
         "versus_live": verdict.difference,
         "live_version": verdict.previous_version,

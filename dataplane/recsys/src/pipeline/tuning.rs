@@ -1,12 +1,16 @@
 //! Ranker hyper-parameter search: random search scored by time-based cross-validation. The
 //! candidate blocks are consecutive weeks, oldest first; fold f trains on every block before f
-//! and validates on block f, so no fold ever learns from its own future.
+//! and validates on block f, so no fold ever learns from its own future. A configuration is
+//! judged by the list serving would show: its scores through the business rules, over the
+//! users with a relevant candidate.
 
 use super::ranking::CandidateRows;
 use crate::features::ranker::feature_names;
+use crate::scoring::rule_score;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use recsys_core::metrics;
+use recsys_core::rules::{finish, Candidate, RuleConfig};
 use recsys_models::{ModelError, Objective, Ranker, RankerParams};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -21,13 +25,34 @@ pub struct Trial {
     pub fold_trees: Vec<usize>,
     /// Per fold: NDCG@10 over the users with a relevant candidate, and how many there were.
     pub fold_judged: Vec<(f64, usize)>,
+    /// Per fold: the same users' NDCG@10 of the served list (scores through the business
+    /// rules: freshness boost, category cap).
+    pub fold_served: Vec<(f64, usize)>,
     pub mean_ndcg: f64,
+    /// Mean of `fold_served` over the folds with such users; none when no fold has one.
+    pub served_ndcg: Option<f64>,
+}
+
+impl Trial {
+    /// What the search maximises: the served list's NDCG@10 on the users who can tell, or
+    /// LightGBM's NDCG@10 where no fold has such a user.
+    pub fn score(&self) -> f64 {
+        self.served_ndcg.unwrap_or(self.mean_ndcg)
+    }
+}
+
+/// Mean of the per-fold values over the folds with judged users.
+fn mean_over_judged(folds: &[(f64, usize)]) -> Option<f64> {
+    let judged: Vec<f64> = folds.iter().filter(|f| f.1 > 0).map(|f| f.0).collect();
+    (!judged.is_empty()).then(|| judged.iter().sum::<f64>() / judged.len() as f64)
 }
 
 /// The search's outcome: every trial, and the winner with its tree count fixed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tuning {
     pub trials: Vec<Trial>,
+    /// Index of the winning trial.
+    pub chosen: usize,
     pub best: RankerParams,
     pub folds: usize,
     /// The same folds' validation NDCG@10 with the candidates left in retrieval order: what
@@ -53,12 +78,14 @@ impl Tuning {
         &blocks[self.first_block.min(blocks.len())..]
     }
 
-    /// The winning configuration's mean time-CV NDCG@10.
+    /// The winning configuration's mean time-CV NDCG@10 (LightGBM's, over every user).
     pub fn best_ndcg(&self) -> f64 {
-        self.trials
-            .iter()
-            .map(|t| t.mean_ndcg)
-            .fold(f64::NEG_INFINITY, f64::max)
+        self.trials[self.chosen].mean_ndcg
+    }
+
+    /// The winning configuration's [`Trial::score`].
+    pub fn best_score(&self) -> f64 {
+        self.trials[self.chosen].score()
     }
 }
 
@@ -69,6 +96,8 @@ pub struct JudgedFolds {
     pub groups: usize,
     pub ranker_ndcg: f64,
     pub retrieval_order_ndcg: f64,
+    /// The winner's served lists (after the business rules) on the same users.
+    pub served_ranker_ndcg: f64,
 }
 
 impl JudgedFolds {
@@ -104,6 +133,33 @@ pub fn judged_ndcg(block: &CandidateRows, scores: &[f64]) -> (f64, usize) {
         let mut order: Vec<u32> = (0..group_scores.len() as u32).collect();
         order.sort_by(|&a, &b| group_scores[b as usize].total_cmp(&group_scores[a as usize]));
         sum += metrics::ndcg_at_k(&order, &relevant, 10);
+        judged += 1;
+    }
+    (sum / judged.max(1) as f64, judged)
+}
+
+/// Like [`judged_ndcg`], but each group's list is what serving would show: `scores` (of a
+/// ranker with `objective`) through the business rules, ties by item id.
+pub fn served_ndcg(block: &CandidateRows, scores: &[f64], objective: Objective) -> (f64, usize) {
+    let rules = RuleConfig::default();
+    let (mut sum, mut judged) = (0.0, 0usize);
+    for (range, relevant) in query_groups(block).filter(|(_, r)| !r.is_empty()) {
+        let candidates: Vec<Candidate> = range
+            .clone()
+            .map(|row| Candidate {
+                score: rule_score(objective, scores[row] as f32),
+                ..block.rules[row]
+            })
+            .collect();
+        let list: Vec<u32> = finish(candidates, 10, &rules)
+            .iter()
+            .map(|c| c.item)
+            .collect();
+        let wanted: HashSet<u32> = relevant
+            .iter()
+            .map(|&k| block.items[range.start + k as usize])
+            .collect();
+        sum += metrics::ndcg_at_k(&list, &wanted, 10);
         judged += 1;
     }
     (sum / judged.max(1) as f64, judged)
@@ -180,10 +236,10 @@ pub fn search_windows(
     for w in counts {
         let first_block = built - w;
         let tuning = search_folds(&blocks[first_block..], folds, trials, seed)?;
-        tried.push((w, tuning.best_ndcg()));
+        tried.push((w, tuning.best_score()));
         if best
             .as_ref()
-            .is_none_or(|b| tuning.best_ndcg() > b.best_ndcg())
+            .is_none_or(|b| tuning.best_score() > b.best_score())
         {
             best = Some(Tuning {
                 windows: w,
@@ -247,6 +303,7 @@ fn search_folds(
         let mut fold_ndcg = Vec::new();
         let mut fold_trees = Vec::new();
         let mut fold_judged = Vec::new();
+        let mut fold_served = Vec::new();
         for (train, valid) in &folds {
             let ranker = Ranker::train(
                 train.grouped(),
@@ -256,7 +313,9 @@ fn search_folds(
             )?;
             fold_ndcg.push(ranker.best_validation().unwrap_or(0.0));
             fold_trees.push(ranker.num_trees());
-            fold_judged.push(judged_ndcg(valid, &ranker.predict(&valid.features)?));
+            let scores = ranker.predict(&valid.features)?;
+            fold_judged.push(judged_ndcg(valid, &scores));
+            fold_served.push(served_ndcg(valid, &scores, params.objective));
             progress.inc(1);
         }
         let mean_ndcg = fold_ndcg.iter().sum::<f64>() / fold_ndcg.len() as f64;
@@ -264,14 +323,17 @@ fn search_folds(
             params,
             fold_ndcg,
             fold_trees,
+            served_ndcg: mean_over_judged(&fold_served),
             fold_judged,
+            fold_served,
             mean_ndcg,
         });
     }
     progress.finish_and_clear();
-    let winner = done
+    let (chosen, winner) = done
         .iter()
-        .max_by(|a, b| a.mean_ndcg.total_cmp(&b.mean_ndcg))
+        .enumerate()
+        .max_by(|a, b| a.1.score().total_cmp(&b.1.score()))
         .expect("at least one trial");
     // The last fold trains on the most (and most recent) data, like the final refit.
     let trees = *winner.fold_trees.last().expect("at least one fold");
@@ -285,9 +347,13 @@ fn search_folds(
         .map(|(_, valid)| retrieval_order_ndcg(valid))
         .sum::<f64>()
         / folds.len() as f64;
-    let judged = judge_folds(&folds, &winner.fold_judged);
+    let judged = JudgedFolds {
+        served_ranker_ndcg: winner.served_ndcg.unwrap_or(0.0),
+        ..judge_folds(&folds, &winner.fold_judged)
+    };
     Ok(Tuning {
         folds: folds.len(),
+        chosen,
         trials: done,
         best,
         retrieval_order_ndcg,
@@ -317,6 +383,7 @@ fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &[(f64, usize)
         groups,
         ranker_ndcg: ranker_sum / folds,
         retrieval_order_ndcg: retrieval_sum / folds,
+        served_ranker_ndcg: 0.0,
     }
 }
 
@@ -372,6 +439,12 @@ mod tests {
                 rows.labels.push(f32::from(u8::from((x > 0.5) != flipped)));
                 rows.users.push(user);
                 rows.items.push(item);
+                rows.rules.push(Candidate {
+                    item,
+                    score: 0.0,
+                    category: item,
+                    age_days: None,
+                });
             }
             rows.groups.push(10);
         }
@@ -421,8 +494,40 @@ mod tests {
             groups: 1,
             ranker_ndcg: 0.5,
             retrieval_order_ndcg: 0.5,
+            served_ranker_ndcg: 0.5,
         };
         assert!(!tie.ranker_wins(), "a tie is not a win");
+    }
+
+    #[test]
+    fn served_lists_are_scored_after_the_category_cap_and_the_freshness_boost() {
+        // One user, 12 candidates scored 1.00, 0.99, …, 0.89; the first four share a category and
+        // the 4th is the relevant one: the cap (3 per category in the top 10) pushes it to
+        // 11th, out of the list, though its score ranks it 4th.
+        let rules = |row: u32, age: Option<f32>| Candidate {
+            item: 100 + row,
+            score: 0.0,
+            category: if row < 4 { 0 } else { row },
+            age_days: age,
+        };
+        let mut block = CandidateRows {
+            labels: (0..12).map(|r| f32::from(u8::from(r == 3))).collect(),
+            items: (0..12).map(|r| 100 + r).collect(),
+            groups: vec![12],
+            rules: (0..12).map(|r| rules(r, None)).collect(),
+            ..CandidateRows::default()
+        };
+        let scores: Vec<f64> = (0..12).map(|r| 1.0 - 0.01 * f64::from(r)).collect();
+        assert_eq!(judged_ndcg(&block, &scores).0, 1.0 / 5f64.log2());
+        assert_eq!(served_ndcg(&block, &scores, Objective::Binary), (0.0, 1));
+        // In a category of its own and brand new, the boost (×1.1) lifts it from 0.97 to
+        // 1.067, above every older item: first place.
+        block.rules[3] = Candidate {
+            category: 50,
+            ..rules(3, Some(0.0))
+        };
+        let (ndcg, judged) = served_ndcg(&block, &scores, Objective::Binary);
+        assert_eq!((ndcg, judged), (1.0, 1));
     }
 
     #[test]

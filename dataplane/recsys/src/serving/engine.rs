@@ -15,7 +15,7 @@ use crate::artifacts::{self, ArtifactError};
 use crate::features::online_store::key_prefix;
 use crate::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
 use crate::features::{tower, FeatureSnapshot};
-use crate::scoring::{retrieve_unseen, rule_score, score_rows, CANDIDATES};
+use crate::scoring::{retrieve_unseen, rule_candidate, rule_score, score_rows, CANDIDATES};
 use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
@@ -245,13 +245,7 @@ impl Engine {
 
     /// Category (primary genre) and age of an item, for filters and business rules.
     fn candidate(&self, item: u32, score: f32) -> Candidate {
-        let features = &self.snapshot.items[item as usize];
-        Candidate {
-            item,
-            score,
-            category: features.genres.first().map_or(u32::MAX, |&g| g as u32),
-            age_days: (features.days_since_first >= 0.0).then_some(features.days_since_first),
-        }
+        rule_candidate(&self.snapshot, item, score)
     }
 
     /// Candidates for a user without history from `popular` (their segment's list or the
