@@ -64,7 +64,7 @@ pub struct Tuning {
     pub judged: JudgedFolds,
     /// How many of the newest rolling windows trained the ranker (before the validated block).
     pub windows: usize,
-    /// Each window count tried, with its winning configuration's time-CV NDCG@10 on the same
+    /// Each window count tried, with its winning configuration's [`Trial::score`] on the same
     /// folds.
     pub windows_tried: Vec<(usize, f64)>,
     /// Blocks older than the chosen windows, left out of every refit.
@@ -211,8 +211,9 @@ fn sample(rng: &mut StdRng, trial: usize) -> RankerParams {
 /// configuration: `blocks` are the rolling windows (oldest first) and then the validation
 /// window's block; for each count in `windows`, the newest that many windows and the
 /// validation block are searched over the same validation folds (the last blocks), and the
-/// count with the best time-CV NDCG@10 wins (the fewest windows on ties). A longer history
-/// helps where tastes are stable and hurts where they drift, so neither is assumed.
+/// count whose winner scores best ([`Trial::score`]) wins (the fewest windows on ties). A
+/// longer history helps where tastes are stable and hurts where they drift, so neither is
+/// assumed.
 pub fn search_windows(
     blocks: &[CandidateRows],
     windows: &[usize],
