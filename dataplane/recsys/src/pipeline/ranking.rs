@@ -4,14 +4,14 @@ use crate::features::ranker::{context_columns, feature_names};
 use crate::features::{ranker_row, FeatureSnapshot};
 use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
+use crate::scoring::rule_candidate;
 use recsys_core::features::Context;
+use recsys_core::rules::Candidate;
 use recsys_core::Interaction;
 use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
 use std::collections::HashSet;
 
-use crate::scoring::rule_candidate;
 pub use crate::scoring::{score_rows, CANDIDATES};
-use recsys_core::rules::Candidate;
 
 /// Feature rows and relevance labels for every (user, candidate) pair.
 #[derive(Debug, Default)]

@@ -475,6 +475,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     let mut two_tower = Lists::new();
     let mut two_stage = Lists::new();
     let (mut auc_scores, mut auc_labels) = (Vec::new(), Vec::new());
+    let objective = ranker.objective();
     for &u in &users {
         if !warm.contains(&u) && !model_for_cold {
             let unseen = cold_lists
@@ -501,7 +502,6 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             auc_scores.push(score);
             auc_labels.push(relevant[&u].contains(&item));
         }
-        let objective = ranker.objective();
         two_stage.insert(
             u,
             served_list(
@@ -511,7 +511,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         );
     }
     let ranker_auc = metrics::auc(&auc_scores, &auc_labels);
-    let probabilities = tuning.best.objective == Objective::Binary;
+    let probabilities = objective == Objective::Binary;
     let ranker_log_loss = probabilities.then(|| metrics::log_loss(&auc_scores, &auc_labels));
 
     let mf_lists = match mf_params {

@@ -348,10 +348,7 @@ fn search_folds(
         .map(|(_, valid)| retrieval_order_ndcg(valid))
         .sum::<f64>()
         / folds.len() as f64;
-    let judged = JudgedFolds {
-        served_ranker_ndcg: winner.served_ndcg.unwrap_or(0.0),
-        ..judge_folds(&folds, &winner.fold_judged)
-    };
+    let judged = judge_folds(&folds, winner);
     Ok(Tuning {
         folds: folds.len(),
         chosen,
@@ -365,10 +362,11 @@ fn search_folds(
     })
 }
 
-/// The winner's judged fold scores beside the retrieval order of the same users.
-fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &[(f64, usize)]) -> JudgedFolds {
+/// The winner's judged fold scores (before and after the rules) beside the retrieval order of
+/// the same users.
+fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &Trial) -> JudgedFolds {
     let (mut ranker_sum, mut retrieval_sum, mut counted, mut groups) = (0.0, 0.0, 0usize, 0);
-    for ((_, valid), &(ranked, judged)) in folds.iter().zip(winner) {
+    for ((_, valid), &(ranked, judged)) in folds.iter().zip(&winner.fold_judged) {
         if judged == 0 {
             continue;
         }
@@ -384,7 +382,7 @@ fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &[(f64, usize)
         groups,
         ranker_ndcg: ranker_sum / folds,
         retrieval_order_ndcg: retrieval_sum / folds,
-        served_ranker_ndcg: 0.0,
+        served_ranker_ndcg: winner.served_ndcg.unwrap_or(0.0),
     }
 }
 
