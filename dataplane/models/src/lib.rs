@@ -5,6 +5,7 @@ pub mod ann;
 pub mod error;
 pub mod faiss_file;
 pub mod forest;
+mod lgbm_average;
 mod lgbm_text;
 pub mod lgbm_train;
 pub mod mf;

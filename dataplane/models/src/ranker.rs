@@ -138,6 +138,44 @@ impl Ranker {
         })
     }
 
+    /// One ranker whose raw score is the mean of `members`' raw scores (for a binary ranker,
+    /// the mean logit). Members must share their objective and feature columns; one member is
+    /// returned as it is.
+    pub fn average(mut members: Vec<Ranker>) -> Result<Self, ModelError> {
+        if members.len() == 1 {
+            return Ok(members.remove(0));
+        }
+        let first = members
+            .first()
+            .ok_or_else(|| ModelError::Invalid("no ranker to average".into()))?;
+        let (objective, names) = (first.objective, first.feature_names.clone());
+        if let Some(other) = members
+            .iter()
+            .find(|m| m.objective != objective || m.feature_names != names)
+        {
+            return Err(ModelError::Invalid(format!(
+                "cannot average a {:?} ranker over {:?} with a {objective:?} one over {names:?}",
+                other.objective, other.feature_names
+            )));
+        }
+        let texts = members
+            .iter()
+            .map(|m| m.booster.0.save_string())
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let merged = crate::lgbm_average::average(&refs).map_err(ModelError::Invalid)?;
+        crate::lgbm_text::check(&merged, names.len()).map_err(ModelError::Invalid)?;
+        let booster = Booster::from_string(&merged)?;
+        let forest = compile(&booster, names.len())?;
+        Ok(Self {
+            booster: SharedBooster(booster),
+            forest,
+            feature_names: names,
+            best_validation: None,
+            objective,
+        })
+    }
+
     pub fn objective(&self) -> Objective {
         self.objective
     }
@@ -388,6 +426,48 @@ mod tests {
         };
         let ranker = Ranker::train(grouped, None, names(), &params).unwrap();
         (ranker, xt)
+    }
+
+    #[test]
+    fn an_averaged_ranker_scores_the_mean_logit_of_its_members() {
+        let (one, xt) = small_ranker(7);
+        let (xt2, yt2) = synthetic(500, 900);
+        let params = RankerParams {
+            num_iterations: 11,
+            min_data_in_leaf: 5,
+            seed: 3,
+            ..Default::default()
+        };
+        let grouped = GroupedRows {
+            features: &xt2,
+            labels: &yt2,
+            groups: None,
+        };
+        let two = Ranker::train(grouped, None, names(), &params).unwrap();
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let rows = &xt[..90];
+        let expected: Vec<f64> = one
+            .predict(rows)
+            .unwrap()
+            .iter()
+            .zip(two.predict(rows).unwrap())
+            .map(|(a, b)| (logit(*a) + logit(b)) / 2.0)
+            .collect();
+        let averaged = Ranker::average(vec![one, two]).unwrap();
+        assert_eq!(averaged.num_trees(), 18);
+        assert!(averaged.uses_forest());
+        let fast = averaged.predict(rows).unwrap();
+        let native = averaged.predict_with_lightgbm(rows).unwrap();
+        for ((want, fast), native) in expected.iter().zip(&fast).zip(&native) {
+            assert!((logit(*fast) - want).abs() < 1e-9, "{fast} vs {want}");
+            assert!((fast - native).abs() < 1e-12);
+        }
+        // It saves and loads like any model.
+        let path = std::env::temp_dir().join(format!("ranker-avg-{}.txt", std::process::id()));
+        averaged.save(&path).unwrap();
+        let loaded = Ranker::load(&path, &names()).unwrap();
+        assert_eq!(loaded.predict(rows).unwrap(), fast);
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]

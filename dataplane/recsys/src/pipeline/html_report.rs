@@ -306,22 +306,44 @@ fn metrics_table(rows: &[MetricRow]) -> String {
     out
 }
 
+/// Which configurations the published ranker averages, and the sizes tried.
+fn averaged_line(tuning: &Tuning) -> String {
+    let tried: Vec<String> = tuning
+        .ensemble
+        .tried
+        .iter()
+        .map(|(size, ndcg)| format!("{size}: {ndcg:.4}"))
+        .collect();
+    format!(
+        "The published ranker averages the {} configuration(s) marked below (served lists of \
+         the judged users, by how many of the best were averaged: {}).",
+        tuning.averaged.len(),
+        if tried.is_empty() {
+            "–".into()
+        } else {
+            tried.join(", ")
+        }
+    )
+}
+
 fn tuning_table(tuning: &Tuning) -> String {
-    let mut trials: Vec<_> = tuning.trials.iter().collect();
-    trials.sort_by(|a, b| b.score().total_cmp(&a.score()));
+    let mut trials: Vec<_> = tuning.trials.iter().enumerate().collect();
+    trials.sort_by(|a, b| b.1.score().total_cmp(&a.1.score()));
     let mut out = String::from(
         "<table><tr><th>objective</th><th>learning rate</th><th>leaves</th>\
          <th>min data in leaf</th><th>feature fraction</th><th>λ₂</th>\
-         <th>fold NDCG@10</th><th>mean</th><th>served, judged users</th><th>trees</th></tr>",
+         <th>fold NDCG@10</th><th>mean</th><th>served, judged users</th><th>trees</th>\
+         <th>averaged</th></tr>",
     );
-    for t in trials {
+    for (index, t) in trials {
+        let averaged = tuning.ensemble.members.contains(&index);
         let p = &t.params;
         let folds: Vec<String> = t.fold_ndcg.iter().map(|v| format!("{v:.4}")).collect();
         let trees: Vec<String> = t.fold_trees.iter().map(usize::to_string).collect();
         let _ = write!(
             out,
             "<tr><td>{:?}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td>\
-             <td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.objective,
             p.learning_rate,
             p.num_leaves,
@@ -331,7 +353,8 @@ fn tuning_table(tuning: &Tuning) -> String {
             folds.join(", "),
             t.mean_ndcg,
             t.served_ndcg.map_or("–".into(), |v| format!("{v:.4}")),
-            trees.join(", ")
+            trees.join(", "),
+            if averaged { "✓" } else { "" }
         );
     }
     out.push_str("</table>");
@@ -390,7 +413,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
          <h2>Ranker</h2><div class=\"plots\">{histogram}{calibration}</div>\
          <h3>Hyper-parameter search ({trials} trials × {folds} time folds)</h3>\
          <p>The candidates left in retrieval order score NDCG@10 {retrieval:.4} on the same \
-         folds; the chosen configuration {best:.4}.</p>{tuning}\
+         folds; the chosen configuration {best:.4}. {averaged}</p>{tuning}\
          <h3>Feature importance (gain)</h3>{importance}</body></html>",
         title = escape(input.title),
         table = metrics_table(input.rows),
@@ -401,6 +424,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
         folds = input.tuning.folds,
         retrieval = input.tuning.retrieval_order_ndcg,
         best = input.tuning.best_ndcg(),
+        averaged = averaged_line(input.tuning),
         tuning = tuning_table(input.tuning),
         importance = importance_table(input.importance),
     );

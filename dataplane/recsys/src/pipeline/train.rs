@@ -352,9 +352,17 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .sum::<usize>();
     let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees, chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
+        "ranker    LightGBM {:?}, {} trees (the mean of {} configurations; sizes tried {}), chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
         tuning.best.objective,
         ranker.num_trees(),
+        tuning.averaged.len(),
+        tuning
+            .ensemble
+            .tried
+            .iter()
+            .map(|(size, ndcg)| format!("{size}: {ndcg:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         tuning.trials.len(),
         tuning.folds,
         tuning.retrieval_order_ndcg,
@@ -764,6 +772,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 "two_tower": retrieval_pub.model.config(),
                 "two_tower_recency_half_life_days": recency.half_life_days,
                 "ranker": tuning.best,
+                "ranker_averaged": tuning.averaged,
                 "mf": mf_params,
                 "recent_popularity_days": recent_days,
                 "cold_start": cold.policy,

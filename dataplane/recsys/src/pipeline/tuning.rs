@@ -4,16 +4,14 @@
 //! judged by the list serving would show: its scores through the business rules, over the
 //! users with a relevant candidate.
 
+use super::ensemble::{self, Ensemble, FoldScores, Member};
+use super::fold_metrics::{judged_ndcg, mean_over_judged, retrieval_order_ndcg, served_ndcg};
 use super::ranking::CandidateRows;
 use crate::features::ranker::feature_names;
-use crate::scoring::rule_score;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use recsys_core::metrics;
-use recsys_core::rules::{finish, Candidate, RuleConfig};
 use recsys_models::{ModelError, Objective, Ranker, RankerParams};
 use serde::Serialize;
-use std::collections::HashSet;
 
 /// One sampled configuration and how it did on each fold.
 #[derive(Debug, Clone, Serialize)]
@@ -41,12 +39,6 @@ impl Trial {
     }
 }
 
-/// Mean of the per-fold values over the folds with judged users.
-fn mean_over_judged(folds: &[(f64, usize)]) -> Option<f64> {
-    let judged: Vec<f64> = folds.iter().filter(|f| f.1 > 0).map(|f| f.0).collect();
-    (!judged.is_empty()).then(|| judged.iter().sum::<f64>() / judged.len() as f64)
-}
-
 /// The search's outcome: every trial, and the winner with its tree count fixed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tuning {
@@ -54,6 +46,11 @@ pub struct Tuning {
     /// Index of the winning trial.
     pub chosen: usize,
     pub best: RankerParams,
+    /// The configurations the published ranker averages (the winner first, each with its tree
+    /// count fixed): the winner alone unless an average of it and the next best of its
+    /// objective served better lists on the folds.
+    pub averaged: Vec<RankerParams>,
+    pub ensemble: Ensemble,
     pub folds: usize,
     /// The same folds' validation NDCG@10 with the candidates left in retrieval order: what
     /// the ranker has to beat to be worth its stage.
@@ -83,9 +80,12 @@ impl Tuning {
         self.trials[self.chosen].mean_ndcg
     }
 
-    /// The winning configuration's [`Trial::score`].
+    /// What the search maximised, for the ranker it publishes: the chosen average's
+    /// served-list score, else the winner's [`Trial::score`].
     pub fn best_score(&self) -> f64 {
-        self.trials[self.chosen].score()
+        self.ensemble
+            .served_ndcg
+            .unwrap_or_else(|| self.trials[self.chosen].score())
     }
 }
 
@@ -96,7 +96,7 @@ pub struct JudgedFolds {
     pub groups: usize,
     pub ranker_ndcg: f64,
     pub retrieval_order_ndcg: f64,
-    /// The winner's served lists (after the business rules) on the same users.
+    /// The published ranker's served lists (after the business rules) on the same users.
     pub served_ranker_ndcg: f64,
 }
 
@@ -105,81 +105,6 @@ impl JudgedFolds {
     pub fn ranker_wins(&self) -> bool {
         self.groups == 0 || self.ranker_ndcg > self.retrieval_order_ndcg
     }
-}
-
-/// Each query group of `block`: its rows, and the positions of its relevant rows within it.
-fn query_groups(
-    block: &CandidateRows,
-) -> impl Iterator<Item = (std::ops::Range<usize>, HashSet<u32>)> + '_ {
-    let mut start = 0usize;
-    block.groups.iter().map(move |&size| {
-        let range = start..start + size as usize;
-        start = range.end;
-        let relevant = range
-            .clone()
-            .filter(|&row| block.labels[row] > 0.5)
-            .map(|row| (row - range.start) as u32)
-            .collect();
-        (range, relevant)
-    })
-}
-
-/// Mean NDCG@10 over the groups of `block` with a relevant row, each group's rows ordered by
-/// `scores` (higher first, ties in stored order), and how many such groups there were.
-pub fn judged_ndcg(block: &CandidateRows, scores: &[f64]) -> (f64, usize) {
-    let (mut sum, mut judged) = (0.0, 0usize);
-    for (range, relevant) in query_groups(block).filter(|(_, r)| !r.is_empty()) {
-        let group_scores = &scores[range];
-        let mut order: Vec<u32> = (0..group_scores.len() as u32).collect();
-        order.sort_by(|&a, &b| group_scores[b as usize].total_cmp(&group_scores[a as usize]));
-        sum += metrics::ndcg_at_k(&order, &relevant, 10);
-        judged += 1;
-    }
-    (sum / judged.max(1) as f64, judged)
-}
-
-/// Like [`judged_ndcg`], but each group's list is what serving would show: `scores` (of a
-/// ranker with `objective`) through the business rules, ties by item id.
-pub fn served_ndcg(block: &CandidateRows, scores: &[f64], objective: Objective) -> (f64, usize) {
-    let rules = RuleConfig::default();
-    let (mut sum, mut judged) = (0.0, 0usize);
-    for (range, relevant) in query_groups(block).filter(|(_, r)| !r.is_empty()) {
-        let candidates: Vec<Candidate> = range
-            .clone()
-            .map(|row| Candidate {
-                score: rule_score(objective, scores[row] as f32),
-                ..block.rules[row]
-            })
-            .collect();
-        let list: Vec<u32> = finish(candidates, 10, &rules)
-            .iter()
-            .map(|c| c.item)
-            .collect();
-        let wanted: HashSet<u32> = relevant
-            .iter()
-            .map(|&k| block.items[range.start + k as usize])
-            .collect();
-        sum += metrics::ndcg_at_k(&list, &wanted, 10);
-        judged += 1;
-    }
-    (sum / judged.max(1) as f64, judged)
-}
-
-/// NDCG@10 of each query group's rows in their stored (retrieval) order, averaged over groups
-/// and scored as LightGBM scores a validation set: binary gains, and a group without a
-/// relevant row counts as 1.
-pub fn retrieval_order_ndcg(block: &CandidateRows) -> f64 {
-    let sum: f64 = query_groups(block)
-        .map(|(range, relevant)| {
-            if relevant.is_empty() {
-                return 1.0;
-            }
-            // Rows by their position in the group: the retrieval order is 0, 1, 2, …
-            let order: Vec<u32> = (0..range.len() as u32).collect();
-            metrics::ndcg_at_k(&order, &relevant, 10)
-        })
-        .sum();
-    sum / block.groups.len().max(1) as f64
 }
 
 /// Samples a configuration; trial 0 is the hand-set default, so search never does worse than
@@ -295,7 +220,10 @@ fn search_folds(
             .expect("static template")
             .progress_chars("=> "),
     );
-    let mut done = Vec::new();
+    let mut done: Vec<Trial> = Vec::new();
+    // Fold predictions of the trials that could still join an average; the rest are dropped
+    // as the search goes, so memory stays at a few trials' worth.
+    let mut kept: Vec<Option<FoldScores>> = Vec::new();
     for t in 0..trials.max(1) {
         let params = RankerParams {
             seed,
@@ -305,6 +233,7 @@ fn search_folds(
         let mut fold_trees = Vec::new();
         let mut fold_judged = Vec::new();
         let mut fold_served = Vec::new();
+        let mut fold_scores = Vec::new();
         for (train, valid) in &folds {
             let ranker = Ranker::train(
                 train.grouped(),
@@ -317,6 +246,7 @@ fn search_folds(
             let scores = ranker.predict(&valid.features)?;
             fold_judged.push(judged_ndcg(valid, &scores));
             fold_served.push(served_ndcg(valid, &scores, params.objective));
+            fold_scores.push(scores);
             progress.inc(1);
         }
         let mean_ndcg = fold_ndcg.iter().sum::<f64>() / fold_ndcg.len() as f64;
@@ -329,6 +259,8 @@ fn search_folds(
             fold_served,
             mean_ndcg,
         });
+        kept.push(Some(fold_scores));
+        forget_all_but_the_best(&done, &mut kept);
     }
     progress.finish_and_clear();
     let (chosen, winner) = done
@@ -336,24 +268,55 @@ fn search_folds(
         .enumerate()
         .max_by(|a, b| a.1.score().total_cmp(&b.1.score()))
         .expect("at least one trial");
-    // The last fold trains on the most (and most recent) data, like the final refit.
-    let trees = *winner.fold_trees.last().expect("at least one fold");
-    let best = RankerParams {
-        num_iterations: trees.max(1) as u32,
-        early_stopping_rounds: 0,
-        ..winner.params.clone()
+    let best = fixed_trees(winner);
+    let valid: Vec<&CandidateRows> = folds.iter().map(|(_, valid)| *valid).collect();
+    // The winner first, then the rest of its objective by score.
+    let ranked: Vec<Member<'_>> = std::iter::once(chosen)
+        .chain(
+            best_of_objective(&done, &kept, winner.params.objective)
+                .into_iter()
+                .filter(|&t| t != chosen),
+        )
+        .map_while(|t| {
+            Some(Member {
+                trial: t,
+                scores: kept[t].as_ref()?,
+                trees: fixed_trees(&done[t]).num_iterations as usize,
+            })
+        })
+        .collect();
+    let ensemble = if ranked.is_empty() {
+        // The winner's predictions were dropped: more trials than an average takes tied it.
+        Ensemble {
+            members: vec![chosen],
+            tried: Vec::new(),
+            served_ndcg: winner.served_ndcg,
+            fold_judged: winner.fold_judged.clone(),
+        }
+    } else {
+        // No more trees than one configuration may grow, so averaging never costs serving
+        // more than the search could have chosen anyway.
+        let budget = RankerParams::default().num_iterations as usize;
+        ensemble::choose(&valid, &ranked, winner.params.objective, budget)
     };
+    let averaged = ensemble
+        .members
+        .iter()
+        .map(|&t| fixed_trees(&done[t]))
+        .collect();
     let retrieval_order_ndcg = folds
         .iter()
         .map(|(_, valid)| retrieval_order_ndcg(valid))
         .sum::<f64>()
         / folds.len() as f64;
-    let judged = judge_folds(&folds, winner);
+    let judged = judge_folds(&folds, &ensemble);
     Ok(Tuning {
         folds: folds.len(),
         chosen,
         trials: done,
         best,
+        averaged,
+        ensemble,
         retrieval_order_ndcg,
         judged,
         windows: blocks.len() - 1,
@@ -362,11 +325,49 @@ fn search_folds(
     })
 }
 
-/// The winner's judged fold scores (before and after the rules) beside the retrieval order of
-/// the same users.
-fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &Trial) -> JudgedFolds {
+/// A trial's configuration with its tree count fixed: the last fold's, which trains on the
+/// most (and most recent) data, like the final refit.
+fn fixed_trees(trial: &Trial) -> RankerParams {
+    let trees = *trial.fold_trees.last().expect("at least one fold");
+    RankerParams {
+        num_iterations: trees.max(1) as u32,
+        early_stopping_rounds: 0,
+        ..trial.params.clone()
+    }
+}
+
+/// Indices of the trials of `objective` whose fold predictions are kept, best
+/// [`Trial::score`] first (the earlier trial on ties).
+fn best_of_objective(
+    done: &[Trial],
+    kept: &[Option<FoldScores>],
+    objective: Objective,
+) -> Vec<usize> {
+    let mut of: Vec<usize> = (0..done.len())
+        .filter(|&t| done[t].params.objective == objective && kept[t].is_some())
+        .collect();
+    of.sort_by(|&a, &b| done[b].score().total_cmp(&done[a].score()).then(a.cmp(&b)));
+    of
+}
+
+/// Drops the fold predictions of every trial outside the best [`ensemble::LARGEST`] of its
+/// objective.
+fn forget_all_but_the_best(done: &[Trial], kept: &mut [Option<FoldScores>]) {
+    for objective in [Objective::Binary, Objective::LambdaRank] {
+        for t in best_of_objective(done, kept, objective)
+            .into_iter()
+            .skip(ensemble::LARGEST)
+        {
+            kept[t] = None;
+        }
+    }
+}
+
+/// The published ranker's judged fold scores (before and after the rules) beside the
+/// retrieval order of the same users.
+fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], ensemble: &Ensemble) -> JudgedFolds {
     let (mut ranker_sum, mut retrieval_sum, mut counted, mut groups) = (0.0, 0.0, 0usize, 0);
-    for ((_, valid), &(ranked, judged)) in folds.iter().zip(&winner.fold_judged) {
+    for ((_, valid), &(ranked, judged)) in folds.iter().zip(&ensemble.fold_judged) {
         if judged == 0 {
             continue;
         }
@@ -382,20 +383,27 @@ fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], winner: &Trial) -> Jud
         groups,
         ranker_ndcg: ranker_sum / folds,
         retrieval_order_ndcg: retrieval_sum / folds,
-        served_ranker_ndcg: winner.served_ndcg.unwrap_or(0.0),
+        served_ranker_ndcg: ensemble.served_ndcg.unwrap_or(0.0),
     }
 }
 
-/// Refits the chosen configuration on every block from the chosen windows on (blocks
-/// appended after the search, such as the test window's for a published version, included).
+/// Refits the chosen configurations on every block from the chosen windows on (blocks
+/// appended after the search, such as the test window's for a published version, included),
+/// as one ranker averaging them.
 pub fn refit(blocks: &[CandidateRows], tuning: &Tuning) -> Result<Ranker, ModelError> {
     let all = CandidateRows::concat(tuning.used(blocks));
-    Ranker::train(all.grouped(), None, feature_names(), &tuning.best)
+    let members = tuning
+        .averaged
+        .iter()
+        .map(|params| Ranker::train(all.grouped(), None, feature_names(), params))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ranker::average(members)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recsys_core::rules::Candidate;
 
     #[test]
     fn sampled_configurations_stay_in_their_ranges_and_trial_zero_is_the_default() {
@@ -410,18 +418,6 @@ mod tests {
             objectives.insert(format!("{:?}", p.objective));
         }
         assert_eq!(objectives.len(), 2, "both objectives are searched");
-    }
-
-    #[test]
-    fn retrieval_order_is_scored_per_group_like_lightgbm_scores_validation() {
-        // Group 1: the relevant row 3rd of 4 → 1/log2(4) = 0.5. Group 2: none relevant → 1.
-        // Group 3: both relevant rows first → 1.
-        let block = CandidateRows {
-            labels: vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0],
-            groups: vec![4, 2, 3],
-            ..CandidateRows::default()
-        };
-        assert!((retrieval_order_ndcg(&block) - 2.5 / 3.0).abs() < 1e-12);
     }
 
     /// A block of 40 users × 10 candidates whose first column decides relevance: above 0.5
@@ -478,17 +474,63 @@ mod tests {
     }
 
     #[test]
-    fn judged_users_are_only_those_with_a_relevant_candidate() {
-        // Group 1: the relevant row 3rd of 4; group 2: none relevant (left out).
-        let block = CandidateRows {
-            labels: vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
-            groups: vec![4, 2],
-            ..CandidateRows::default()
+    fn the_published_ranker_is_the_mean_of_the_chosen_configurations() {
+        // Relevance follows two columns and noise, so configurations differ and can
+        // complement each other.
+        let mut rng = StdRng::seed_from_u64(5);
+        let blocks: Vec<CandidateRows> = (0..4)
+            .map(|_| {
+                let mut b = block(&mut rng, false);
+                let width = feature_names().len();
+                for (row, label) in b.labels.iter_mut().enumerate() {
+                    let x = &b.features[row * width..];
+                    let noise: f32 = rng.random();
+                    *label = f32::from(u8::from(x[0] + 0.5 * x[1] + 0.8 * noise > 1.5));
+                }
+                b
+            })
+            .collect();
+        let tuning = search(&blocks, 12, 8).unwrap();
+        let members = &tuning.ensemble.members;
+        // On this data and seed an average of several configurations wins the folds.
+        assert!(members.len() > 1, "{:?}", tuning.ensemble.tried);
+        assert_eq!(members[0], tuning.chosen, "the winner comes first");
+        assert_eq!(tuning.averaged.len(), members.len());
+        assert!(members
+            .iter()
+            .all(|&t| tuning.trials[t].params.objective == tuning.best.objective));
+        let sizes: Vec<usize> = tuning.ensemble.tried.iter().map(|t| t.0).collect();
+        assert!(sizes.contains(&members.len()), "{sizes:?}");
+        assert!(tuning.best_score() >= tuning.trials[tuning.chosen].score());
+
+        let published = refit(&blocks, &tuning).unwrap();
+        let all = CandidateRows::concat(&blocks);
+        let alone: Vec<Ranker> = tuning
+            .averaged
+            .iter()
+            .map(|p| Ranker::train(all.grouped(), None, feature_names(), p).unwrap())
+            .collect();
+        assert_eq!(
+            published.num_trees(),
+            alone.iter().map(Ranker::num_trees).sum::<usize>()
+        );
+        let rows = &all.features[..feature_names().len() * 20];
+        let margin = |p: f64| match tuning.best.objective {
+            Objective::Binary => (p / (1.0 - p)).ln(),
+            Objective::LambdaRank => p,
         };
-        let stored: Vec<f64> = (0..6).map(|r| -f64::from(r)).collect();
-        assert_eq!(judged_ndcg(&block, &stored), (0.5, 1));
-        let relevant_first = [0.1, 0.2, 0.9, 0.3, 5.0, 4.0];
-        assert_eq!(judged_ndcg(&block, &relevant_first), (1.0, 1));
+        let each: Vec<Vec<f64>> = alone.iter().map(|r| r.predict(rows).unwrap()).collect();
+        for (row, got) in published.predict(rows).unwrap().into_iter().enumerate() {
+            let mean = each.iter().map(|p| margin(p[row])).sum::<f64>() / each.len() as f64;
+            assert!(
+                (margin(got) - mean).abs() < 1e-9,
+                "row {row}: {got} vs {mean}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tie_with_the_retrieval_order_is_not_a_win() {
         let tie = JudgedFolds {
             groups: 1,
             ranker_ndcg: 0.5,
@@ -496,37 +538,6 @@ mod tests {
             served_ranker_ndcg: 0.5,
         };
         assert!(!tie.ranker_wins(), "a tie is not a win");
-    }
-
-    #[test]
-    fn served_lists_are_scored_after_the_category_cap_and_the_freshness_boost() {
-        // One user, 12 candidates scored 1.00, 0.99, …, 0.89; the first four share a category and
-        // the 4th is the relevant one: the cap (3 per category in the top 10) pushes it to
-        // 11th, out of the list, though its score ranks it 4th.
-        let rules = |row: u32, age: Option<f32>| Candidate {
-            item: 100 + row,
-            score: 0.0,
-            category: if row < 4 { 0 } else { row },
-            age_days: age,
-        };
-        let mut block = CandidateRows {
-            labels: (0..12).map(|r| f32::from(u8::from(r == 3))).collect(),
-            items: (0..12).map(|r| 100 + r).collect(),
-            groups: vec![12],
-            rules: (0..12).map(|r| rules(r, None)).collect(),
-            ..CandidateRows::default()
-        };
-        let scores: Vec<f64> = (0..12).map(|r| 1.0 - 0.01 * f64::from(r)).collect();
-        assert_eq!(judged_ndcg(&block, &scores).0, 1.0 / 5f64.log2());
-        assert_eq!(served_ndcg(&block, &scores, Objective::Binary), (0.0, 1));
-        // In a category of its own and brand new, the boost (×1.1) lifts it from 0.97 to
-        // 1.067, above every older item: first place.
-        block.rules[3] = Candidate {
-            category: 50,
-            ..rules(3, Some(0.0))
-        };
-        let (ndcg, judged) = served_ndcg(&block, &scores, Objective::Binary);
-        assert_eq!((ndcg, judged), (1.0, 1));
     }
 
     #[test]
