@@ -165,7 +165,15 @@ impl Ranker {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let merged = crate::lgbm_average::average(&refs).map_err(ModelError::Invalid)?;
         crate::lgbm_text::check(&merged, names.len()).map_err(ModelError::Invalid)?;
-        let booster = Booster::from_string(&merged)?;
+        Self::parsed(Booster::from_string(&merged)?, names, objective)
+    }
+
+    /// A ranker around a booster parsed from text (so without a validation record).
+    fn parsed(
+        booster: Booster,
+        names: Vec<String>,
+        objective: Objective,
+    ) -> Result<Self, ModelError> {
         let forest = compile(&booster, names.len())?;
         Ok(Self {
             booster: SharedBooster(booster),
@@ -317,14 +325,7 @@ impl Ranker {
         } else {
             Objective::Binary
         };
-        let forest = compile(&booster, names.len())?;
-        Ok(Self {
-            booster: SharedBooster(booster),
-            forest,
-            feature_names: names,
-            best_validation: None,
-            objective,
-        })
+        Self::parsed(booster, names, objective)
     }
 }
 
@@ -413,10 +414,16 @@ mod tests {
 
     /// A binary ranker of `trees` trees on 500 synthetic rows, and those rows.
     fn small_ranker(trees: u32) -> (Ranker, Vec<f32>) {
-        let (xt, yt) = synthetic(500, 0);
+        small_ranker_from(0, trees, RankerParams::default().seed)
+    }
+
+    /// [`small_ranker`] on the 500 rows from `offset`, trained with `seed`.
+    fn small_ranker_from(offset: usize, trees: u32, seed: u64) -> (Ranker, Vec<f32>) {
+        let (xt, yt) = synthetic(500, offset);
         let params = RankerParams {
             num_iterations: trees,
             min_data_in_leaf: 5,
+            seed,
             ..Default::default()
         };
         let grouped = GroupedRows {
@@ -431,19 +438,7 @@ mod tests {
     #[test]
     fn an_averaged_ranker_scores_the_mean_logit_of_its_members() {
         let (one, xt) = small_ranker(7);
-        let (xt2, yt2) = synthetic(500, 900);
-        let params = RankerParams {
-            num_iterations: 11,
-            min_data_in_leaf: 5,
-            seed: 3,
-            ..Default::default()
-        };
-        let grouped = GroupedRows {
-            features: &xt2,
-            labels: &yt2,
-            groups: None,
-        };
-        let two = Ranker::train(grouped, None, names(), &params).unwrap();
+        let (two, _) = small_ranker_from(900, 11, 3);
         let logit = |p: f64| (p / (1.0 - p)).ln();
         let rows = &xt[..90];
         let expected: Vec<f64> = one
