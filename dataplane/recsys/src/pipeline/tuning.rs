@@ -269,36 +269,7 @@ fn search_folds(
         .max_by(|a, b| a.1.score().total_cmp(&b.1.score()))
         .expect("at least one trial");
     let best = fixed_trees(winner);
-    let valid: Vec<&CandidateRows> = folds.iter().map(|(_, valid)| *valid).collect();
-    // The winner first, then the rest of its objective by score.
-    let ranked: Vec<Member<'_>> = std::iter::once(chosen)
-        .chain(
-            best_of_objective(&done, &kept, winner.params.objective)
-                .into_iter()
-                .filter(|&t| t != chosen),
-        )
-        .map_while(|t| {
-            Some(Member {
-                trial: t,
-                scores: kept[t].as_ref()?,
-                trees: fixed_trees(&done[t]).num_iterations as usize,
-            })
-        })
-        .collect();
-    let ensemble = if ranked.is_empty() {
-        // The winner's predictions were dropped: more trials than an average takes tied it.
-        Ensemble {
-            members: vec![chosen],
-            tried: Vec::new(),
-            served_ndcg: winner.served_ndcg,
-            fold_judged: winner.fold_judged.clone(),
-        }
-    } else {
-        // No more trees than one configuration may grow, so averaging never costs serving
-        // more than the search could have chosen anyway.
-        let budget = RankerParams::default().num_iterations as usize;
-        ensemble::choose(&valid, &ranked, winner.params.objective, budget)
-    };
+    let ensemble = average_of_the_best(&folds, &done, &kept, chosen);
     let averaged = ensemble
         .members
         .iter()
@@ -323,6 +294,47 @@ fn search_folds(
         windows_tried: Vec::new(),
         first_block: 0,
     })
+}
+
+/// The average of the winner (`chosen`) and the next best of its objective that serves the
+/// folds' judged users best ([`ensemble::choose`]).
+fn average_of_the_best(
+    folds: &[(CandidateRows, &CandidateRows)],
+    done: &[Trial],
+    kept: &[Option<FoldScores>],
+    chosen: usize,
+) -> Ensemble {
+    let winner = &done[chosen];
+    let valid: Vec<&CandidateRows> = folds.iter().map(|(_, valid)| *valid).collect();
+    // The winner first, then the rest of its objective by score.
+    let ranked: Vec<Member<'_>> = std::iter::once(chosen)
+        .chain(
+            best_of_objective(done, kept, winner.params.objective)
+                .into_iter()
+                .filter(|&t| t != chosen),
+        )
+        .map_while(|t| {
+            Some(Member {
+                trial: t,
+                scores: kept[t].as_ref()?,
+                trees: fixed_trees(&done[t]).num_iterations as usize,
+            })
+        })
+        .collect();
+    if ranked.is_empty() {
+        // The winner's predictions were dropped: more trials than an average takes tied it.
+        Ensemble {
+            members: vec![chosen],
+            tried: Vec::new(),
+            served_ndcg: winner.served_ndcg,
+            fold_judged: winner.fold_judged.clone(),
+        }
+    } else {
+        // No more trees than one configuration may grow, so averaging never costs serving
+        // more than the search could have chosen anyway.
+        let budget = RankerParams::default().num_iterations as usize;
+        ensemble::choose(&valid, &ranked, winner.params.objective, budget)
+    }
 }
 
 /// A trial's configuration with its tree count fixed: the last fold's, which trains on the
