@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SYSTEMS = ["most-popular", "recent-popular", "two-tower", "two-tower+ranker"]
+SYSTEMS = ["most-popular", "recent-popular", "two-tower", "two-tower+rules", "two-tower+ranker"]
 
 
 def run(cmd):

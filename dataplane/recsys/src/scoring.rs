@@ -57,6 +57,14 @@ pub fn rule_score(objective: Objective, score: f32) -> f32 {
     }
 }
 
+/// The retrieval stage's score (a cosine similarity in [−1, 1]) as the business rules would
+/// take it if the retrieval order were served as it is: shifted into [0, 1], which keeps the
+/// order and keeps the freshness boost from demoting an item. Offline only: the served
+/// comparison of the two-tower's own list with the ranker's.
+pub fn retrieval_rule_score(cosine: f32) -> f32 {
+    ((cosine + 1.0) / 2.0).clamp(0.0, 1.0)
+}
+
 /// `item` as the business rules see it in `snapshot`: its first category and its age.
 pub fn rule_candidate(snapshot: &FeatureSnapshot, item: u32, score: f32) -> Candidate {
     let features = &snapshot.items[item as usize];
@@ -98,5 +106,14 @@ mod tests {
         // Probabilities are boosted as they are.
         assert_eq!(finished(Objective::Binary, 0.30, 0.32), [1, 2]);
         assert!(rule_score(Objective::LambdaRank, -30.0) > 0.0);
+    }
+
+    #[test]
+    fn retrieval_scores_map_into_the_unit_interval_in_order() {
+        let mapped: Vec<f32> = [-1.0, -0.2, 0.0, 0.5, 1.0]
+            .into_iter()
+            .map(retrieval_rule_score)
+            .collect();
+        assert_eq!(mapped, vec![0.0, 0.4, 0.5, 0.75, 1.0]);
     }
 }

@@ -33,9 +33,10 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
     .await
     .expect("demo runs end to end");
 
-    // Five systems × {all, warm, cold}; every metric is a proportion.
-    assert_eq!(summary.rows.len(), 15);
+    // Six systems × {all, warm, cold}; every metric is a proportion.
+    assert_eq!(summary.rows.len(), 18);
     assert!(summary.rows.iter().any(|r| r.system == "MF (ALS)"));
+    assert!(summary.rows.iter().any(|r| r.system == "two-tower+rules"));
     for row in &summary.rows {
         for v in [
             row.recall_at_10,

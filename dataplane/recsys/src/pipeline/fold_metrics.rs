@@ -43,13 +43,25 @@ pub fn judged_ndcg(block: &CandidateRows, scores: &[f64]) -> (f64, usize) {
 /// Like [`judged_ndcg`], but each group's list is what serving would show: `scores` (of a
 /// ranker with `objective`) through the business rules, ties by item id.
 pub fn served_ndcg(block: &CandidateRows, scores: &[f64], objective: Objective) -> (f64, usize) {
+    served_lists_ndcg(block, |row| rule_score(objective, scores[row] as f32))
+}
+
+/// [`served_ndcg`] of the retrieval order itself: each group's candidates through the business
+/// rules with their retrieval scores, as they would be shown without a ranker.
+pub fn served_retrieval_ndcg(block: &CandidateRows) -> (f64, usize) {
+    served_lists_ndcg(block, |row| block.rules[row].score)
+}
+
+/// Mean NDCG@10 of the lists the business rules make of each judged group's rows, a row scored
+/// `rule_score_of(row)`.
+fn served_lists_ndcg(block: &CandidateRows, rule_score_of: impl Fn(usize) -> f32) -> (f64, usize) {
     let rules = RuleConfig::default();
     let (mut sum, mut judged) = (0.0, 0usize);
     for (range, relevant) in query_groups(block).filter(|(_, r)| !r.is_empty()) {
         let candidates: Vec<Candidate> = range
             .clone()
             .map(|row| Candidate {
-                score: rule_score(objective, scores[row] as f32),
+                score: rule_score_of(row),
                 ..block.rules[row]
             })
             .collect();
@@ -149,5 +161,29 @@ mod tests {
         };
         let (ndcg, judged) = served_ndcg(&block, &scores, Objective::Binary);
         assert_eq!((ndcg, judged), (1.0, 1));
+    }
+
+    #[test]
+    fn the_retrieval_order_is_served_through_the_same_rules_with_its_own_scores() {
+        // The relevant item is 4th by retrieval score and in the first three's category: the cap
+        // pushes it out. Brand new and in its own category, the boost lifts it first.
+        let candidate = |row: u32, category: u32, age: Option<f32>| Candidate {
+            item: 100 + row,
+            score: 0.9 - 0.01 * row as f32,
+            category,
+            age_days: age,
+        };
+        let mut block = CandidateRows {
+            labels: (0..12).map(|r| f32::from(u8::from(r == 3))).collect(),
+            items: (0..12).map(|r| 100 + r).collect(),
+            groups: vec![12],
+            rules: (0..12)
+                .map(|r| candidate(r, if r < 4 { 0 } else { r }, None))
+                .collect(),
+            ..CandidateRows::default()
+        };
+        assert_eq!(served_retrieval_ndcg(&block), (0.0, 1));
+        block.rules[3] = candidate(3, 50, Some(0.0));
+        assert_eq!(served_retrieval_ndcg(&block), (1.0, 1));
     }
 }

@@ -413,7 +413,9 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
          <h2>Ranker</h2><div class=\"plots\">{histogram}{calibration}</div>\
          <h3>Hyper-parameter search ({trials} trials × {folds} time folds)</h3>\
          <p>The candidates left in retrieval order score NDCG@10 {retrieval:.4} on the same \
-         folds; the chosen configuration {best:.4}. {averaged}</p>{tuning}\
+         folds; the chosen configuration {best:.4}. As served, after the business rules, on the \
+         {judged} users with a relevant candidate: retrieval order {served_retrieval:.4}, the \
+         published ranker {served_ranker:.4}. {averaged}</p>{tuning}\
          <h3>Feature importance (gain)</h3>{importance}</body></html>",
         title = escape(input.title),
         table = metrics_table(input.rows),
@@ -424,6 +426,9 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
         folds = input.tuning.folds,
         retrieval = input.tuning.retrieval_order_ndcg,
         best = input.tuning.best_ndcg(),
+        judged = input.tuning.judged.groups,
+        served_retrieval = input.tuning.judged.served_retrieval_order_ndcg,
+        served_ranker = input.tuning.judged.served_ranker_ndcg,
         averaged = averaged_line(input.tuning),
         tuning = tuning_table(input.tuning),
         importance = importance_table(input.importance),

@@ -4,7 +4,7 @@ use crate::features::ranker::{context_columns, feature_names};
 use crate::features::{ranker_row, FeatureSnapshot};
 use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
-use crate::scoring::rule_candidate;
+use crate::scoring::{retrieval_rule_score, rule_candidate};
 use recsys_core::features::Context;
 use recsys_core::rules::Candidate;
 use recsys_core::Interaction;
@@ -23,7 +23,8 @@ pub struct CandidateRows {
     /// Sizes of consecutive per-user query groups (for lambdarank and NDCG).
     pub groups: Vec<i32>,
     /// Per row, what the business rules know of its item at the block's time (category, age;
-    /// the score is filled in when a ranker scores the row), so folds are scored as served.
+    /// the score is the retrieval score's, replaced when a ranker scores the row), so folds
+    /// are scored as served.
     pub rules: Vec<Candidate>,
 }
 
@@ -107,6 +108,8 @@ fn add_user(
     }
     rows.groups.push(candidates.len() as i32);
     for (rank, (item, score)) in candidates.into_iter().enumerate() {
+        rows.rules
+            .push(rule_candidate(snapshot, item, retrieval_rule_score(score)));
         ranker_row(
             snapshot,
             user,
@@ -119,7 +122,6 @@ fn add_user(
             .push(f32::from(u8::from(relevant.contains(&item))));
         rows.users.push(user);
         rows.items.push(item);
-        rows.rules.push(rule_candidate(snapshot, item, 0.0));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::artifacts::bundle::{self, BundleParts, Catalog};
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
 use crate::features::{tower, FeatureSnapshot};
-use crate::scoring::{rule_candidate, rule_score};
+use crate::scoring::{retrieval_rule_score, rule_candidate, rule_score};
 use anyhow::{ensure, Context};
 use recsys_core::features::Context as RequestContext;
 use recsys_core::labels::LabelPolicy;
@@ -352,7 +352,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .sum::<usize>();
     let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees (the mean of {} configurations; sizes tried {}), chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
+        "ranker    LightGBM {:?}, {} trees (the mean of {} configurations; sizes tried {}), chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4} against {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
         tuning.best.objective,
         ranker.num_trees(),
         tuning.averaged.len(),
@@ -370,6 +370,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         tuning.judged.ranker_ndcg,
         tuning.judged.retrieval_order_ndcg,
         tuning.judged.served_ranker_ndcg,
+        tuning.judged.served_retrieval_order_ndcg,
         tuning.windows,
         tuning
             .windows_tried
@@ -481,6 +482,9 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         model_for_cold,
     );
     let mut two_tower = Lists::new();
+    // The two-tower's own order through the same rules: what serving would show without the
+    // ranker, so the ranker's row is compared like for like.
+    let mut two_tower_served = Lists::new();
     let mut two_stage = Lists::new();
     let (mut auc_scores, mut auc_labels) = (Vec::new(), Vec::new());
     let objective = ranker.objective();
@@ -493,6 +497,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
                 .filter(|&(i, _)| !snapshot_test.has_seen(u, i));
             let list = served_list(&snapshot_test, unseen);
             two_tower.insert(u, list.clone());
+            two_tower_served.insert(u, list.clone());
             two_stage.insert(u, list);
             continue;
         }
@@ -500,6 +505,15 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         two_tower.insert(
             u,
             candidates.iter().take(LIST_LENGTH).map(|c| c.0).collect(),
+        );
+        two_tower_served.insert(
+            u,
+            served_list(
+                &snapshot_test,
+                candidates
+                    .iter()
+                    .map(|&(i, s)| (i, retrieval_rule_score(s))),
+            ),
         );
         let ctx = RequestContext {
             timestamp: request_times[&u],
@@ -543,7 +557,11 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
     if let Some(mf) = &mf_lists {
         systems.push(("MF (ALS)", mf));
     }
-    systems.extend([("two-tower", &two_tower), ("two-tower+ranker", &two_stage)]);
+    systems.extend([
+        ("two-tower", &two_tower),
+        ("two-tower+rules", &two_tower_served),
+        ("two-tower+ranker", &two_stage),
+    ]);
     let mut rows = Vec::new();
     for (name, lists) in &systems {
         rows.extend(evaluate::evaluate(name, lists, &set));
@@ -703,12 +721,17 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         verdict: &verdict,
     })
     .map_err(|e| anyhow::anyhow!("rendering the report: {e}"))?;
-    if best_cv <= tuning.retrieval_order_ndcg || !tuning.judged.ranker_wins() {
+    if best_cv <= tuning.retrieval_order_ndcg
+        || !tuning.judged.ranker_wins()
+        || !tuning.judged.served_ranker_wins()
+    {
         tracing::warn!(
             ranker = best_cv,
             retrieval_order = tuning.retrieval_order_ndcg,
             ranker_on_judged_users = tuning.judged.ranker_ndcg,
             retrieval_order_on_judged_users = tuning.judged.retrieval_order_ndcg,
+            ranker_served = tuning.judged.served_ranker_ndcg,
+            retrieval_order_served = tuning.judged.served_retrieval_order_ndcg,
             "the ranker does not beat its candidates' retrieval order on the time folds"
         );
     }
@@ -720,6 +743,8 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "ranker_time_cv_ndcg_at_10_judged_users": tuning.judged.ranker_ndcg,
         "retrieval_order_time_cv_ndcg_at_10_judged_users": tuning.judged.retrieval_order_ndcg,
         "ranker_time_cv_ndcg_at_10_served_judged_users": tuning.judged.served_ranker_ndcg,
+        "retrieval_order_time_cv_ndcg_at_10_served_judged_users":
+            tuning.judged.served_retrieval_order_ndcg,
         "versus_recent_popularity": versus_recent,
         "versus_live": verdict.difference,
         "live_version": verdict.previous_version,

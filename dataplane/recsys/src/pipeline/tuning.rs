@@ -5,7 +5,9 @@
 //! users with a relevant candidate.
 
 use super::ensemble::{self, Ensemble, FoldScores, Member};
-use super::fold_metrics::{judged_ndcg, mean_over_judged, retrieval_order_ndcg, served_ndcg};
+use super::fold_metrics::{
+    judged_ndcg, mean_over_judged, retrieval_order_ndcg, served_ndcg, served_retrieval_ndcg,
+};
 use super::ranking::CandidateRows;
 use crate::features::ranker::feature_names;
 use rand::rngs::StdRng;
@@ -98,12 +100,20 @@ pub struct JudgedFolds {
     pub retrieval_order_ndcg: f64,
     /// The published ranker's served lists (after the business rules) on the same users.
     pub served_ranker_ndcg: f64,
+    /// The retrieval order's lists through the same rules, on the same users: what serving
+    /// would show without the ranker.
+    pub served_retrieval_order_ndcg: f64,
 }
 
 impl JudgedFolds {
     /// Whether the ranker orders the judged users' candidates better than retrieval did.
     pub fn ranker_wins(&self) -> bool {
         self.groups == 0 || self.ranker_ndcg > self.retrieval_order_ndcg
+    }
+
+    /// Whether the ranker's served lists beat the retrieval order's served lists.
+    pub fn served_ranker_wins(&self) -> bool {
+        self.groups == 0 || self.served_ranker_ndcg > self.served_retrieval_order_ndcg
     }
 }
 
@@ -378,7 +388,8 @@ fn forget_all_but_the_best(done: &[Trial], kept: &mut [Option<FoldScores>]) {
 /// The published ranker's judged fold scores (before and after the rules) beside the
 /// retrieval order of the same users.
 fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], ensemble: &Ensemble) -> JudgedFolds {
-    let (mut ranker_sum, mut retrieval_sum, mut counted, mut groups) = (0.0, 0.0, 0usize, 0);
+    let (mut ranker_sum, mut retrieval_sum, mut served_retrieval_sum) = (0.0, 0.0, 0.0);
+    let (mut counted, mut groups) = (0usize, 0);
     for ((_, valid), &(ranked, judged)) in folds.iter().zip(&ensemble.fold_judged) {
         if judged == 0 {
             continue;
@@ -387,6 +398,7 @@ fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], ensemble: &Ensemble) -
         let stored: Vec<f64> = (0..valid.len()).map(|row| -(row as f64)).collect();
         ranker_sum += ranked;
         retrieval_sum += judged_ndcg(valid, &stored).0;
+        served_retrieval_sum += served_retrieval_ndcg(valid).0;
         counted += 1;
         groups += judged;
     }
@@ -396,6 +408,7 @@ fn judge_folds(folds: &[(CandidateRows, &CandidateRows)], ensemble: &Ensemble) -
         ranker_ndcg: ranker_sum / folds,
         retrieval_order_ndcg: retrieval_sum / folds,
         served_ranker_ndcg: ensemble.served_ndcg.unwrap_or(0.0),
+        served_retrieval_order_ndcg: served_retrieval_sum / folds,
     }
 }
 
@@ -547,9 +560,19 @@ mod tests {
             groups: 1,
             ranker_ndcg: 0.5,
             retrieval_order_ndcg: 0.5,
-            served_ranker_ndcg: 0.5,
+            served_ranker_ndcg: 0.4,
+            served_retrieval_order_ndcg: 0.4,
         };
         assert!(!tie.ranker_wins(), "a tie is not a win");
+        assert!(
+            !tie.served_ranker_wins(),
+            "a tie of served lists is not a win"
+        );
+        let served_better = JudgedFolds {
+            served_ranker_ndcg: 0.41,
+            ..tie
+        };
+        assert!(served_better.served_ranker_wins());
     }
 
     #[test]
