@@ -590,6 +590,22 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             d.mean, d.low, d.high
         );
     }
+    let cold_versus_baseline = evaluate::cold_versus_better_baseline(
+        &rows,
+        &relevant,
+        &warm,
+        &two_stage,
+        [
+            ("most-popular", &most_popular),
+            (recent_name.as_str(), &recent_popular),
+        ],
+    );
+    if let Some((baseline, users, d)) = &cold_versus_baseline {
+        println!(
+            "NDCG@10 two-tower+ranker − {baseline} on the {users} cold users = {:+.4} [{:+.4}, {:+.4}] (paired 95% CI)",
+            d.mean, d.low, d.high
+        );
+    }
 
     let record = compare::EvaluationRecord {
         model_version: options.version.clone(),
@@ -766,6 +782,9 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "model_for_known_cold_users": model_for_cold,
         "recent_popularity_days": recent_days,
         "versus_most_popular": versus_popular,
+        "cold_versus_better_baseline": cold_versus_baseline.as_ref().map(|(baseline, users, d)| {
+            json!({ "baseline": baseline, "users": users, "difference": d })
+        }),
         "verdict": &verdict,
         "gates": &gates,
         "mf": mf_params,
