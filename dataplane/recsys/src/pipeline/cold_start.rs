@@ -27,6 +27,11 @@ const MAX_BACKTEST_WINDOWS: usize = 12;
 /// lists differ only by the seen items removed); the model competes with the list only on at
 /// least this many of validation's own cold users.
 pub const MIN_COLD_USERS: usize = 20;
+/// How far, in standard errors of the paired per-user difference, a list must beat a simpler
+/// one on the judged users to replace it (the one-standard-error rule of model selection). The
+/// choice is the best of about 40 lists and blends on about 100 users, so the winner's margin
+/// over the simplest list is partly luck; within that noise the simpler list stands.
+pub const NOISE_STANDARD_ERRORS: f64 = 1.0;
 /// Items a version's cold list keeps.
 pub const LIST_SIZE: usize = 1000;
 /// How much of everyone's list backs a segment's: a segment's list scores items by its own
@@ -229,6 +234,21 @@ pub struct ColdChoice {
     /// Every profile blend tried, with its NDCG@10 on the same users.
     #[serde(default)]
     pub profile_tried: Vec<(ProfileBlend, f64)>,
+    /// Lists that scored best but did not beat a simpler one by more than the noise, so the
+    /// simpler one was kept.
+    #[serde(default)]
+    pub set_aside: Vec<SetAside>,
+}
+
+/// A list that won on the judged users by less than [`NOISE_STANDARD_ERRORS`], and the simpler
+/// one kept instead.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetAside {
+    pub list: String,
+    pub kept: String,
+    /// Paired mean NDCG@10 difference (set aside − kept) and its standard error.
+    pub difference: f64,
+    pub standard_error: f64,
 }
 
 fn one() -> usize {
@@ -289,7 +309,9 @@ fn backtest_windows(
 /// Chooses the policy with the best NDCG@10 for users without history, fit on `train` as of
 /// `snapshot.cutoff` and judged on validation's cold users (`labels`), plus the newcomers of
 /// earlier windows of `window_secs` when validation has fewer than `COLD_USERS_WANTED`; ties
-/// go to the earlier (simpler) candidate.
+/// go to the earlier (simpler) candidate. The winner replaces most-popular (all-time counts of
+/// every event), and the best profile blend replaces the one list, only by more than
+/// [`NOISE_STANDARD_ERRORS`] standard errors of the paired difference on the same users.
 pub fn choose(
     snapshot: &FeatureSnapshot,
     train: &[Interaction],
@@ -321,19 +343,17 @@ pub fn choose(
     }
     let users: usize = judged.iter().map(|j| j.users.len()).sum();
     let num_items = snapshot.items.len();
-    let mean = |sums: &[f64]| sums.iter().sum::<f64>() / users.max(1) as f64;
-    let own = |sums: &[f64]| sums[0] / judged[0].users.len().max(1) as f64;
-    // Per policy: the mean over every judged user, and over validation's own (the first set).
+    // Per policy: each judged user's NDCG@10, by judged set (validation's own first).
     let mut tried = Vec::new();
-    let mut on_validation = Vec::new();
+    let mut per_user = Vec::new();
     for counted in Counted::ALL {
         let rows = counted.rows(train);
         for policy in ColdPolicy::candidates() {
-            let sums = ndcg_sums(&judged, snapshot, |t| {
+            let scored = ndcg_per_user(&judged, snapshot, |t| {
                 Scores::one(policy.scores(&rows, num_items, t))
             });
-            tried.push((policy, counted, mean(&sums)));
-            on_validation.push(own(&sums));
+            tried.push((policy, counted, mean_over(&scored)));
+            per_user.push(scored);
         }
     }
     let best = (0..tried.len()).fold(
@@ -346,12 +366,29 @@ pub fn choose(
             }
         },
     );
-    let (policy, counted, mut validation_ndcg_at_10) = tried[best];
+    // The first candidate, all-time counts of every event, is most-popular itself.
+    let mut set_aside = Vec::new();
+    let name = |i: usize| format!("{} of {}", tried[i].0, tried[i].1);
+    let chosen = match beats_beyond_noise(&per_user[best], &per_user[0]) {
+        _ if best == 0 => 0,
+        Ok(()) => best,
+        Err((difference, standard_error)) => {
+            set_aside.push(SetAside {
+                list: name(best),
+                kept: name(0),
+                difference,
+                standard_error,
+            });
+            0
+        }
+    };
+    let (policy, counted, mut validation_ndcg_at_10) = tried[chosen];
     let rows = counted.rows(train);
-    let mut on_own = on_validation[best];
+    let mut on_own = own_mean(&per_user[chosen]);
     // Segments need cold users to judge them: with every validation user voting, none.
     let mut profile = None;
     let mut profile_tried = Vec::new();
+    let mut best_blend: Option<(ProfileBlend, Vec<Vec<f64>>, f64)> = None;
     for key in ProfileKey::ALL.into_iter().filter(|_| cold_users_only) {
         // A column that puts every judged user in one segment (or none) cannot help.
         let distinct: BTreeSet<String> = judged
@@ -367,7 +404,7 @@ pub fn choose(
         }
         for weight_of_all in PROFILE_WEIGHTS {
             let blend = ProfileBlend { key, weight_of_all };
-            let sums = ndcg_sums(&judged, snapshot, |t| {
+            let scored = ndcg_per_user(&judged, snapshot, |t| {
                 let everyone = policy.scores(&rows, num_items, t);
                 Scores {
                     by_segment: policy.segment_scores(blend, snapshot, &rows, t, &everyone),
@@ -375,12 +412,31 @@ pub fn choose(
                     key: Some(key),
                 }
             });
-            profile_tried.push((blend, mean(&sums)));
-            if mean(&sums) > validation_ndcg_at_10 {
-                validation_ndcg_at_10 = mean(&sums);
-                on_own = own(&sums);
+            let mean = mean_over(&scored);
+            profile_tried.push((blend, mean));
+            if mean > best_blend.as_ref().map_or(validation_ndcg_at_10, |b| b.2) {
+                best_blend = Some((blend, scored, mean));
+            }
+        }
+    }
+    if let Some((blend, scored, mean)) = best_blend {
+        match beats_beyond_noise(&scored, &per_user[chosen]) {
+            Ok(()) => {
+                validation_ndcg_at_10 = mean;
+                on_own = own_mean(&scored);
                 profile = Some(blend);
             }
+            Err((difference, standard_error)) => set_aside.push(SetAside {
+                list: format!(
+                    "{}, per {} (+{} × everyone's)",
+                    name(chosen),
+                    blend.key,
+                    blend.weight_of_all
+                ),
+                kept: name(chosen),
+                difference,
+                standard_error,
+            }),
         }
     }
     let validation_cold_ndcg_at_10 =
@@ -396,6 +452,48 @@ pub fn choose(
         tried,
         profile,
         profile_tried,
+        set_aside,
+    }
+}
+
+/// Mean NDCG@10 over every judged user of every set.
+fn mean_over(scored: &[Vec<f64>]) -> f64 {
+    let (sum, n) = scored
+        .iter()
+        .flatten()
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n.max(1) as f64
+}
+
+/// Mean NDCG@10 over validation's own users (the first judged set).
+fn own_mean(scored: &[Vec<f64>]) -> f64 {
+    scored
+        .first()
+        .map_or(0.0, |own| own.iter().sum::<f64>() / own.len().max(1) as f64)
+}
+
+/// Whether `candidate` beats `simpler` on the same users by more than
+/// [`NOISE_STANDARD_ERRORS`] standard errors of their paired difference; if not, that
+/// difference and its standard error.
+fn beats_beyond_noise(candidate: &[Vec<f64>], simpler: &[Vec<f64>]) -> Result<(), (f64, f64)> {
+    let diffs: Vec<f64> = candidate
+        .iter()
+        .flatten()
+        .zip(simpler.iter().flatten())
+        .map(|(a, b)| a - b)
+        .collect();
+    let n = diffs.len() as f64;
+    let mean = diffs.iter().sum::<f64>() / n.max(1.0);
+    let standard_error = if diffs.len() > 1 {
+        let variance = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (variance / n).sqrt()
+    } else {
+        0.0
+    };
+    if mean > 0.0 && mean > NOISE_STANDARD_ERRORS * standard_error {
+        Ok(())
+    } else {
+        Err((mean, standard_error))
     }
 }
 
@@ -416,13 +514,13 @@ impl Scores {
     }
 }
 
-/// NDCG@10 summed over each judged set's users, each ranked by the scores of their segment
-/// (everyone's without one) as of the set's moment.
-fn ndcg_sums(
+/// NDCG@10 of each judged set's users, each ranked by the scores of their segment (everyone's
+/// without one) as of the set's moment.
+fn ndcg_per_user(
     judged: &[Judged],
     snapshot: &FeatureSnapshot,
     scores_at: impl Fn(i64) -> Scores,
-) -> Vec<f64> {
+) -> Vec<Vec<f64>> {
     judged
         .iter()
         .map(|j| {
@@ -439,7 +537,7 @@ fn ndcg_sums(
                         });
                     metrics::ndcg_at_k(&top, relevant, 10)
                 })
-                .sum()
+                .collect()
         })
         .collect()
 }
@@ -558,6 +656,7 @@ mod tests {
             tried: Vec::new(),
             profile: None,
             profile_tried: Vec::new(),
+            set_aside: Vec::new(),
         }
     }
 
@@ -608,6 +707,7 @@ mod tests {
         assert!(chosen.cold_users_only);
         let one_list = chosen.tried.iter().map(|t| t.2).fold(0.0, f64::max);
         assert!(chosen.validation_ndcg_at_10 > one_list);
+        assert!(chosen.set_aside.is_empty(), "{:?}", chosen.set_aside);
         assert_eq!(
             chosen.validation_cold_ndcg_at_10,
             Some(chosen.validation_ndcg_at_10)
@@ -751,5 +851,76 @@ mod tests {
     fn serialized_policy_is_tagged() {
         let json = serde_json::to_string(&ColdPolicy::Decay { half_life_days: 30 }).unwrap();
         assert_eq!(json, r#"{"kind":"decay","half_life_days":30}"#);
+    }
+
+    /// 40 old users (first seen on day 0) make items 0..5 popular; two of them touch item 5 on
+    /// day 99, so a short window puts it first (all-time counts put it 6th). Newcomers 40..80:
+    /// `fans` of them like item 5, one likes item 0, the rest item 29 (in no top 10).
+    fn a_recent_item_world(fans: u32) -> (FeatureSnapshot, Vec<Interaction>, Labels) {
+        let snapshot = FeatureSnapshot {
+            cutoff: (100.0 * DAY) as i64,
+            users: (0..80)
+                .map(|u| crate::features::UserFeatures {
+                    history_len: u32::from(u < 40),
+                    ..Default::default()
+                })
+                .collect(),
+            items: vec![Default::default(); 30],
+            ..Default::default()
+        };
+        let mut rows: Vec<Interaction> = (0..40u32)
+            .flat_map(|u| (0..5).map(move |i| by(u, i, 0.0, true)))
+            .collect();
+        rows.extend([by(0, 5, 99.0, true), by(1, 5, 99.0, true)]);
+        let labels = (40..80u32)
+            .map(|u| {
+                let liked = match u - 40 {
+                    k if k < fans => 5,
+                    k if k == fans => 0,
+                    _ => 29,
+                };
+                (u, HashSet::from([liked]))
+            })
+            .collect();
+        (snapshot, rows, labels)
+    }
+
+    #[test]
+    fn a_win_inside_the_noise_keeps_most_popular() {
+        // Two fans: the short window wins on the mean (+0.023) by less than one standard
+        // error (0.025), so all-time counts stand and the winner is recorded as set aside.
+        let (snapshot, rows, labels) = a_recent_item_world(2);
+        let chosen = choose(&snapshot, &rows, &labels, (7.0 * DAY) as i64);
+        let best = chosen.tried.iter().map(|t| t.2).fold(0.0, f64::max);
+        assert!(best > chosen.validation_ndcg_at_10, "{chosen:?}");
+        assert_eq!(
+            (chosen.policy, chosen.counted),
+            (ColdPolicy::AllTime, Counted::AllEvents)
+        );
+        let [aside] = &chosen.set_aside[..] else {
+            panic!("{:?}", chosen.set_aside);
+        };
+        assert!(aside.kept.starts_with("all-time counts"), "{aside:?}");
+        assert!(aside.difference > 0.0 && aside.difference <= aside.standard_error);
+
+        // Ten fans: the same win is well beyond the noise and replaces most-popular.
+        let (snapshot, rows, labels) = a_recent_item_world(10);
+        let chosen = choose(&snapshot, &rows, &labels, (7.0 * DAY) as i64);
+        assert_ne!(chosen.policy, ColdPolicy::AllTime);
+        assert!(chosen.set_aside.is_empty());
+    }
+
+    #[test]
+    fn a_difference_must_exceed_its_standard_error() {
+        let one_set = |v: &[f64]| vec![v.to_vec()];
+        let zeros = one_set(&[0.0; 4]);
+        assert_eq!(beats_beyond_noise(&one_set(&[0.1; 4]), &zeros), Ok(()));
+        // One user carrying the whole win: the mean equals its standard error.
+        let (mean, se) = beats_beyond_noise(&one_set(&[0.0, 0.0, 0.0, 0.8]), &zeros).unwrap_err();
+        assert!(
+            (mean - 0.2).abs() < 1e-12 && (se - 0.2).abs() < 1e-12,
+            "{mean} {se}"
+        );
+        assert!(beats_beyond_noise(&zeros, &one_set(&[0.1; 4])).is_err());
     }
 }

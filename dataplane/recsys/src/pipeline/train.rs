@@ -445,6 +445,12 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             "that list"
         }
     );
+    for aside in &cold.set_aside {
+        println!(
+            "          kept {} over {} (+{:.4} ± {:.4} on validation, within the noise)",
+            aside.kept, aside.list, aside.difference, aside.standard_error
+        );
+    }
 
     // Refit on train + validation with the chosen settings; evaluate on test.
     let history = split.train_and_validation();
