@@ -756,12 +756,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn counting_only_relevant_events_wins_when_what_is_busy_is_not_what_is_liked() {
-        // Before day 100, 40 users each like items 5..10 once and then view items 0..5 three
-        // times (never relevant): by every time weighting the viewed items are the busier.
-        // Users 40..80 arrive in validation and like items 5..10.
-        let snapshot = FeatureSnapshot {
+    /// 80 users without profiles, as of day 100: 0..40 have history, 40..80 do not.
+    fn old_and_new_users(items: usize) -> FeatureSnapshot {
+        FeatureSnapshot {
             cutoff: (100.0 * DAY) as i64,
             users: (0..80)
                 .map(|u| crate::features::UserFeatures {
@@ -769,9 +766,17 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            items: vec![Default::default(); 10],
+            items: vec![Default::default(); items],
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn counting_only_relevant_events_wins_when_what_is_busy_is_not_what_is_liked() {
+        // Before day 100, 40 users each like items 5..10 once and then view items 0..5 three
+        // times (never relevant): by every time weighting the viewed items are the busier.
+        // Users 40..80 arrive in validation and like items 5..10.
+        let snapshot = old_and_new_users(10);
         let mut rows = Vec::new();
         for u in 0..40u32 {
             rows.extend((5..10).map(|i| by(u, i, 90.0, true)));
@@ -857,17 +862,7 @@ mod tests {
     /// day 99, so a short window puts it first (all-time counts put it 6th). Newcomers 40..80:
     /// `fans` of them like item 5, one likes item 0, the rest item 29 (in no top 10).
     fn a_recent_item_world(fans: u32) -> (FeatureSnapshot, Vec<Interaction>, Labels) {
-        let snapshot = FeatureSnapshot {
-            cutoff: (100.0 * DAY) as i64,
-            users: (0..80)
-                .map(|u| crate::features::UserFeatures {
-                    history_len: u32::from(u < 40),
-                    ..Default::default()
-                })
-                .collect(),
-            items: vec![Default::default(); 30],
-            ..Default::default()
-        };
+        let snapshot = old_and_new_users(30);
         let mut rows: Vec<Interaction> = (0..40u32)
             .flat_map(|u| (0..5).map(move |i| by(u, i, 0.0, true)))
             .collect();
