@@ -369,17 +369,20 @@ pub fn choose(
     // The first candidate, all-time counts of every event, is most-popular itself.
     let mut set_aside = Vec::new();
     let name = |i: usize| format!("{} of {}", tried[i].0, tried[i].1);
-    let chosen = match beats_beyond_noise(&per_user[best], &per_user[0]) {
-        _ if best == 0 => 0,
-        Ok(()) => best,
-        Err((difference, standard_error)) => {
-            set_aside.push(SetAside {
-                list: name(best),
-                kept: name(0),
-                difference,
-                standard_error,
-            });
-            0
+    let chosen = if best == 0 {
+        0
+    } else {
+        match beats_beyond_noise(&per_user[best], &per_user[0]) {
+            Ok(()) => best,
+            Err((difference, standard_error)) => {
+                set_aside.push(SetAside {
+                    list: name(best),
+                    kept: name(0),
+                    difference,
+                    standard_error,
+                });
+                0
+            }
         }
     };
     let (policy, counted, mut validation_ndcg_at_10) = tried[chosen];
