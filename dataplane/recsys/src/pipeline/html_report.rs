@@ -331,7 +331,7 @@ fn tuning_table(tuning: &Tuning) -> String {
     trials.sort_by(|a, b| b.1.score().total_cmp(&a.1.score()));
     let mut out = String::from(
         "<table><tr><th>objective</th><th>learning rate</th><th>leaves</th>\
-         <th>min data in leaf</th><th>feature fraction</th><th>λ₂</th>\
+         <th>min data in leaf</th><th>feature fraction</th><th>λ₂</th><th>seed</th>\
          <th>fold NDCG@10</th><th>mean</th><th>served, judged users</th><th>trees</th>\
          <th>averaged</th></tr>",
     );
@@ -343,13 +343,17 @@ fn tuning_table(tuning: &Tuning) -> String {
         let _ = write!(
             out,
             "<tr><td>{:?}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td>\
-             <td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.objective,
             p.learning_rate,
             p.num_leaves,
             p.min_data_in_leaf,
             p.feature_fraction,
             p.lambda_l2,
+            match t.reseeded_from {
+                Some(_) => format!("{} (winner reseeded)", p.seed),
+                None => p.seed.to_string(),
+            },
             folds.join(", "),
             t.mean_ndcg,
             t.served_ndcg.map_or("–".into(), |v| format!("{v:.4}")),
@@ -411,7 +415,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
          <h2>Full-catalog metrics (seen items excluded)</h2>{table}\
          <div class=\"plots\">{recall}{comparison}</div>\
          <h2>Ranker</h2><div class=\"plots\">{histogram}{calibration}</div>\
-         <h3>Hyper-parameter search ({trials} trials × {folds} time folds)</h3>\
+         <h3>Hyper-parameter search ({trials} configurations and {copies} reseeded copies of the winner × {folds} time folds)</h3>\
          <p>The candidates left in retrieval order score NDCG@10 {retrieval:.4} on the same \
          folds; the chosen configuration {best:.4}. As served, after the business rules, on the \
          {judged} users with a relevant candidate: retrieval order {served_retrieval:.4}, the \
@@ -422,7 +426,8 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
         recall = recall_curve_svg(input.recall_curves)?,
         comparison = comparison_svg(input.rows, verdict)?,
         histogram = histogram_svg(input.ranker_scores, input.ranker_labels)?,
-        trials = input.tuning.trials.len(),
+        trials = input.tuning.sampled(),
+        copies = input.tuning.trials.len() - input.tuning.sampled(),
         folds = input.tuning.folds,
         retrieval = input.tuning.retrieval_order_ndcg,
         best = input.tuning.best_ndcg(),

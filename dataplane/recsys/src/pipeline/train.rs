@@ -352,7 +352,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         .sum::<usize>();
     let best_cv = tuning.best_ndcg();
     println!(
-        "ranker    LightGBM {:?}, {} trees (the mean of {} configurations; sizes tried {}), chosen from {} configurations by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4} against {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
+        "ranker    LightGBM {:?}, {} trees (the mean of {} configurations; sizes tried {}), chosen from {} configurations (and {} reseeded copies of the winner) by {}-fold time CV (NDCG@10 {best_cv:.4}; retrieval order {:.4}; on the {} users with a relevant candidate {:.4} against {:.4}, served after the rules {:.4} against {:.4}); the newest {} rolling windows ({}) and validation: {} candidate rows ({ranker_positives} positive) {}",
         tuning.best.objective,
         ranker.num_trees(),
         tuning.averaged.len(),
@@ -363,7 +363,8 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             .map(|(size, ndcg)| format!("{size}: {ndcg:.4}"))
             .collect::<Vec<_>>()
             .join(", "),
-        tuning.trials.len(),
+        tuning.sampled(),
+        tuning.trials.len() - tuning.sampled(),
         tuning.folds,
         tuning.retrieval_order_ndcg,
         tuning.judged.groups,

@@ -15,6 +15,12 @@ use rand::{Rng, SeedableRng};
 use recsys_models::{ModelError, Objective, Ranker, RankerParams};
 use serde::Serialize;
 
+/// How many copies of the winning configuration the search also fits with other LightGBM
+/// seeds. Row and column subsampling make one fit partly the luck of its seed; the copies join
+/// the candidates for the published average ([`ensemble::choose`]) like any other trial, so
+/// they are kept only where averaging them serves the folds' users better.
+pub const RESEEDED_COPIES: u64 = 2;
+
 /// One sampled configuration and how it did on each fold.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
@@ -31,6 +37,10 @@ pub struct Trial {
     pub mean_ndcg: f64,
     /// Mean of `fold_served` over the folds with such users; none when no fold has one.
     pub served_ndcg: Option<f64>,
+    /// The winning trial this one copies with another LightGBM seed ([`RESEEDED_COPIES`]);
+    /// none for a sampled configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reseeded_from: Option<usize>,
 }
 
 impl Trial {
@@ -75,6 +85,14 @@ impl Tuning {
     /// The blocks the chosen ranker trains on: those from the chosen windows on.
     pub fn used<'a>(&self, blocks: &'a [CandidateRows]) -> &'a [CandidateRows] {
         &blocks[self.first_block.min(blocks.len())..]
+    }
+
+    /// How many configurations the search sampled (the trials that are not reseeded copies).
+    pub fn sampled(&self) -> usize {
+        self.trials
+            .iter()
+            .filter(|t| t.reseeded_from.is_none())
+            .count()
     }
 
     /// The winning configuration's mean time-CV NDCG@10 (LightGBM's, over every user).
@@ -223,8 +241,8 @@ fn search_folds(
         .map(|f| (CandidateRows::concat(&blocks[..f]), &blocks[f]))
         .collect();
     let mut rng = StdRng::seed_from_u64(seed);
-    let progress = indicatif::ProgressBar::new((trials.max(1) * folds.len()) as u64)
-        .with_message("ranker search");
+    let fits = (trials.max(1) + RESEEDED_COPIES as usize) * folds.len();
+    let progress = indicatif::ProgressBar::new(fits as u64).with_message("ranker search");
     progress.set_style(
         indicatif::ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} fits {elapsed}")
             .expect("static template")
@@ -239,36 +257,8 @@ fn search_folds(
             seed,
             ..sample(&mut rng, t)
         };
-        let mut fold_ndcg = Vec::new();
-        let mut fold_trees = Vec::new();
-        let mut fold_judged = Vec::new();
-        let mut fold_served = Vec::new();
-        let mut fold_scores = Vec::new();
-        for (train, valid) in &folds {
-            let ranker = Ranker::train(
-                train.grouped(),
-                Some(valid.grouped()),
-                feature_names(),
-                &params,
-            )?;
-            fold_ndcg.push(ranker.best_validation().unwrap_or(0.0));
-            fold_trees.push(ranker.num_trees());
-            let scores = ranker.predict(&valid.features)?;
-            fold_judged.push(judged_ndcg(valid, &scores));
-            fold_served.push(served_ndcg(valid, &scores, params.objective));
-            fold_scores.push(scores);
-            progress.inc(1);
-        }
-        let mean_ndcg = fold_ndcg.iter().sum::<f64>() / fold_ndcg.len() as f64;
-        done.push(Trial {
-            params,
-            fold_ndcg,
-            fold_trees,
-            served_ndcg: mean_over_judged(&fold_served),
-            fold_judged,
-            fold_served,
-            mean_ndcg,
-        });
+        let (trial, fold_scores) = run_trial(&folds, params, &progress)?;
+        done.push(trial);
         kept.push(Some(fold_scores));
         forget_all_but_the_best(&done, &mut kept);
     }
@@ -278,6 +268,16 @@ fn search_folds(
         .enumerate()
         .max_by(|a, b| a.1.score().total_cmp(&b.1.score()))
         .expect("at least one trial");
+    for params in reseeded(&winner.params) {
+        let (trial, fold_scores) = run_trial(&folds, params, &progress)?;
+        done.push(Trial {
+            reseeded_from: Some(chosen),
+            ..trial
+        });
+        kept.push(Some(fold_scores));
+    }
+    forget_all_but_the_best(&done, &mut kept);
+    let winner = &done[chosen];
     let best = fixed_trees(winner);
     let ensemble = average_of_the_best(&folds, &done, &kept, chosen);
     let averaged = ensemble
@@ -304,6 +304,61 @@ fn search_folds(
         windows_tried: Vec::new(),
         first_block: 0,
     })
+}
+
+/// The winning configuration `params` with [`RESEEDED_COPIES`] other seeds (offsets of 1000,
+/// far from the neighbouring run seeds a seed table uses); none where it samples neither rows
+/// nor columns, since a copy would then be the same model.
+fn reseeded(params: &RankerParams) -> Vec<RankerParams> {
+    if params.bagging_fraction >= 1.0 && params.feature_fraction >= 1.0 {
+        return Vec::new();
+    }
+    (1..=RESEEDED_COPIES)
+        .map(|k| RankerParams {
+            seed: params.seed.wrapping_add(1000 * k),
+            ..params.clone()
+        })
+        .collect()
+}
+
+/// Trains `params` on every fold and scores it on the fold's validation block.
+fn run_trial(
+    folds: &[(CandidateRows, &CandidateRows)],
+    params: RankerParams,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Trial, FoldScores), ModelError> {
+    let mut fold_ndcg = Vec::new();
+    let mut fold_trees = Vec::new();
+    let mut fold_judged = Vec::new();
+    let mut fold_served = Vec::new();
+    let mut fold_scores = Vec::new();
+    for (train, valid) in folds {
+        let ranker = Ranker::train(
+            train.grouped(),
+            Some(valid.grouped()),
+            feature_names(),
+            &params,
+        )?;
+        fold_ndcg.push(ranker.best_validation().unwrap_or(0.0));
+        fold_trees.push(ranker.num_trees());
+        let scores = ranker.predict(&valid.features)?;
+        fold_judged.push(judged_ndcg(valid, &scores));
+        fold_served.push(served_ndcg(valid, &scores, params.objective));
+        fold_scores.push(scores);
+        progress.inc(1);
+    }
+    let mean_ndcg = fold_ndcg.iter().sum::<f64>() / fold_ndcg.len() as f64;
+    let trial = Trial {
+        params,
+        fold_ndcg,
+        fold_trees,
+        served_ndcg: mean_over_judged(&fold_served),
+        fold_judged,
+        fold_served,
+        mean_ndcg,
+        reseeded_from: None,
+    };
+    Ok((trial, fold_scores))
 }
 
 /// The average of the winner (`chosen`) and the next best of its objective that serves the
@@ -471,6 +526,24 @@ mod tests {
         rows
     }
 
+    /// Four blocks whose relevance follows two columns and noise, so configurations differ
+    /// and can complement each other.
+    fn noisy_blocks(seed: u64) -> Vec<CandidateRows> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..4)
+            .map(|_| {
+                let mut b = block(&mut rng, false);
+                let width = feature_names().len();
+                for (row, label) in b.labels.iter_mut().enumerate() {
+                    let x = &b.features[row * width..];
+                    let noise: f32 = rng.random();
+                    *label = f32::from(u8::from(x[0] + 0.5 * x[1] + 0.8 * noise > 1.5));
+                }
+                b
+            })
+            .collect()
+    }
+
     #[test]
     fn the_window_count_is_chosen_on_the_same_folds_and_the_refit_uses_only_it() {
         // Six rolling windows: the four oldest follow the old taste, the two newest and the
@@ -502,20 +575,8 @@ mod tests {
     fn the_published_ranker_is_the_mean_of_the_chosen_configurations() {
         // Relevance follows two columns and noise, so configurations differ and can
         // complement each other.
-        let mut rng = StdRng::seed_from_u64(5);
-        let blocks: Vec<CandidateRows> = (0..4)
-            .map(|_| {
-                let mut b = block(&mut rng, false);
-                let width = feature_names().len();
-                for (row, label) in b.labels.iter_mut().enumerate() {
-                    let x = &b.features[row * width..];
-                    let noise: f32 = rng.random();
-                    *label = f32::from(u8::from(x[0] + 0.5 * x[1] + 0.8 * noise > 1.5));
-                }
-                b
-            })
-            .collect();
-        let tuning = search(&blocks, 12, 8).unwrap();
+        let blocks = noisy_blocks(4);
+        let tuning = search(&blocks, 12, 1).unwrap();
         let members = &tuning.ensemble.members;
         // On this data and seed an average of several configurations wins the folds.
         assert!(members.len() > 1, "{:?}", tuning.ensemble.tried);
@@ -552,6 +613,64 @@ mod tests {
                 "row {row}: {got} vs {mean}"
             );
         }
+    }
+
+    #[test]
+    fn the_winner_is_refit_with_other_seeds_and_its_copies_may_join_the_average() {
+        let tuning = search(&noisy_blocks(4), 12, 1).unwrap();
+        assert_eq!(tuning.sampled(), 12);
+        assert_eq!(tuning.trials.len(), 12 + RESEEDED_COPIES as usize);
+        let winner = &tuning.trials[tuning.chosen];
+        assert_eq!(winner.reseeded_from, None);
+        let copies = &tuning.trials[12..];
+        let mut seeds: Vec<u64> = copies.iter().map(|c| c.params.seed).collect();
+        seeds.push(winner.params.seed);
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(
+            seeds.len(),
+            1 + RESEEDED_COPIES as usize,
+            "every copy has its own seed"
+        );
+        for copy in copies {
+            assert_eq!(copy.reseeded_from, Some(tuning.chosen));
+            let same_but_seed = RankerParams {
+                seed: winner.params.seed,
+                ..copy.params.clone()
+            };
+            assert_eq!(
+                serde_json::to_value(&same_but_seed).unwrap(),
+                serde_json::to_value(&winner.params).unwrap()
+            );
+            assert_eq!(copy.fold_ndcg.len(), winner.fold_ndcg.len());
+        }
+        // Subsampling rows and columns under another seed grows another model.
+        assert!(
+            copies
+                .iter()
+                .any(|c| c.fold_ndcg != winner.fold_ndcg || c.fold_trees != winner.fold_trees),
+            "{:?}",
+            tuning.trials
+        );
+        // On this data and seed the published average holds both copies beside other
+        // configurations.
+        let members = &tuning.ensemble.members;
+        assert!(
+            members.contains(&12) && members.contains(&13),
+            "{members:?}"
+        );
+        assert!(members.iter().any(|&t| t < 12 && t != tuning.chosen));
+        // A configuration that samples neither rows nor columns is not copied.
+        let whole = RankerParams {
+            bagging_fraction: 1.0,
+            feature_fraction: 1.0,
+            ..RankerParams::default()
+        };
+        assert!(reseeded(&whole).is_empty());
+        assert_eq!(
+            reseeded(&RankerParams::default()).len(),
+            RESEEDED_COPIES as usize
+        );
     }
 
     #[test]
