@@ -21,6 +21,22 @@ def run(cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
+def cold_list(cold):
+    """The cold-start choice of an `evaluation.json`, in words."""
+    policy = cold["policy"]
+    kind = policy["kind"]
+    if kind == "window":
+        what = f"{policy['days']}-day window"
+    elif kind == "decay":
+        what = f"decay, half-life {policy['half_life_days']} d"
+    else:
+        what = "all-time counts"
+    what += f" of {cold.get('counted', 'all-events').replace('-', ' ')}"
+    if cold.get("profile"):
+        what += f", a list per {cold['profile']['key']}"
+    return what
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--recsys", default="target/release/recsys")
@@ -75,7 +91,7 @@ def main():
         for seed, e in zip(seeds, per_seed):
             d = e["gates"]["versus_recent_popularity"]
             days = e["recent_popularity_days"]
-            cold = e["cold_start"]["policy"]
+            cold = cold_list(e["cold_start"])
             print(
                 f"- seed {seed}: {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
                 f" (recent window {days} d; cold list {cold})"
