@@ -241,8 +241,8 @@ fn search_folds(
         .map(|f| (CandidateRows::concat(&blocks[..f]), &blocks[f]))
         .collect();
     let mut rng = StdRng::seed_from_u64(seed);
-    let fits = (trials.max(1) + RESEEDED_COPIES as usize) * folds.len();
-    let progress = indicatif::ProgressBar::new(fits as u64).with_message("ranker search");
+    let progress = indicatif::ProgressBar::new((trials.max(1) * folds.len()) as u64)
+        .with_message("ranker search");
     progress.set_style(
         indicatif::ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} fits {elapsed}")
             .expect("static template")
@@ -262,13 +262,14 @@ fn search_folds(
         kept.push(Some(fold_scores));
         forget_all_but_the_best(&done, &mut kept);
     }
-    progress.finish_and_clear();
     let (chosen, winner) = done
         .iter()
         .enumerate()
         .max_by(|a, b| a.1.score().total_cmp(&b.1.score()))
         .expect("at least one trial");
-    for params in reseeded(&winner.params) {
+    let copies = reseeded(&winner.params);
+    progress.inc_length((copies.len() * folds.len()) as u64);
+    for params in copies {
         let (trial, fold_scores) = run_trial(&folds, params, &progress)?;
         done.push(Trial {
             reseeded_from: Some(chosen),
@@ -276,6 +277,7 @@ fn search_folds(
         });
         kept.push(Some(fold_scores));
     }
+    progress.finish_and_clear();
     forget_all_but_the_best(&done, &mut kept);
     let winner = &done[chosen];
     let best = fixed_trees(winner);
