@@ -427,7 +427,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
         comparison = comparison_svg(input.rows, verdict)?,
         histogram = histogram_svg(input.ranker_scores, input.ranker_labels)?,
         trials = input.tuning.sampled(),
-        copies = input.tuning.trials.len() - input.tuning.sampled(),
+        copies = input.tuning.reseeded(),
         folds = input.tuning.folds,
         retrieval = input.tuning.retrieval_order_ndcg,
         best = input.tuning.best_ndcg(),

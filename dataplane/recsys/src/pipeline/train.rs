@@ -364,7 +364,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
             .collect::<Vec<_>>()
             .join(", "),
         tuning.sampled(),
-        tuning.trials.len() - tuning.sampled(),
+        tuning.reseeded(),
         tuning.folds,
         tuning.retrieval_order_ndcg,
         tuning.judged.groups,
