@@ -690,8 +690,24 @@ impl EntityFileArgs {
 /// Slots of the drift window (one rotation each).
 const DRIFT_SLOTS: usize = 12;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A training run's numbers must not depend on the machine's vector width; serving keeps
+    // the machine's widest kernels (its scores are compared with training's within a
+    // tolerance, and the 1M-item benchmark measures them).
+    if !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::BenchServe { .. } | Command::Route { .. }
+    ) {
+        recsys_models::pin_cpu_kernels();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -700,7 +716,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     recsys_models::set_torch_threads(2);
     recsys::serving::tls::install_default_provider();
-    match Cli::parse().command {
+    match cli.command {
         Command::Demo {
             data_dir,
             artifacts_dir,

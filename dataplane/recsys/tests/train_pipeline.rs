@@ -27,6 +27,10 @@ const MAX_EPOCHS: &str = "3";
 static ONE_TRAINING_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    // The binary pins libtorch's and MKL's kernels before it trains; the in-process runs below
+    // must too, or an AVX-512 machine trains them a different two-tower. Set before any
+    // test here runs libtorch.
+    recsys_models::pin_cpu_kernels();
     // A failed test poisons the lock; the next one should still run and report its own result.
     ONE_TRAINING_AT_A_TIME
         .lock()
