@@ -26,9 +26,9 @@ pub use user_encoder::UserEncoder;
 /// The widest CPU kernels libtorch and MKL may pick at run time, as environment variables they
 /// read once, on first use. Their AVX-512 kernels add in another order than the AVX2 ones, so
 /// the same seed trained a different two-tower on an AVX-512 machine than on an AVX2 one
-/// (session 23: its seed-split NDCG@10 for seed 7 was 0.2398 against 0.2376), and a fresh machine's numbers did
-/// not match the ones recorded. Pinned to AVX2, which every x86-64 machine this project runs
-/// on has, one seed gives one version on both.
+/// (session 23: its seed-split NDCG@10 for seed 7 was 0.2398 against 0.2376), and a fresh
+/// machine's numbers did not match the ones recorded. Pinned to AVX2, which every x86-64
+/// machine this project runs on has, one seed gives one version on both.
 pub const PINNED_CPU_KERNELS: [(&str, &str); 2] = [
     ("ATEN_CPU_CAPABILITY", "avx2"),
     ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
