@@ -256,11 +256,11 @@ fn one() -> usize {
 }
 
 /// Users judged as of one moment, with what each found relevant after it.
-struct Judged {
-    as_of: i64,
-    users: Vec<(UserId, HashSet<ItemId>)>,
+pub(super) struct Judged {
+    pub as_of: i64,
+    pub users: Vec<(UserId, HashSet<ItemId>)>,
     /// Whether seen items are removed (validation's warm users); cold users have none.
-    exclude_seen: bool,
+    pub exclude_seen: bool,
 }
 
 /// Newcomers of earlier windows of `window_secs` before `cutoff`: users whose first row in
@@ -271,6 +271,24 @@ fn backtest_windows(
     window_secs: i64,
     have: usize,
 ) -> Vec<Judged> {
+    newcomer_windows(
+        train,
+        cutoff,
+        window_secs,
+        MAX_BACKTEST_WINDOWS,
+        COLD_USERS_WANTED.saturating_sub(have),
+    )
+}
+
+/// Newcomers of up to `max_windows` windows of `window_secs` stepping back from `cutoff`
+/// (newest first), until `wanted` users are found or the data begins.
+pub(super) fn newcomer_windows(
+    train: &[Interaction],
+    cutoff: i64,
+    window_secs: i64,
+    max_windows: usize,
+    wanted: usize,
+) -> Vec<Judged> {
     let mut first_seen: BTreeMap<UserId, i64> = BTreeMap::new();
     for r in train {
         let t = first_seen.entry(r.user).or_insert(r.timestamp);
@@ -278,9 +296,9 @@ fn backtest_windows(
     }
     let earliest = first_seen.values().copied().min().unwrap_or(cutoff);
     let mut out = Vec::new();
-    let mut found = have;
-    for k in 1..=MAX_BACKTEST_WINDOWS as i64 {
-        if found >= COLD_USERS_WANTED || window_secs <= 0 {
+    let mut found = 0;
+    for k in 1..=max_windows as i64 {
+        if found >= wanted || window_secs <= 0 {
             break;
         }
         let (start, end) = (cutoff - k * window_secs, cutoff - (k - 1) * window_secs);
@@ -501,14 +519,14 @@ fn beats_beyond_noise(candidate: &[Vec<f64>], simpler: &[Vec<f64>]) -> Result<()
 }
 
 /// Item scores as of one moment: everyone's, and per segment of `key` when a blend is tried.
-struct Scores {
-    everyone: Vec<f32>,
-    by_segment: BTreeMap<String, Vec<f32>>,
-    key: Option<ProfileKey>,
+pub(super) struct Scores {
+    pub everyone: Vec<f32>,
+    pub by_segment: BTreeMap<String, Vec<f32>>,
+    pub key: Option<ProfileKey>,
 }
 
 impl Scores {
-    fn one(everyone: Vec<f32>) -> Self {
+    pub fn one(everyone: Vec<f32>) -> Self {
         Self {
             everyone,
             by_segment: BTreeMap::new(),
@@ -519,7 +537,7 @@ impl Scores {
 
 /// NDCG@10 of each judged set's users, each ranked by the scores of their segment (everyone's
 /// without one) as of the set's moment.
-fn ndcg_per_user(
+pub(super) fn ndcg_per_user(
     judged: &[Judged],
     snapshot: &FeatureSnapshot,
     scores_at: impl Fn(i64) -> Scores,

@@ -2,6 +2,8 @@
 //! drawn with plotters), ranker search, feature importance and the verdict against the
 //! previous version.
 
+use super::cold_track_plot::{self, TestPoint};
+use super::cold_track_record::TrackRecord;
 use super::compare::Verdict;
 use super::evaluate::MetricRow;
 use super::tuning::Tuning;
@@ -22,6 +24,9 @@ pub struct ReportInput<'a> {
     pub importance: &'a [(String, f64)],
     pub tuning: &'a Tuning,
     pub verdict: &'a Verdict,
+    /// The cold list's track record over earlier windows, with the test window's cold users.
+    pub cold_track: &'a TrackRecord,
+    pub cold_test: Option<TestPoint>,
 }
 
 const PALETTE: [RGBColor; 6] = [
@@ -420,7 +425,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
          folds; the chosen configuration {best:.4}. As served, after the business rules, on the \
          {judged} users with a relevant candidate: retrieval order {served_retrieval:.4}, the \
          published ranker {served_ranker:.4}. {averaged}</p>{tuning}\
-         <h3>Feature importance (gain)</h3>{importance}</body></html>",
+         <h3>Feature importance (gain)</h3>{importance}{cold}</body></html>",
         title = escape(input.title),
         table = metrics_table(input.rows),
         recall = recall_curve_svg(input.recall_curves)?,
@@ -437,6 +442,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
         averaged = averaged_line(input.tuning),
         tuning = tuning_table(input.tuning),
         importance = importance_table(input.importance),
+        cold = cold_track_plot::section(input.cold_track, input.cold_test)?,
     );
     Ok(page)
 }

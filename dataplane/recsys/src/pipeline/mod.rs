@@ -3,6 +3,8 @@
 
 pub mod ab;
 pub mod cold_start;
+pub mod cold_track_plot;
+pub mod cold_track_record;
 pub mod compare;
 pub mod drift;
 pub mod ensemble;

@@ -4,9 +4,9 @@
 //! evaluation beside most-popular, recent popularity, MF and (optionally) the live version →
 //! refit on all data → a sealed version with `evaluation.json` and `report.html`.
 
-use super::cold_start;
 use super::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use super::labels::{first_event_times, relevant_by_user};
+use super::{cold_start, cold_track_plot, cold_track_record};
 use super::{
     compare, drift, html_report, live, mf_baseline, ranking, recency, report, retrieval, tuning,
 };
@@ -220,6 +220,20 @@ fn served_list(
         .into_iter()
         .map(|c| c.item)
         .collect()
+}
+
+/// The test window's cold users as the report's cold chart shows them.
+fn cold_test_point(rows: &[MetricRow]) -> Option<cold_track_plot::TestPoint> {
+    let cold = |system: &str| {
+        rows.iter()
+            .find(|r| r.system == system && r.subset == "cold")
+    };
+    let (served, popular) = (cold("two-tower+ranker")?, cold("most-popular")?);
+    Some(cold_track_plot::TestPoint {
+        users: served.users,
+        served: served.ndcg_at_10.mean,
+        most_popular: popular.ndcg_at_10.mean,
+    })
 }
 
 fn fmt_time(ts: i64) -> String {
@@ -488,6 +502,14 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         windows.test_start,
         model_for_cold,
     );
+    let cold_track = cold_track_record::compute(
+        &cold,
+        &snapshot_test,
+        &history,
+        windows.test_start,
+        windows.test_start - windows.validation_start,
+    );
+    println!("cold      {}", cold_track.summary());
     let mut two_tower = Lists::new();
     // The two-tower's own order through the same rules: what serving would show without the
     // ranker, so the ranker's row is compared like for like.
@@ -742,6 +764,8 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         importance: &importance,
         tuning: &tuning,
         verdict: &verdict,
+        cold_track: &cold_track,
+        cold_test: cold_test_point(&rows),
     })
     .map_err(|e| anyhow::anyhow!("rendering the report: {e}"))?;
     if best_cv <= tuning.retrieval_order_ndcg
@@ -786,6 +810,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         "tuning": &tuning,
         "two_tower_recency": &recency,
         "cold_start": &cold,
+        "cold_track_record": &cold_track,
         "model_for_known_cold_users": model_for_cold,
         "recent_popularity_days": recent_days,
         "versus_most_popular": versus_popular,
