@@ -503,6 +503,16 @@ fn beats_beyond_noise(candidate: &[Vec<f64>], simpler: &[Vec<f64>]) -> Result<()
         .zip(simpler.iter().flatten())
         .map(|(a, b)| a - b)
         .collect();
+    let (mean, standard_error) = mean_and_standard_error(&diffs);
+    if mean > 0.0 && mean > NOISE_STANDARD_ERRORS * standard_error {
+        Ok(())
+    } else {
+        Err((mean, standard_error))
+    }
+}
+
+/// The mean of paired differences and its standard error (0 with fewer than two).
+pub(super) fn mean_and_standard_error(diffs: &[f64]) -> (f64, f64) {
     let n = diffs.len() as f64;
     let mean = diffs.iter().sum::<f64>() / n.max(1.0);
     let standard_error = if diffs.len() > 1 {
@@ -511,11 +521,7 @@ fn beats_beyond_noise(candidate: &[Vec<f64>], simpler: &[Vec<f64>]) -> Result<()
     } else {
         0.0
     };
-    if mean > 0.0 && mean > NOISE_STANDARD_ERRORS * standard_error {
-        Ok(())
-    } else {
-        Err((mean, standard_error))
-    }
+    (mean, standard_error)
 }
 
 /// Item scores as of one moment: everyone's, and per segment of `key` when a blend is tried.

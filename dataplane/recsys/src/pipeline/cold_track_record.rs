@@ -129,16 +129,7 @@ fn pool<'a>(windows: impl Iterator<Item = (&'a [f64], &'a [f64])>) -> Pooled {
         diffs.extend(chosen.iter().zip(popular).map(|(a, b)| a - b));
     }
     out.users = diffs.len();
-    out.difference = mean(&diffs);
-    if diffs.len() > 1 {
-        let n = diffs.len() as f64;
-        let variance = diffs
-            .iter()
-            .map(|d| (d - out.difference).powi(2))
-            .sum::<f64>()
-            / (n - 1.0);
-        out.standard_error = (variance / n).sqrt();
-    }
+    (out.difference, out.standard_error) = cold_start::mean_and_standard_error(&diffs);
     out
 }
 
