@@ -224,6 +224,31 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
     // them go through the segment lookup too.
     let cold = &job["cold_start"];
     assert!(cold["profile"].is_object(), "{cold}");
+    // The cold list's track record re-scores the windows the choice was judged on exactly as
+    // the choice scored them, and goes on to older ones it never saw.
+    let track = &job["cold_track_record"];
+    let windows = track["windows"].as_array().unwrap();
+    let seen_by_choice: Vec<&serde_json::Value> = windows
+        .iter()
+        .filter(|w| w["used_for_choice"].as_bool().unwrap())
+        .collect();
+    let users: f64 = seen_by_choice
+        .iter()
+        .map(|w| w["users"].as_f64().unwrap())
+        .sum();
+    let pooled = seen_by_choice
+        .iter()
+        .map(|w| w["chosen"].as_f64().unwrap() * w["users"].as_f64().unwrap())
+        .sum::<f64>()
+        / users;
+    assert_eq!(users, cold["users"].as_f64().unwrap(), "{track}");
+    assert!((pooled - cold["validation_ndcg_at_10"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(
+        track["out_of_sample"]["windows"].as_u64().unwrap() > 0,
+        "{track}"
+    );
+    let report = std::fs::read_to_string(models.join("job/report.html")).unwrap();
+    assert!(report.contains("Cold users over time"));
     let asked = test_users(&split_dir.join("test.csv"));
     let seen = users_in(&[
         split_dir.join("train.csv"),
