@@ -13,7 +13,7 @@ use crate::features::FeatureSnapshot;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 const DAY: f64 = 86_400.0;
 /// Cold users the choice wants: about ±0.03 of standard error on a mean NDCG@10. A short
@@ -552,17 +552,30 @@ pub(super) fn ndcg_per_user(
         .iter()
         .map(|j| {
             let scores = scores_at(j.as_of);
+            // Without seen items to remove, everyone in a segment gets the same list: rank the
+            // catalog once per segment, not once per user (a year of newcomers on a large
+            // catalog would otherwise sort it thousands of times).
+            let mut shared: HashMap<Option<String>, Vec<ItemId>> = HashMap::new();
             j.users
                 .iter()
                 .map(|(u, relevant)| {
-                    let own = scores
+                    let segment = scores
                         .key
-                        .and_then(|k| scores.by_segment.get(&k.segment(snapshot, *u)?));
-                    let top =
-                        ranking::top_k_dense(own.unwrap_or(&scores.everyone), LIST_LENGTH, |i| {
-                            j.exclude_seen && snapshot.has_seen(*u, i)
+                        .and_then(|k| k.segment(snapshot, *u))
+                        .filter(|s| scores.by_segment.contains_key(s));
+                    let ranked = segment
+                        .as_ref()
+                        .map_or(&scores.everyone, |s| &scores.by_segment[s]);
+                    if j.exclude_seen {
+                        let top =
+                            ranking::top_k_dense(ranked, LIST_LENGTH, |i| snapshot.has_seen(*u, i));
+                        metrics::ndcg_at_k(&top, relevant, 10)
+                    } else {
+                        let top = shared.entry(segment).or_insert_with(|| {
+                            ranking::top_k_dense(ranked, LIST_LENGTH, |_| false)
                         });
-                    metrics::ndcg_at_k(&top, relevant, 10)
+                        metrics::ndcg_at_k(top, relevant, 10)
+                    }
                 })
                 .collect()
         })
