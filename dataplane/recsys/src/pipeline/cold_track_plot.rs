@@ -27,8 +27,7 @@ pub fn svg(
         return Ok(None);
     }
     let day = 86_400.0;
-    let newest = record.windows[0].start as f64 + record.window_days * day;
-    let x_of = |start: i64| (start as f64 - newest) / day;
+    let x_of = |start: i64| (start - record.test_start) as f64 / day;
     let oldest = record
         .windows
         .iter()
@@ -149,6 +148,7 @@ mod tests {
 
     fn record(windows: usize) -> TrackRecord {
         TrackRecord {
+            test_start: 1_000_000_000,
             window_days: 7.0,
             windows: (0..windows)
                 .map(|k| WindowRecord {

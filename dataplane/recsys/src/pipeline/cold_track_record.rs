@@ -39,6 +39,8 @@ pub struct Pooled {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrackRecord {
+    /// Where the windows step back from (the test window's start, unix seconds).
+    pub test_start: i64,
     pub window_days: f64,
     /// Newest first; windows without a newcomer with a relevant item are left out.
     pub windows: Vec<WindowRecord>,
@@ -108,6 +110,7 @@ pub fn compute(
             .map(|w| (w.1, w.2)),
     );
     TrackRecord {
+        test_start,
         window_days: window_secs as f64 / 86_400.0,
         windows: windows.into_iter().map(|w| w.0).collect(),
         all,
