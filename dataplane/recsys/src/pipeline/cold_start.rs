@@ -426,12 +426,7 @@ pub fn choose(
         for weight_of_all in PROFILE_WEIGHTS {
             let blend = ProfileBlend { key, weight_of_all };
             let scored = ndcg_per_user(&judged, snapshot, |t| {
-                let everyone = policy.scores(&rows, num_items, t);
-                Scores {
-                    by_segment: policy.segment_scores(blend, snapshot, &rows, t, &everyone),
-                    everyone,
-                    key: Some(key),
-                }
+                Scores::of(policy, Some(blend), snapshot, &rows, t)
             });
             let mean = mean_over(&scored);
             profile_tried.push((blend, mean));
@@ -537,6 +532,25 @@ impl Scores {
             everyone,
             by_segment: BTreeMap::new(),
             key: None,
+        }
+    }
+
+    /// `policy`'s scores at `as_of` over `rows`, per segment of `blend`'s column when given.
+    pub fn of(
+        policy: ColdPolicy,
+        blend: Option<ProfileBlend>,
+        snapshot: &FeatureSnapshot,
+        rows: &[Interaction],
+        as_of: i64,
+    ) -> Self {
+        let everyone = policy.scores(rows, snapshot.items.len(), as_of);
+        match blend {
+            Some(blend) => Self {
+                by_segment: policy.segment_scores(blend, snapshot, rows, as_of, &everyone),
+                everyone,
+                key: Some(blend.key),
+            },
+            None => Self::one(everyone),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! chosen list and under most-popular, with the test window's cold users beside them, so a
 //! test window of a handful of cold users is seen against the weeks before it.
 
-use super::cold_track_record::TrackRecord;
+use super::cold_track_record::{TrackRecord, WindowRecord};
 use plotters::prelude::*;
 
 /// The test window's cold users: how many, and their NDCG@10 under what they were served and
@@ -13,6 +13,9 @@ pub struct TestPoint {
     pub served: f64,
     pub most_popular: f64,
 }
+
+/// Which of a window's two scores a line draws.
+type ScoreOf = fn(&WindowRecord) -> f64;
 
 const CHOSEN: RGBColor = RGBColor(31, 119, 180);
 const POPULAR: RGBColor = RGBColor(255, 127, 14);
@@ -63,30 +66,25 @@ pub fn svg(
             .x_desc("window start, days from the test start")
             .y_desc("NDCG@10")
             .draw()?;
-        // Shade the windows the choice was judged on.
-        if let Some(first_unused) = record.windows.iter().find(|w| !w.used_for_choice) {
-            let edge = x_of(first_unused.start) + record.window_days;
-            chart.draw_series([Rectangle::new(
-                [(edge, 0.0), (0.0, top)],
-                BLACK.mix(0.06).filled(),
-            )])?;
-        } else {
-            chart.draw_series([Rectangle::new(
-                [(oldest, 0.0), (0.0, top)],
-                BLACK.mix(0.06).filled(),
-            )])?;
-        }
-        for (name, color, value) in [
-            ("chosen list", CHOSEN, 0usize),
-            ("most-popular", POPULAR, 1),
-        ] {
+        // Shade the windows the choice was judged on (the newest ones).
+        let shaded_from = record
+            .windows
+            .iter()
+            .find(|w| !w.used_for_choice)
+            .map_or(oldest, |w| x_of(w.start) + record.window_days);
+        chart.draw_series([Rectangle::new(
+            [(shaded_from, 0.0), (0.0, top)],
+            BLACK.mix(0.06).filled(),
+        )])?;
+        let lines: [(&str, RGBColor, ScoreOf); 2] = [
+            ("chosen list", CHOSEN, |w| w.chosen),
+            ("most-popular", POPULAR, |w| w.most_popular),
+        ];
+        for (name, color, value) in lines {
             let points: Vec<(f64, f64)> = record
                 .windows
                 .iter()
-                .map(|w| {
-                    let y = if value == 0 { w.chosen } else { w.most_popular };
-                    (x_of(w.start), y)
-                })
+                .map(|w| (x_of(w.start), value(w)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
@@ -144,7 +142,7 @@ pub fn section(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::cold_track_record::{Pooled, WindowRecord};
+    use crate::pipeline::cold_track_record::Pooled;
 
     fn record(windows: usize) -> TrackRecord {
         TrackRecord {

@@ -61,24 +61,13 @@ pub fn compute(
 ) -> TrackRecord {
     let judged =
         cold_start::newcomer_windows(history, test_start, window_secs, MAX_WINDOWS, usize::MAX);
-    let num_items = snapshot.items.len();
     let rows = choice.counted.rows(history);
     let chosen = cold_start::ndcg_per_user(&judged, snapshot, |t| {
-        let everyone = choice.policy.scores(&rows, num_items, t);
-        match choice.profile {
-            Some(blend) => Scores {
-                by_segment: choice
-                    .policy
-                    .segment_scores(blend, snapshot, &rows, t, &everyone),
-                everyone,
-                key: Some(blend.key),
-            },
-            None => Scores::one(everyone),
-        }
+        Scores::of(choice.policy, choice.profile, snapshot, &rows, t)
     });
     let all_rows = Counted::AllEvents.rows(history);
     let popular = cold_start::ndcg_per_user(&judged, snapshot, |t| {
-        Scores::one(ColdPolicy::AllTime.scores(&all_rows, num_items, t))
+        Scores::of(ColdPolicy::AllTime, None, snapshot, &all_rows, t)
     });
     // With every validation user voting, the choice saw validation's window only.
     let used = if choice.cold_users_only {
