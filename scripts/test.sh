@@ -19,12 +19,17 @@ if cargo tree -p recsys-operator --prefix none -e normal,build | grep -E '^(fais
   echo "the operator crate must not depend on native ML libraries" >&2
   exit 1
 fi
+echo "== serving dependency boundary: recsys-serve links no libtorch and no training code"
+if cargo tree -p recsys-serving --prefix none -e normal,build | grep -E '^(tch|torch-sys|recsys-two-tower|recsys) '; then
+  echo "recsys-serving must not depend on libtorch or on the training crates" >&2
+  exit 1
+fi
 echo "== data-plane layers: serving and training do not import each other"
-src=dataplane/recsys/src
-if grep -rnE 'crate::pipeline|recsys::pipeline' "$src/serving" \
-  || grep -rnE 'crate::(serving|demo|live_version)' "$src/pipeline" \
-  || grep -rnE 'crate::(pipeline|serving)' "$src/artifacts" "$src/scoring.rs" "$src/features" "$src/data"; then
-  echo "serving ↛ pipeline, pipeline ↛ serving; both read and write versions through artifacts/" >&2
+serving=dataplane/serving/src
+pipeline=dataplane/recsys/src/pipeline
+if grep -rnE 'crate::(serving|demo|live_version)|recsys_serving::serving' "$pipeline" \
+  || grep -rnE 'crate::serving' "$serving/artifacts" "$serving/scoring.rs" "$serving/features" "$serving/data"; then
+  echo "serving ↛ pipeline (a crate boundary), pipeline ↛ serving; both read and write versions through artifacts/" >&2
   exit 1
 fi
 echo "all checks passed (CRD drift is checked by operator/tests/crd_drift.rs)"

@@ -3,8 +3,6 @@ use thiserror::Error;
 /// Errors from the native model libraries, each naming the artifact or step involved.
 #[derive(Debug, Error)]
 pub enum ModelError {
-    #[error("torch: {0}")]
-    Torch(#[from] tch::TchError),
     #[error("faiss: {0}")]
     Faiss(#[from] faiss::error::Error),
     #[error("lightgbm: {0}")]

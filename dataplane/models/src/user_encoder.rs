@@ -8,16 +8,16 @@
 //! different order than libtorch's kernels, so results agree to about 1e-6, not bit for bit.
 
 use crate::error::ModelError;
-use crate::two_tower::TowerInputs;
+use crate::tower::{self, TowerInputs};
 use std::collections::HashMap;
-use tch::Tensor;
+use std::path::Path;
 
-/// tch's default batch-norm epsilon, which the tower is built with.
+/// libtorch's default batch-norm epsilon, which the tower is built with.
 const BATCH_NORM_EPS: f32 = 1e-5;
 
 #[derive(Debug, Clone)]
 struct Dense {
-    /// Row-major `outputs × inputs` (tch's layout).
+    /// Row-major `outputs × inputs` (libtorch's layout).
     weight: Vec<f32>,
     bias: Vec<f32>,
     inputs: usize,
@@ -67,37 +67,79 @@ pub struct UserEncoder {
     dense3: Dense,
 }
 
-fn values(vars: &HashMap<String, Tensor>, name: &str) -> Result<(Vec<f32>, Vec<i64>), ModelError> {
-    let t = vars
+/// A tensor as the encoder takes it: its values, row-major, and its shape.
+pub type Array = (Vec<f32>, Vec<i64>);
+
+fn values<'a>(arrays: &'a HashMap<String, Array>, name: &str) -> Result<&'a Array, ModelError> {
+    arrays
         .get(name)
-        .ok_or_else(|| ModelError::Invalid(format!("the user tower has no {name}")))?;
-    let shape = t.size();
-    let flat = t.to_device(tch::Device::Cpu).flatten(0, -1).contiguous();
-    Ok((Vec::<f32>::try_from(&flat)?, shape))
+        .ok_or_else(|| ModelError::Invalid(format!("the user tower has no {name}")))
 }
 
-fn dense(vars: &HashMap<String, Tensor>, name: &str) -> Result<Dense, ModelError> {
-    let (weight, shape) = values(vars, &format!("user.{name}.weight"))?;
-    let (bias, _) = values(vars, &format!("user.{name}.bias"))?;
+/// A vector of `len` values, or an error naming the tensor.
+fn vector(arrays: &HashMap<String, Array>, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    let (v, shape) = values(arrays, name)?;
+    if shape.len() != 1 || v.len() != len {
+        return Err(ModelError::Invalid(format!(
+            "{name} has shape {shape:?}, not [{len}]"
+        )));
+    }
+    Ok(v.clone())
+}
+
+fn dense(arrays: &HashMap<String, Array>, name: &str) -> Result<Dense, ModelError> {
+    let weight_name = format!("user.{name}.weight");
+    let (weight, shape) = values(arrays, &weight_name)?;
+    let [outputs, inputs] = shape[..] else {
+        return Err(ModelError::Invalid(format!(
+            "{weight_name} has shape {shape:?}, not a matrix"
+        )));
+    };
+    let (outputs, inputs) = (outputs.max(0) as usize, inputs.max(0) as usize);
+    if weight.len() != outputs * inputs || inputs == 0 {
+        return Err(ModelError::Invalid(format!(
+            "{weight_name} holds {} values for shape {shape:?}",
+            weight.len()
+        )));
+    }
     Ok(Dense {
-        weight,
-        bias,
-        inputs: shape[1] as usize,
+        weight: weight.clone(),
+        bias: vector(arrays, &format!("user.{name}.bias"), outputs)?,
+        inputs,
     })
 }
 
 impl UserEncoder {
-    /// Copies the user tower's weights out of a model's variables (`user.*`).
-    pub(crate) fn from_variables(
-        vars: &HashMap<String, Tensor>,
+    /// The user tower from its tensors (`user.*`, as the trainer names them), for
+    /// `feature_dim` features per user. Every shape is checked against the next layer's.
+    pub fn from_arrays(
+        arrays: &HashMap<String, Array>,
         feature_dim: usize,
     ) -> Result<Self, ModelError> {
-        let (ids, id_shape) = values(vars, "user.id.weight")?;
-        let dense1 = dense(vars, "dense1")?;
-        let (weight, _) = values(vars, "user.norm.weight")?;
-        let (bias, _) = values(vars, "user.norm.bias")?;
-        let (mean, _) = values(vars, "user.norm.running_mean")?;
-        let (var, _) = values(vars, "user.norm.running_var")?;
+        let (ids, id_shape) = values(arrays, "user.id.weight")?;
+        let id_dim = match id_shape[..] {
+            [vocab, dim] if vocab > 0 && dim > 0 && ids.len() == (vocab * dim) as usize => {
+                dim as usize
+            }
+            _ => {
+                return Err(ModelError::Invalid(format!(
+                    "user.id.weight has shape {id_shape:?} for {} values",
+                    ids.len()
+                )))
+            }
+        };
+        let dense1 = dense(arrays, "dense1")?;
+        if dense1.inputs != id_dim + feature_dim {
+            return Err(ModelError::Invalid(format!(
+                "the user tower's first layer takes {} inputs, not {id_dim} + {feature_dim}",
+                dense1.inputs
+            )));
+        }
+        let hidden = dense1.bias.len();
+        let weight = vector(arrays, "user.norm.weight", hidden)?;
+        let bias = vector(arrays, "user.norm.bias", hidden)?;
+        let mean = vector(arrays, "user.norm.running_mean", hidden)?;
+        let var = vector(arrays, "user.norm.running_var", hidden)?;
         let scale: Vec<f32> = weight
             .iter()
             .zip(&var)
@@ -109,23 +151,84 @@ impl UserEncoder {
             .zip(&scale)
             .map(|((b, m), s)| b - m * s)
             .collect();
-        let id_dim = id_shape[1] as usize;
-        if dense1.inputs != id_dim + feature_dim {
+        let dense2 = dense(arrays, "dense2")?;
+        let dense3 = dense(arrays, "dense3")?;
+        if dense2.inputs != hidden || dense3.inputs != dense2.bias.len() {
             return Err(ModelError::Invalid(format!(
-                "the user tower's first layer takes {} inputs, not {id_dim} + {feature_dim}",
-                dense1.inputs
+                "the user tower's layers do not chain: {hidden} → {} inputs, {} → {} inputs",
+                dense2.inputs,
+                dense2.bias.len(),
+                dense3.inputs
             )));
         }
         Ok(Self {
-            ids,
+            ids: ids.clone(),
             id_dim,
             feature_dim,
             dense1,
             scale,
             shift,
-            dense2: dense(vars, "dense2")?,
-            dense3: dense(vars, "dense3")?,
+            dense2,
+            dense3,
         })
+    }
+
+    /// The user tower of the model saved in `dir` ([`tower::CONFIG_FILE`] and
+    /// [`tower::WEIGHTS_FILE`]), read without libtorch: the item tower and its id table (the
+    /// largest tensor, 128 MB at 1M items) are never read into memory.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let config = tower::read_config(dir)?;
+        tower::check_config(&config, 1, dir)?;
+        let path = dir.join(tower::WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
+        let file = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e:?}", path.display())))?;
+        let mut arrays = HashMap::new();
+        for (name, view) in file.tensors() {
+            if !name.starts_with("user.") || name.ends_with("num_batches_tracked") {
+                continue;
+            }
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(ModelError::Invalid(format!(
+                    "{}: {name} is {:?}, not f32",
+                    path.display(),
+                    view.dtype()
+                )));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            arrays.insert(name, (values, shape));
+        }
+        let expected_ids = [config.user_vocab, config.id_embedding_dim];
+        match arrays.get("user.id.weight") {
+            Some((_, shape)) if shape[..] != expected_ids => {
+                return Err(ModelError::Invalid(format!(
+                    "{}: user.id.weight has shape {shape:?}, the config needs {expected_ids:?}",
+                    path.display()
+                )))
+            }
+            _ => {}
+        }
+        let encoder = Self::from_arrays(&arrays, config.user_feature_dim as usize)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+        if encoder.output_dim() != config.output_dim as usize {
+            return Err(ModelError::Invalid(format!(
+                "{}: the user tower answers {} values, the config says {}",
+                path.display(),
+                encoder.output_dim(),
+                config.output_dim
+            )));
+        }
+        Ok(encoder)
+    }
+
+    /// The width of an embedding.
+    pub fn output_dim(&self) -> usize {
+        self.dense3.bias.len()
     }
 
     /// User embeddings, `inputs.len() × output_dim`, row-major, unit length.

@@ -1,11 +1,9 @@
-//! The recsys data plane: data loading, point-in-time features, training and evaluation jobs,
-//! versioned artifacts and the gRPC serving path.
+//! The recsys data plane's batch side: training and evaluation jobs and the version writer,
+//! over the serving crate's data, features and version format (re-exported here, so one path
+//! names each module). Serving never imports this crate.
 
-pub mod artifacts;
-pub mod data;
+pub use recsys_serving::{artifacts, data, features, scoring, serving};
+
 pub mod demo;
-pub mod features;
 pub mod live_version;
 pub mod pipeline;
-pub mod scoring;
-pub mod serving;

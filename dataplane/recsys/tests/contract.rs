@@ -45,7 +45,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn trained() -> &'static Path {
     TRAINED
         .get_or_init(|| async {
-            recsys_models::set_torch_threads(1);
+            recsys_two_tower::set_torch_threads(1);
             let dir = tempfile::tempdir().unwrap().keep();
             demo::run(DemoOptions {
                 data_dir: None,

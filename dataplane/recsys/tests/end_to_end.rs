@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_trains_publishes_and_serves_a_real_recommendation() {
-    recsys_models::set_torch_threads(2);
+    recsys_two_tower::set_torch_threads(2);
     let out = tempfile::tempdir().unwrap();
     let summary = demo::run(DemoOptions {
         data_dir: None,

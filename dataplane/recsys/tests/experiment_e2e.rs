@@ -355,7 +355,7 @@ async fn run_experiment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_promotes_the_better_model_rolls_back_the_worse_and_not_an_a_a_test() {
-    recsys_models::set_torch_threads(2);
+    recsys_two_tower::set_torch_threads(2);
     let work = tempfile::tempdir().unwrap();
     let good = train(None, &work.path().join("good")).await;
     let weak = train(

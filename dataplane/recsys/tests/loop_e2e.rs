@@ -391,7 +391,7 @@ fn train_flags() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_retrains_on_drift_gates_experiments_and_promotes_for_shifted_users() {
-    recsys_models::set_torch_threads(2);
+    recsys_two_tower::set_torch_threads(2);
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let work = work.path();

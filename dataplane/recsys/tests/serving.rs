@@ -180,7 +180,7 @@ fn declared_tables(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safely() {
-    recsys_models::set_torch_threads(1);
+    recsys_two_tower::set_torch_threads(1);
     let work = tempfile::tempdir().unwrap();
     let summary = demo::run(DemoOptions {
         data_dir: None,

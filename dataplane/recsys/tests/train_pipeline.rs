@@ -30,7 +30,7 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     // The binary pins libtorch's and MKL's kernels before it trains; the in-process runs below
     // must too, or an AVX-512 machine trains them a different two-tower. Set before any
     // test here runs libtorch.
-    recsys_models::pin_cpu_kernels();
+    recsys_two_tower::pin_cpu_kernels();
     // A failed test poisons the lock; the next one should still run and report its own result.
     ONE_TRAINING_AT_A_TIME
         .lock()
@@ -120,7 +120,7 @@ fn users_in(files: &[PathBuf]) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
     let _turn = take_turn();
-    recsys_models::set_torch_threads(2);
+    recsys_two_tower::set_torch_threads(2);
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("ml-100k");
     recsys(&["export-movielens", "--out", path(&files)]);
@@ -309,7 +309,7 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
 #[test]
 fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     let _turn = take_turn();
-    recsys_models::set_torch_threads(2);
+    recsys_two_tower::set_torch_threads(2);
     let start = 1_790_000_000 - 1_790_000_000 % 86_400;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.csv");
@@ -428,7 +428,7 @@ fn train_learns_from_the_feedback_partitions_validated_with_the_history() {
     use recsys::serving::feedback_sink::FeedbackSink;
     use recsys::serving::feedback_wal::{FeedbackRecord, Wal};
     let _turn = take_turn();
-    recsys_models::set_torch_threads(2);
+    recsys_two_tower::set_torch_threads(2);
     // Thirty days ending a week ago, so nothing is judged from the future.
     let now = chrono::Utc::now().timestamp();
     let start = now - 37 * 86_400;

@@ -21,7 +21,7 @@ use support::version_named;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_training_job_writes_a_gated_version_to_object_storage() {
-    recsys_models::set_torch_threads(1);
+    recsys_two_tower::set_torch_threads(1);
     let work = tempfile::tempdir().unwrap();
     let s3 = moto(&["recsys-artifacts", "recsys-events"]);
     let env = s3_env(s3.1);

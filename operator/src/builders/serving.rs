@@ -171,10 +171,10 @@ pub fn deployment(rm: &RecModel, arm: Arm, model_uri: &str, index_uri: &str) -> 
     let container = Container {
         name: "recsys".into(),
         image: Some(spec.image.clone()),
+        command: Some(vec![super::pod::SERVE_BINARY.to_owned()]),
         args: Some(
             vec![
-                "serve".to_owned(),
-                "--model-dir".into(),
+                "--model-dir".to_owned(),
                 model_uri.into(),
                 "--index-dir".into(),
                 index_uri.into(),

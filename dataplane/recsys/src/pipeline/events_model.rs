@@ -5,10 +5,11 @@
 //! `holdout_days`; the ranker learns from a sample of the users active in those days, labelled
 //! by the label policy.
 
-use crate::artifacts::bundle::{self, BundleParts, Catalog};
+use crate::artifacts::bundle::Catalog;
 use crate::artifacts::DataWindow;
 use crate::data::event_dataset::{self, MetadataColumns};
 use crate::features::FeatureSnapshot;
+use crate::pipeline::bundle_writer::{self, BundleParts};
 use crate::pipeline::feature_job::EntityFiles;
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::{self, CandidateRows};
@@ -109,7 +110,7 @@ pub fn train(
     );
 
     let dir = out_root.join(&options.version);
-    bundle::write(
+    bundle_writer::write(
         &dir,
         BundleParts {
             version: &options.version,

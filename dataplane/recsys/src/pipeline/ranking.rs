@@ -162,7 +162,7 @@ pub fn rolling_window_rows(
     windows: usize,
     window_secs: i64,
     training: &crate::pipeline::retrieval::TowerTraining,
-) -> Result<Vec<CandidateRows>, ModelError> {
+) -> Result<Vec<CandidateRows>, recsys_two_tower::TowerError> {
     let mut out = Vec::new();
     for k in (1..=windows as i64).rev() {
         let start = cutoff - k * window_secs;

@@ -93,11 +93,12 @@ pub fn choose(
     candidates: &[Recency],
     max_epochs: usize,
     seed: u64,
-) -> Result<(Retrieval, RecencyChoice), ModelError> {
+) -> Result<(Retrieval, RecencyChoice), recsys_two_tower::TowerError> {
     if candidates.is_empty() {
         return Err(ModelError::Invalid(
             "no recency candidate to try (give at least `none`)".into(),
-        ));
+        )
+        .into());
     }
     let first = train
         .iter()

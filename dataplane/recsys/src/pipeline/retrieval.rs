@@ -4,8 +4,9 @@ use crate::features::{tower, FeatureSnapshot};
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::CANDIDATES;
 use recsys_core::{metrics, ranking, Interaction};
-use recsys_models::two_tower::Validator;
-use recsys_models::{AnnIndex, IndexKind, ModelError, TrainReport, TwoTower, TwoTowerConfig};
+use recsys_models::{AnnIndex, IndexKind, ModelError, TwoTowerConfig};
+use recsys_two_tower::Validator;
+use recsys_two_tower::{TowerError, TrainReport, TwoTower};
 
 /// Recall@500 against exact search that an inverted-list index is tuned to (the ItemIndex
 /// default).
@@ -84,7 +85,7 @@ pub fn train(
     history: &[Interaction],
     validation: Option<&[Interaction]>,
     training: &TowerTraining,
-) -> Result<Retrieval, ModelError> {
+) -> Result<Retrieval, TowerError> {
     let users = tower::all_users(snapshot);
     let items = tower::all_items(snapshot);
     let config = TwoTowerConfig {
@@ -114,7 +115,7 @@ pub fn train(
         .collect();
 
     let labels = validation.map(relevant_by_user);
-    let mut validate = |model: &TwoTower| -> Result<f64, ModelError> {
+    let mut validate = |model: &TwoTower| -> Result<f64, TowerError> {
         let labels = labels.as_ref().expect("validator only exists with labels");
         let user_vectors = model.embed_users(&users)?;
         let item_vectors = model.embed_items(&items)?;

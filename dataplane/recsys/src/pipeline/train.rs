@@ -10,10 +10,11 @@ use super::{cold_start, cold_track_plot, cold_track_record};
 use super::{
     compare, drift, html_report, live, mf_baseline, ranking, recency, report, retrieval, tuning,
 };
-use crate::artifacts::bundle::{self, BundleParts, Catalog};
+use crate::artifacts::bundle::Catalog;
 use crate::artifacts::DataWindow;
 use crate::data::Dataset;
 use crate::features::{tower, FeatureSnapshot};
+use crate::pipeline::bundle_writer::{self, BundleParts};
 use crate::scoring::{retrieval_rule_score, rule_candidate, rule_score};
 use anyhow::{ensure, Context};
 use recsys_core::features::Context as RequestContext;
@@ -827,7 +828,7 @@ pub fn run(mut data: Dataset, options: &TrainOptions) -> anyhow::Result<TrainSum
         artifact_dir.join(compare::EVALUATION_FILE),
         serde_json::to_vec_pretty(&evaluation)?,
     )?;
-    bundle::write(
+    bundle_writer::write(
         &artifact_dir,
         BundleParts {
             version: &options.version,

@@ -223,7 +223,18 @@ pub fn run_pod(
         .map(|(_, d)| d.clone())
         .unwrap_or_else(|| panic!("{pod_name}: no /tmp volume"));
     let log = root.join("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+    // The image's entrypoint is `recsys`; serving pods name the lean server instead.
+    let full = std::path::PathBuf::from(env!("CARGO_BIN_EXE_recsys"));
+    let binary = match container.command.as_deref() {
+        None => full,
+        Some([one]) if one == "/usr/local/bin/recsys-serve" => {
+            let lean = full.with_file_name("recsys-serve");
+            assert!(lean.exists(), "{} is not built", lean.display());
+            lean
+        }
+        Some(other) => panic!("{pod_name}: the image has no command {other:?}"),
+    };
+    let child = Command::new(binary)
         .args(&args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -43,7 +43,7 @@ pub fn serve(version: &Path, extra: &[String], log: &Path) -> (Process, u16, u16
 
 /// The demo's version of MovieLens 100K, trained for one epoch under `work/trained`.
 pub async fn trained_demo(work: &Path) -> PathBuf {
-    recsys_models::set_torch_threads(1);
+    recsys_two_tower::set_torch_threads(1);
     demo::run(DemoOptions {
         data_dir: None,
         artifacts_dir: work.join("trained"),

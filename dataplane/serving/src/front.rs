@@ -1,12 +1,12 @@
 //! The flags `serve` and `route` share: who may call which method, TLS, and the bounds of
 //! their gRPC and HTTP fronts. Each default is documented in docs/security.md.
 
+use crate::serving::auth::{Access, AuthPolicy, TokenFile};
+use crate::serving::grpc::GrpcOptions;
+use crate::serving::limits;
+use crate::serving::listener::{ListenerOptions, MAX_CONNECTIONS, MAX_PENDING};
+use crate::serving::tls::{self, CertFiles};
 use anyhow::Context;
-use recsys::serving::auth::{Access, AuthPolicy, TokenFile};
-use recsys::serving::grpc::GrpcOptions;
-use recsys::serving::limits;
-use recsys::serving::listener::{ListenerOptions, MAX_CONNECTIONS, MAX_PENDING};
-use recsys::serving::tls::{self, CertFiles};
 use std::path::PathBuf;
 use std::sync::Arc;
 

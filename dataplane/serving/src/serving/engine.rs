@@ -19,7 +19,7 @@ use crate::scoring::{retrieve_unseen, rule_candidate, rule_score, score_rows, CA
 use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
-use recsys_models::{AnnIndex, ModelError, Ranker, TowerInputs, TwoTower, UserEncoder};
+use recsys_models::{AnnIndex, ModelError, Ranker, TowerInputs, UserEncoder};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
@@ -150,8 +150,9 @@ impl Engine {
             .map(|(i, id)| (id, i as u32))
             .collect();
         let items = ItemTable::new(catalog.items);
-        // Item vectors are in the index; serving needs only the user side of the model.
-        let tower = TwoTower::load_user_tower(dir)?;
+        // Item vectors are in the index; serving needs only the user side of the model, read
+        // in plain Rust (the server links no libtorch).
+        let tower = UserEncoder::load(dir)?;
         // A separate index must hold this very version's vectors (its manifest names the
         // version's manifest digest); the version's own index is covered by its manifest.
         if let Some(index_dir) = options.index_dir.as_deref() {
@@ -164,7 +165,7 @@ impl Engine {
                 message: format!("item id {id} outside the model's {} items", items.len()),
             });
         }
-        if ann.len() != items.len() || ann.dim() != tower.config().output_dim as usize {
+        if ann.len() != items.len() || ann.dim() != tower.output_dim() {
             return Err(EngineError::BadFile {
                 file: "ann.json".into(),
                 message: format!(
@@ -172,7 +173,7 @@ impl Engine {
                     ann.len(),
                     ann.dim(),
                     items.len(),
-                    tower.config().output_dim
+                    tower.output_dim()
                 ),
             });
         }
@@ -203,7 +204,7 @@ impl Engine {
         let engine = Self {
             version: manifest.model_version,
             options,
-            tower: tower.user_encoder()?,
+            tower,
             ann,
             ranker,
             snapshot,

@@ -6,115 +6,31 @@
 //! negatives (sampled softmax) with a log-q correction so popular items are not over-penalised
 //! for appearing as negatives more often, and early stopping on a validation score.
 
-use crate::error::ModelError;
-use crate::user_encoder::UserEncoder;
+use crate::error::TowerError;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::distr::{weighted::WeightedIndex, Distribution};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use recsys_models::tower::{self, CONFIG_FILE, WEIGHTS_FILE};
+use recsys_models::user_encoder::{Array, UserEncoder};
+use recsys_models::{TowerInputs, TwoTowerConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use tch::{nn, nn::Module, nn::OptimizerConfig, Device, Kind, Tensor};
 
-/// Hyper-parameters and input shapes; saved beside the weights so a loader rebuilds the same
-/// graph.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TwoTowerConfig {
-    /// Size of the user id vocabulary; id 0 is reserved for unknown users.
-    pub user_vocab: i64,
-    /// Size of the item id vocabulary; id 0 is reserved for unknown items.
-    pub item_vocab: i64,
-    pub user_feature_dim: i64,
-    pub item_feature_dim: i64,
-    pub id_embedding_dim: i64,
-    pub hidden_dim: i64,
-    pub output_dim: i64,
-    /// Softmax temperature on cosine similarities.
-    pub temperature: f64,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub batch_size: usize,
-    pub max_epochs: usize,
-    /// Epochs without validation improvement before stopping.
-    pub patience: usize,
-    /// Probability of replacing an id by the unknown id during training, which teaches the
-    /// towers to serve cold users and items from their features alone.
-    pub id_dropout: f64,
-    pub seed: u64,
-}
-
-impl TwoTowerConfig {
-    pub fn new(
-        user_vocab: i64,
-        item_vocab: i64,
-        user_feature_dim: i64,
-        item_feature_dim: i64,
-    ) -> Self {
-        Self {
-            user_vocab,
-            item_vocab,
-            user_feature_dim,
-            item_feature_dim,
-            id_embedding_dim: 32,
-            hidden_dim: 256,
-            output_dim: 128,
-            temperature: 0.1,
-            // Chosen on validation Recall@50 over 5e-4, 1e-3 and 2e-3 (docs/evaluation.md,
-            // session 15): at 2e-3 early stopping kept the first epoch.
-            learning_rate: 1e-3,
-            weight_decay: 1e-5,
-            batch_size: 512,
-            max_epochs: 30,
-            patience: 3,
-            id_dropout: 0.1,
-            seed: 7,
-        }
+/// The rows `rows` of `inputs` as an id tensor and a `rows × feature_dim` feature tensor.
+fn gather(inputs: &TowerInputs, rows: &[usize]) -> (Tensor, Tensor) {
+    let ids: Vec<i64> = rows.iter().map(|&r| inputs.ids[r]).collect();
+    let mut features = Vec::with_capacity(rows.len() * inputs.feature_dim);
+    for &r in rows {
+        features.extend_from_slice(
+            &inputs.features[r * inputs.feature_dim..(r + 1) * inputs.feature_dim],
+        );
     }
-}
-
-/// Row-major tower inputs: one id (0 = unknown) and `feature_dim` dense features per row.
-#[derive(Debug, Clone, Default)]
-pub struct TowerInputs {
-    pub ids: Vec<i64>,
-    pub features: Vec<f32>,
-    pub feature_dim: usize,
-}
-
-impl TowerInputs {
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    fn validate(&self, expected_dim: i64, what: &str) -> Result<(), ModelError> {
-        if self.feature_dim as i64 != expected_dim
-            || self.features.len() != self.ids.len() * self.feature_dim
-        {
-            return Err(ModelError::Invalid(format!(
-                "{what} inputs: {} ids, {} features with dim {} (model expects dim {expected_dim})",
-                self.ids.len(),
-                self.features.len(),
-                self.feature_dim
-            )));
-        }
-        Ok(())
-    }
-
-    fn gather(&self, rows: &[usize]) -> (Tensor, Tensor) {
-        let ids: Vec<i64> = rows.iter().map(|&r| self.ids[r]).collect();
-        let mut features = Vec::with_capacity(rows.len() * self.feature_dim);
-        for &r in rows {
-            features.extend_from_slice(
-                &self.features[r * self.feature_dim..(r + 1) * self.feature_dim],
-            );
-        }
-        (
-            Tensor::from_slice(&ids),
-            Tensor::from_slice(&features).view([rows.len() as i64, self.feature_dim as i64]),
-        )
-    }
+    (
+        Tensor::from_slice(&ids),
+        Tensor::from_slice(&features).view([rows.len() as i64, inputs.feature_dim as i64]),
+    )
 }
 
 #[derive(Debug)]
@@ -182,7 +98,7 @@ pub fn training_device() -> Device {
 }
 
 /// Scores a model during training (higher is better), for early stopping.
-pub type Validator<'a> = dyn FnMut(&TwoTower) -> Result<f64, ModelError> + 'a;
+pub type Validator<'a> = dyn FnMut(&TwoTower) -> Result<f64, TowerError> + 'a;
 
 /// A trained (or freshly initialised) two-tower model.
 #[derive(Debug)]
@@ -192,8 +108,6 @@ pub struct TwoTower {
     user_tower: Tower,
     item_tower: Tower,
     device: Device,
-    /// False after [`TwoTower::load_user_tower`]: the item tower then holds no weights.
-    has_item_tower: bool,
 }
 
 /// What training did: epochs run, the best validation score and the epoch it came from.
@@ -233,7 +147,6 @@ impl TwoTower {
             user_tower,
             item_tower,
             device,
-            has_item_tower: true,
         }
     }
 
@@ -263,8 +176,8 @@ impl TwoTower {
         let user_rows: Vec<usize> = batch.iter().map(|p| p.0).collect();
         let item_rows: Vec<usize> = batch.iter().map(|p| p.1).collect();
         let d = self.device;
-        let (user_ids, user_features) = users.gather(&user_rows);
-        let (item_ids, item_features) = items.gather(&item_rows);
+        let (user_ids, user_features) = gather(users, &user_rows);
+        let (item_ids, item_features) = gather(items, &item_rows);
         let (user_ids, user_features) = (user_ids.to_device(d), user_features.to_device(d));
         let (item_ids, item_features) = (item_ids.to_device(d), item_features.to_device(d));
         let user_ids = self.drop_ids(&user_ids);
@@ -314,31 +227,31 @@ impl TwoTower {
         weights: Option<&[f64]>,
         item_log_q: &[f32],
         mut validate: Option<&mut Validator<'_>>,
-    ) -> Result<(Self, TrainReport), ModelError> {
+    ) -> Result<(Self, TrainReport), TowerError> {
         users.validate(config.user_feature_dim, "user")?;
         items.validate(config.item_feature_dim, "item")?;
         if positives.is_empty() {
-            return Err(ModelError::Invalid("no training interactions".into()));
+            return Err(TowerError::invalid("no training interactions".into()));
         }
         if let Some(&(u, i)) = positives
             .iter()
             .find(|&&(u, i)| u >= users.len() || i >= items.len())
         {
-            return Err(ModelError::Invalid(format!(
+            return Err(TowerError::invalid(format!(
                 "pair ({u}, {i}) is outside the tower inputs"
             )));
         }
         let sampler = weights
             .map(|w| {
                 if w.len() != positives.len() {
-                    return Err(ModelError::Invalid(format!(
+                    return Err(TowerError::invalid(format!(
                         "{} sampling weights for {} positives",
                         w.len(),
                         positives.len()
                     )));
                 }
                 WeightedIndex::new(w)
-                    .map_err(|e| ModelError::Invalid(format!("sampling weights: {e}")))
+                    .map_err(|e| TowerError::invalid(format!("sampling weights: {e}")))
             })
             .transpose()?;
         let mut model = Self::on_device(config.clone(), training_device());
@@ -431,35 +344,38 @@ impl TwoTower {
     }
 
     /// User embeddings, `inputs.len() × output_dim`, row-major.
-    pub fn embed_users(&self, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
+    pub fn embed_users(&self, inputs: &TowerInputs) -> Result<Vec<f32>, TowerError> {
         inputs.validate(self.config.user_feature_dim, "user")?;
         self.embed(&self.user_tower, inputs)
     }
 
     /// The user tower as plain Rust, for serving: no libtorch and no lock on the request path.
-    pub fn user_encoder(&self) -> Result<UserEncoder, ModelError> {
-        tch::no_grad(|| {
-            UserEncoder::from_variables(&self.vs.variables(), self.config.user_feature_dim as usize)
-        })
+    pub fn user_encoder(&self) -> Result<UserEncoder, TowerError> {
+        let mut arrays: HashMap<String, Array> = HashMap::new();
+        for (name, t) in self.vs.variables() {
+            if name.starts_with("user.") {
+                let flat = t.to_device(Device::Cpu).flatten(0, -1).contiguous();
+                arrays.insert(name, (Vec::<f32>::try_from(&flat)?, t.size()));
+            }
+        }
+        Ok(UserEncoder::from_arrays(
+            &arrays,
+            self.config.user_feature_dim as usize,
+        )?)
     }
 
     /// Item embeddings, `inputs.len() × output_dim`, row-major.
-    pub fn embed_items(&self, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
-        if !self.has_item_tower {
-            return Err(ModelError::Invalid(
-                "this model was loaded without its item tower".into(),
-            ));
-        }
+    pub fn embed_items(&self, inputs: &TowerInputs) -> Result<Vec<f32>, TowerError> {
         inputs.validate(self.config.item_feature_dim, "item")?;
         self.embed(&self.item_tower, inputs)
     }
 
-    fn embed(&self, tower: &Tower, inputs: &TowerInputs) -> Result<Vec<f32>, ModelError> {
+    fn embed(&self, tower: &Tower, inputs: &TowerInputs) -> Result<Vec<f32>, TowerError> {
         let mut out = Vec::with_capacity(inputs.len() * self.config.output_dim as usize);
         let rows: Vec<usize> = (0..inputs.len()).collect();
-        tch::no_grad(|| -> Result<(), ModelError> {
+        tch::no_grad(|| -> Result<(), TowerError> {
             for chunk in rows.chunks(4096) {
-                let (ids, features) = inputs.gather(chunk);
+                let (ids, features) = gather(inputs, chunk);
                 let (ids, features) = (ids.to_device(self.device), features.to_device(self.device));
                 let vectors = tower
                     .forward_t(&ids, &features, false)
@@ -473,127 +389,40 @@ impl TwoTower {
     }
 
     /// Writes the weights (safetensors) and the config (JSON) into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
-        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let config_path = dir.join("two_tower.json");
+    pub fn save(&self, dir: &Path) -> Result<(), TowerError> {
+        std::fs::create_dir_all(dir).map_err(|e| TowerError::io(dir, e))?;
+        let config_path = dir.join(CONFIG_FILE);
         let json = serde_json::to_vec_pretty(&self.config)
-            .map_err(|e| ModelError::Invalid(e.to_string()))?;
-        std::fs::write(&config_path, json).map_err(|e| ModelError::io(&config_path, e))?;
-        self.vs.save(dir.join("two_tower.safetensors"))?;
+            .map_err(|e| TowerError::invalid(e.to_string()))?;
+        std::fs::write(&config_path, json).map_err(|e| TowerError::io(&config_path, e))?;
+        self.vs.save(dir.join(WEIGHTS_FILE))?;
         Ok(())
     }
 
     /// Loads a model saved by [`TwoTower::save`]; a missing, truncated or mismatched weight file
     /// is an error, never a half-initialised model.
-    pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let config = Self::read_config(dir)?;
+    pub fn load(dir: &Path) -> Result<Self, TowerError> {
+        let config = tower::read_config(dir)?;
         let mut model = Self::build_checked(config.clone(), &config, dir)?;
-        model.vs.load(dir.join("two_tower.safetensors"))?;
-        Ok(model)
-    }
-
-    /// Loads the user tower alone, which is all serving runs: item vectors already live in the
-    /// ANN index, and the item id table is the largest tensor (128 MB at 1M items). Every user
-    /// tensor must be present with its shape; [`TwoTower::embed_items`] is then refused.
-    pub fn load_user_tower(dir: &Path) -> Result<Self, ModelError> {
-        let config = Self::read_config(dir)?;
-        let user_side = TwoTowerConfig {
-            item_vocab: 1,
-            ..config.clone()
-        };
-        let mut model = Self::build_checked(user_side, &config, dir)?;
-        model.config = config;
-        model.has_item_tower = false;
-        let path = dir.join("two_tower.safetensors");
-        let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
-        let file = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| ModelError::Invalid(format!("{}: {e:?}", path.display())))?;
-        let variables = model.vs.variables();
-        tch::no_grad(|| -> Result<(), ModelError> {
-            for (name, mut variable) in variables
-                .into_iter()
-                .filter(|(n, _)| n.starts_with("user."))
-            {
-                let view = file.tensor(&name).map_err(|e| {
-                    ModelError::Invalid(format!("{}: {name}: {e:?}", path.display()))
-                })?;
-                let stored = Tensor::try_from(view)?;
-                if stored.size() != variable.size() {
-                    return Err(ModelError::Invalid(format!(
-                        "{}: {name} has shape {:?}, the config needs {:?}",
-                        path.display(),
-                        stored.size(),
-                        variable.size()
-                    )));
-                }
-                variable.f_copy_(&stored)?;
-            }
-            Ok(())
-        })?;
+        model.vs.load(dir.join(WEIGHTS_FILE))?;
         Ok(model)
     }
 
     /// The model `build` describes, once `config`'s shapes are plausible for the weights file
-    /// beside it: every size positive, and the user id table no larger than the file. A
-    /// corrupt config would otherwise make libtorch allocate the impossible, and tch panics
-    /// (found by tests/fuzz_inputs.rs).
+    /// beside it ([`tower::check_config`]). A corrupt config would otherwise make libtorch
+    /// allocate the impossible, and tch panics (found by tests/fuzz_inputs.rs).
     fn build_checked(
         build: TwoTowerConfig,
         config: &TwoTowerConfig,
         dir: &Path,
-    ) -> Result<Self, ModelError> {
-        let weights = dir.join("two_tower.safetensors");
-        let file_bytes = std::fs::metadata(&weights)
-            .map_err(|e| ModelError::io(&weights, e))?
-            .len();
-        let invalid = |what: String| {
-            ModelError::Invalid(format!("{}: {what}", dir.join("two_tower.json").display()))
-        };
-        for (name, v) in [
-            ("user_vocab", config.user_vocab),
-            ("item_vocab", config.item_vocab),
-            ("id_embedding_dim", config.id_embedding_dim),
-            ("hidden_dim", config.hidden_dim),
-            ("output_dim", config.output_dim),
-        ] {
-            if !(1..=1 << 31).contains(&v) {
-                return Err(invalid(format!("{name} {v} is not a size")));
-            }
-        }
-        for (name, v) in [
-            ("user_feature_dim", config.user_feature_dim),
-            ("item_feature_dim", config.item_feature_dim),
-        ] {
-            if !(0..=1 << 20).contains(&v) {
-                return Err(invalid(format!("{name} {v} is not a width")));
-            }
-        }
-        // The id tables of what is built (the item table only when the item tower is).
-        let user_table =
-            (config.user_vocab + build.item_vocab).checked_mul(config.id_embedding_dim);
-        let layers = (config.user_feature_dim + config.id_embedding_dim)
-            .checked_mul(config.hidden_dim)
-            .zip(config.hidden_dim.checked_mul(config.output_dim));
-        let user_values = user_table
-            .zip(layers)
-            .and_then(|(t, (a, b))| t.checked_add(a)?.checked_add(b));
-        match user_values {
-            Some(n) if (n as u64).saturating_mul(4) <= file_bytes => {}
-            _ => {
-                return Err(invalid(format!(
-                    "its user tower ({user_values:?} values) is larger than the {file_bytes}-byte weights file"
-                )))
-            }
-        }
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::new(build)))
-            .map_err(|_| invalid("libtorch could not build the model it describes".into()))
-    }
-
-    fn read_config(dir: &Path) -> Result<TwoTowerConfig, ModelError> {
-        let config_path = dir.join("two_tower.json");
-        let json = std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
-        serde_json::from_slice(&json)
-            .map_err(|e| ModelError::Invalid(format!("{}: {e}", config_path.display())))
+    ) -> Result<Self, TowerError> {
+        tower::check_config(config, build.item_vocab, dir)?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::new(build))).map_err(|_| {
+            TowerError::invalid(format!(
+                "{}: libtorch could not build the model it describes",
+                dir.join(CONFIG_FILE).display()
+            ))
+        })
     }
 }
 
@@ -754,30 +583,35 @@ mod tests {
             loaded.embed_users(&users).unwrap()
         );
 
-        // The user tower alone embeds users exactly as the whole model does.
-        let user_side = TwoTower::load_user_tower(&dir).unwrap();
-        assert_eq!(
-            model.embed_users(&users).unwrap(),
-            user_side.embed_users(&users).unwrap()
-        );
-        let err = user_side.embed_items(&inputs(2, 2)).unwrap_err();
-        assert!(err.to_string().contains("without its item tower"), "{err}");
+        // Serving's user tower, read from the saved files without libtorch, embeds users as
+        // the whole model does (its sums run in another order: 1e-6, not bit for bit).
+        let encoder = UserEncoder::load(&dir).unwrap();
+        assert_eq!(encoder.output_dim(), 128);
+        let reference = model.embed_users(&users).unwrap();
+        let served = encoder.embed(&users).unwrap();
+        let worst = served
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "largest difference {worst}");
 
-        // A weight file for another user vocabulary is refused by shape.
+        // A weight file for another user vocabulary is refused by shape, by both loaders.
         let other = TwoTower::new(TwoTowerConfig {
             user_vocab: 40,
             ..tiny_config()
         });
-        other.vs.save(dir.join("two_tower.safetensors")).unwrap();
-        let err = TwoTower::load_user_tower(&dir).unwrap_err();
+        other.vs.save(dir.join(WEIGHTS_FILE)).unwrap();
+        let err = UserEncoder::load(&dir).unwrap_err();
         assert!(
             err.to_string().contains("user.id.weight has shape"),
             "{err}"
         );
-
-        std::fs::write(dir.join("two_tower.safetensors"), b"not a tensor file").unwrap();
         assert!(TwoTower::load(&dir).is_err());
-        assert!(TwoTower::load_user_tower(&dir).is_err());
+
+        std::fs::write(dir.join(WEIGHTS_FILE), b"not a tensor file").unwrap();
+        assert!(TwoTower::load(&dir).is_err());
+        assert!(UserEncoder::load(&dir).is_err());
         std::fs::remove_dir_all(&dir).ok();
     }
 }
