@@ -5,10 +5,21 @@
 # → bench-serve closed loop and fixed rate. About 20 minutes of both cores; nothing else
 # should run meanwhile.
 #
-# Usage: scripts/bench-1m.sh [work dir (default /tmp/big)] [recsys binary]
+# Usage: scripts/bench-1m.sh [work dir (default /tmp/big)] [recsys binary] [server binary]
+# The server defaults to `<recsys binary> serve`; name target/release/recsys-serve (the lean
+# server serving pods run) or another build's recsys to compare servers on the same version.
 set -euo pipefail
 work=${1:-/tmp/big}
-bin=${2:-target/release/recsys}
+bin=$(realpath "${2:-target/release/recsys}")
+if [ -n "${3:-}" ]; then
+  server_bin=$(realpath "$3")
+  case "$(basename "$server_bin")" in
+    recsys-serve) serve_cmd=("$server_bin") ;;
+    *) serve_cmd=("$server_bin" serve) ;;
+  esac
+else
+  serve_cmd=("$bin" serve)
+fi
 mkdir -p "$work"
 cd "$work"
 if [ ! -f val/clean.csv ]; then
@@ -29,7 +40,7 @@ if [ ! -d idx_tuned ]; then
   "$bin" build-index --model-dir models/v1 --output idx_tuned --type ivf --nlist 4096 \
     --recall-target 0.95 --sample-queries 500
 fi
-"$bin" serve --model-dir models/v1 --index-dir idx_tuned --addr 127.0.0.1:50851 \
+"${serve_cmd[@]}" --model-dir models/v1 --index-dir idx_tuned --addr 127.0.0.1:50851 \
   --http-addr 127.0.0.1:50852 --prediction-ttl-secs 0 > serve.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT

@@ -174,8 +174,9 @@ impl UserEncoder {
     }
 
     /// The user tower of the model saved in `dir` ([`tower::CONFIG_FILE`] and
-    /// [`tower::WEIGHTS_FILE`]), read without libtorch: the item tower and its id table (the
-    /// largest tensor, 128 MB at 1M items) are never read into memory.
+    /// [`tower::WEIGHTS_FILE`]), read without libtorch. Only `user.*` tensors are copied out;
+    /// the item tower and its id table (the largest tensor, 128 MB at 1M items) are dropped
+    /// with the file's bytes once loading ends.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let config = tower::read_config(dir)?;
         tower::check_config(&config, 1, dir)?;
