@@ -92,7 +92,13 @@ fn a_stable_only_model_gets_one_arm_a_router_and_restricted_pods() {
     assert_eq!(d.metadata.name.as_deref(), Some("movies-stable"));
     assert_eq!(d.metadata.namespace.as_deref(), Some("recsys"));
     assert_eq!(d.spec.replicas, Some(3));
+    // Arms run the lean server (no libtorch), with `recsys serve`'s flags.
+    assert_eq!(
+        container(&d).command.as_deref(),
+        Some(&["/usr/local/bin/recsys-serve".to_owned()][..])
+    );
     let args = container(&d).args.clone().unwrap();
+    assert_eq!(args[0], "--model-dir");
     assert!(args
         .windows(2)
         .any(|w| w == ["--model-dir", "s3://artifacts/movies/v1"]));

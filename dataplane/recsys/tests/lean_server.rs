@@ -12,17 +12,8 @@ use std::time::Duration;
 use support::serve::Process;
 use support::{free_port, wait_for_port};
 
-/// `recsys-serve` beside `recsys` in the target directory: `cargo test --workspace` builds it
-/// with the `recsys-serving` package.
 fn lean_binary() -> PathBuf {
-    let full = Path::new(env!("CARGO_BIN_EXE_recsys"));
-    let lean = full.with_file_name("recsys-serve");
-    assert!(
-        lean.exists(),
-        "{} is missing: build it with `cargo build --release -p recsys-serving` (or test the workspace)",
-        lean.display()
-    );
-    lean
+    PathBuf::from(env!("CARGO_BIN_EXE_recsys-serve"))
 }
 
 /// The shared libraries `binary` names (ELF DT_NEEDED), as `readelf` lists them.

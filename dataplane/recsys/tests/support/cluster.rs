@@ -224,13 +224,10 @@ pub fn run_pod(
         .unwrap_or_else(|| panic!("{pod_name}: no /tmp volume"));
     let log = root.join("log");
     // The image's entrypoint is `recsys`; serving pods name the lean server instead.
-    let full = std::path::PathBuf::from(env!("CARGO_BIN_EXE_recsys"));
     let binary = match container.command.as_deref() {
-        None => full,
+        None => std::path::PathBuf::from(env!("CARGO_BIN_EXE_recsys")),
         Some([one]) if one == "/usr/local/bin/recsys-serve" => {
-            let lean = full.with_file_name("recsys-serve");
-            assert!(lean.exists(), "{} is not built", lean.display());
-            lean
+            std::path::PathBuf::from(env!("CARGO_BIN_EXE_recsys-serve"))
         }
         Some(other) => panic!("{pod_name}: the image has no command {other:?}"),
     };

@@ -1,6 +1,7 @@
-//! `recsys-serve`: the server alone, with exactly the flags of `recsys serve`. It links no
-//! libtorch and nothing else only training needs, so a serving pod maps none of it: the user
-//! tower runs in plain Rust and the ranker's trees in the QuickScorer-style forest.
+//! `recsys-serve`: the server alone, with exactly the flags of `recsys serve`. It names only
+//! `recsys-serving`, never this package's library, so rustc links no training code and no
+//! libtorch: a serving pod maps none of it. The user tower runs in plain Rust and the ranker's
+//! trees in the QuickScorer-style forest.
 
 use clap::Parser;
 use recsys_serving::serve_command::{self, ServeArgs};
