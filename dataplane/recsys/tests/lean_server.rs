@@ -7,10 +7,9 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-use support::serve::Process;
-use support::{free_port, wait_for_port};
+use support::serve::{serve, serve_with};
 
 fn lean_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_recsys-serve"))
@@ -29,25 +28,6 @@ fn needed_libraries(binary: &Path) -> Vec<String> {
         .filter(|l| l.contains("(NEEDED)"))
         .filter_map(|l| Some(l.split_once('[')?.1.trim_end_matches(']').to_owned()))
         .collect()
-}
-
-fn start(binary: &Path, subcommand: Option<&str>, version: &Path, log: &Path) -> (Process, u16) {
-    let (grpc, http) = (free_port(), free_port());
-    let mut command = Command::new(binary);
-    command.args(subcommand);
-    let child = command
-        .arg("--model-dir")
-        .arg(version)
-        .args(["--addr", &format!("127.0.0.1:{grpc}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_port(grpc);
-    wait_for_port(http);
-    (Process(child), http)
 }
 
 fn http_get(port: u16, path: &str) -> (u16, serde_json::Value) {
@@ -111,17 +91,12 @@ async fn the_lean_server_answers_exactly_as_recsys_serve() {
         .collect();
     assert!(users.len() > 20);
 
-    let full_bin = PathBuf::from(env!("CARGO_BIN_EXE_recsys"));
-    let (full, full_http) = start(
-        &full_bin,
-        Some("serve"),
-        &version,
-        &work.path().join("full.log"),
-    );
-    let (lean, lean_http) = start(
+    let (full, _, full_http) = serve(&version, &[], &work.path().join("full.log"));
+    let (lean, _, lean_http) = serve_with(
         &lean_binary(),
-        None,
+        &[],
         &version,
+        &[],
         &work.path().join("lean.log"),
     );
 

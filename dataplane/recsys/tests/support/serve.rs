@@ -23,11 +23,30 @@ impl Drop for Process {
 }
 
 /// Starts `recsys serve` for `version` with `extra` flags, stderr to `log`: the process and
-/// its gRPC and HTTP ports, once gRPC accepts connections.
+/// its gRPC and HTTP ports, once both accept connections.
 pub fn serve(version: &Path, extra: &[String], log: &Path) -> (Process, u16, u16) {
+    serve_with(
+        Path::new(env!("CARGO_BIN_EXE_recsys")),
+        &["serve"],
+        version,
+        extra,
+        log,
+    )
+}
+
+/// As [`serve`], with another server: `binary` and the words before its flags (`["serve"]`
+/// for `recsys`, none for `recsys-serve`).
+pub fn serve_with(
+    binary: &Path,
+    leading: &[&str],
+    version: &Path,
+    extra: &[String],
+    log: &Path,
+) -> (Process, u16, u16) {
     let (grpc, http) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
-        .args(["serve", "--model-dir"])
+    let child = Command::new(binary)
+        .args(leading)
+        .arg("--model-dir")
         .arg(version)
         .args(["--addr", &format!("127.0.0.1:{grpc}")])
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
@@ -38,6 +57,7 @@ pub fn serve(version: &Path, extra: &[String], log: &Path) -> (Process, u16, u16
         .spawn()
         .unwrap();
     wait_for_port(grpc);
+    wait_for_port(http);
     (Process(child), grpc, http)
 }
 
