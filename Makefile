@@ -5,25 +5,33 @@ CARGO ?= cargo
 .PHONY: setup data demo test build lint fmt crds check-crds images clean
 
 setup:
-	bash scripts/setup.sh
+	bash scripts/timed.sh setup bash scripts/setup.sh
 
 data: setup
-	bash scripts/fetch-data.sh
+	bash scripts/timed.sh data bash scripts/fetch-data.sh
 
 build: setup
-	$(CARGO) build --release --workspace
+	$(RELEASE_BUILD)
+
+# One build serves the demo and the tests: the workspace with its test targets, in the release
+# profile. (`cargo run -p recsys` would resolve a narrower feature set and rebuild most of the
+# dependency graph a second time for `make test`.)
+RELEASE_BUILD = $(CARGO) build --release --workspace --tests
+RECSYS_BIN = $${CARGO_TARGET_DIR:-target}/release/recsys
 
 ## Train, evaluate, publish and serve on MovieLens 100K; prints metrics and a real recommendation.
 demo: data
-	$(CARGO) run --release -p recsys -- demo
+	bash scripts/timed.sh "build (release, workspace and tests)" $(RELEASE_BUILD)
+	bash scripts/timed.sh demo $(RECSYS_BIN) demo
 
 ## Every test, plus formatting, lints and generated-file drift.
 test: data
-	bash scripts/test.sh
+	bash scripts/timed.sh test bash scripts/test.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	bash scripts/check-boundaries.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -6,6 +6,9 @@
 # should run meanwhile.
 #
 # Usage: scripts/bench-1m.sh [work dir (default /tmp/big)] [recsys binary] [server binary]
+# EVENTS (default 10000000) sets how many events are generated; the catalog is 1M items either
+# way, and fewer events only make the model's training shorter (a before/after comparison of
+# two servers on one version does not depend on it).
 # The server defaults to `<recsys binary> serve`; name target/release/recsys-serve (the lean
 # server serving pods run) or another build's recsys to compare servers on the same version.
 set -euo pipefail
@@ -23,7 +26,8 @@ fi
 mkdir -p "$work"
 cd "$work"
 if [ ! -f val/clean.csv ]; then
-  "$bin" generate --events 10000000 --out ev10m.csv --users-out users.csv --items-out items.csv
+  "$bin" generate --events "${EVENTS:-10000000}" --items 1000000 --out ev10m.csv \
+    --users-out users.csv --items-out items.csv
   "$bin" validate --input ev10m.csv --out-dir val >/dev/null || true
 fi
 if [ ! -f last5d.csv ]; then

@@ -5,7 +5,7 @@
 2. the chart rendered (default values, and with the ServiceMonitor on) and every object
    validated against the Kubernetes 1.37 schemas (kubernetes-validate, strict);
 3. the chart's CRDs validated as CustomResourceDefinitions;
-4. the objects the operator's builders produce (written by operator/tests/builders.rs to
+4. the objects the operator's builders produce (written by operator/tests/it/builders.rs to
    target/tmp/rendered-children/) validated the same way;
 5. every example manifest validated against our generated CRD schemas, unknown fields
    rejected — and a broken copy of one example must fail, so the check itself is checked.

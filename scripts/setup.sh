@@ -12,14 +12,20 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 need_apt=()
 for pkg in cmake g++ make pkg-config libopenblas-dev liblapack-dev libclang-dev clang \
-           protobuf-compiler redis-server prometheus curl unzip; do
+           protobuf-compiler redis-server prometheus curl unzip mold; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  # apt's and dpkg's progress goes to a log; it is shown only if the install fails.
+  apt_log="$(mktemp)"
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+      --no-install-recommends "${need_apt[@]}"; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
   # The Debian prometheus package starts a system service on port 9090; we run our own.
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
@@ -29,6 +35,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+export PIP_ROOT_USER_ACTION=ignore
 "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
 
 # LightGBM needs cmake >= 3.28 (Debian ships 3.25); stay below 4, which dropped old policies
@@ -37,11 +44,20 @@ if ! "$PY" -c "import importlib.metadata as m,sys; v=tuple(map(int,m.version('cm
   log "installing cmake>=3.28,<4 from PyPI"
   "$PY" -m pip install -q --disable-pip-version-check 'cmake>=3.28,<4'
 fi
-if ! "$PY" -c "import importlib.metadata as m; assert m.version('torch')=='$TORCH_VERSION'" 2>/dev/null; then
-  # Slim install: libtorch's shared libraries only, no CUDA wheels (CPU by default).
-  log "installing torch==$TORCH_VERSION libraries (no CUDA wheels, ~1.3 GB)"
-  "$PY" -m pip install -q --disable-pip-version-check --no-deps \
+# libtorch comes from the torch wheel, installed without its Python dependencies into a
+# directory of its own: pip never sees a half-installed `torch` distribution in the venv, so
+# later installs print no resolver conflicts about the CUDA wheels we deliberately skip.
+TORCH_HOME_DIR="$VENV/libtorch"
+if ! compgen -G "$TORCH_HOME_DIR/torch-$TORCH_VERSION*.dist-info" >/dev/null; then
+  log "installing torch==$TORCH_VERSION libraries into $TORCH_HOME_DIR (no CUDA wheels, ~1.3 GB)"
+  rm -rf "$TORCH_HOME_DIR"
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --target "$TORCH_HOME_DIR" \
     "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+fi
+# A torch installed into the venv itself by an older setup.sh is what pip complains about.
+if "$PY" -c "import importlib.metadata as m; m.version('torch')" 2>/dev/null; then
+  log "removing the venv's own torch (now under $TORCH_HOME_DIR)"
+  "$PY" -m pip uninstall -q -y torch nvidia-cuda-runtime nvidia-cuda-cupti >/dev/null
 fi
 
 # Offline Kubernetes checks: Kubernetes 1.37 schemas and Helm 4's library (lint, render).
@@ -58,7 +74,7 @@ if [[ ! -x "$VENV/bin/moto_server" ]]; then
   "$PY" -m pip install -q --disable-pip-version-check 'moto[server]==5.1.22'
 fi
 
-TORCH_DIR="$("$PY" -c 'import importlib.util,os; s=importlib.util.find_spec("torch"); print(os.path.dirname(s.origin))')"
+TORCH_DIR="$TORCH_HOME_DIR/torch"
 CMAKE_BIN="$VENV/bin/cmake"
 
 mkdir -p "$ROOT/.cargo"
@@ -73,7 +89,9 @@ CMAKE = "$CMAKE_BIN"
 RECSYS_TORCH_LIB = "$TORCH_DIR/lib"
 
 [target.x86_64-unknown-linux-gnu]
-rustflags = ["-C", "link-arg=-Wl,-rpath,$TORCH_DIR/lib"]
+# mold links the test and server binaries (static FAISS, LightGBM, libtorch) several times
+# faster than bfd ld.
+rustflags = ["-C", "link-arg=-fuse-ld=mold", "-C", "link-arg=-Wl,-rpath,$TORCH_DIR/lib"]
 TOML
 )"
 if [[ ! -f "$CFG" ]] || [[ "$(cat "$CFG")" != "$NEW_CFG" ]]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference values for recsys-core's A/B statistics (core/src/stats), from scipy and
-statsmodels. Writes core/tests/fixtures/stats_reference.json, which core/tests/stats_reference.rs
+statsmodels. Writes core/tests/fixtures/stats_reference.json, which core/tests/it/stats_reference.rs
 compares against at 1e-6 or better. Regenerate (and commit the output) after changing a
 definition:
 

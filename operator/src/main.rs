@@ -98,27 +98,8 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
-
-    let policy = Policy {
-        allowed_images: args
-            .allowed_images
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        secret_label: Policy::parse_label(&args.secret_label)?,
-    };
+    init_logging(args.log_json);
+    let policy = policy_of(&args)?;
     let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
@@ -142,11 +123,61 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!(identity = %args.identity, "became leader");
 
+    let context = context_of(&client, metrics, args, policy);
+    let controllers = futures::future::join4(
+        rec_models(&client, &namespace, &context),
+        item_indexes(&client, &namespace, &context),
+        experiments(&client, &namespace, &context),
+        schedules(&client, &namespace, &context),
+    );
+    tokio::select! {
+        _ = controllers => tracing::info!("controllers stopped"),
+        _ = election.hold() => {
+            tracing::error!("lost the leader lease; exiting so another replica can lead");
+            std::process::exit(1);
+        }
+    }
+    // Stopped by SIGTERM: hand the lease over now rather than after a lease duration.
+    match election.release().await {
+        Ok(true) => tracing::info!("released the leader lease"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not release the leader lease"),
+    }
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
+fn policy_of(args: &Args) -> Result<Policy, Box<dyn std::error::Error>> {
+    Ok(Policy {
+        allowed_images: args
+            .allowed_images
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        secret_label: Policy::parse_label(&args.secret_label)?,
+    })
+}
+
+fn context_of(client: &Client, metrics: Arc<Metrics>, args: Args, policy: Policy) -> Arc<Context> {
     let reporter = Reporter {
         controller: "recsys-operator".into(),
         instance: Some(args.identity.clone()),
     };
-    let context = Arc::new(Context {
+    Arc::new(Context {
         client: client.clone(),
         metrics,
         recorder: Some(Recorder::new(client.clone(), reporter)),
@@ -156,16 +187,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         network_policy_metrics_namespace: Some(args.network_policy_metrics_namespace)
             .filter(|ns| !ns.is_empty()),
         policy,
-    });
+    })
+}
+
+/// Child kinds: only what the operator made (labelled), not every object in the cluster.
+fn owned_children() -> watcher::Config {
+    watcher::Config::default().labels(&managed_selector())
+}
+
+/// Logs a controller's failed reconciles at debug level (the error policy already counts them).
+async fn drain<T, E: std::fmt::Display>(
+    results: impl futures::Stream<Item = Result<T, E>>,
+    kind: &'static str,
+) {
+    results
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "{kind} controller event");
+            }
+        })
+        .await
+}
+
+fn rec_models(
+    client: &Client,
+    namespace: &Option<String>,
+    context: &Arc<Context>,
+) -> impl std::future::Future<Output = ()> {
     let config = watcher::Config::default();
-    // Child kinds: only what the operator made (labelled), not every object in the cluster.
-    let owned = watcher::Config::default().labels(&managed_selector());
-    let rec_models = Controller::new(scoped::<RecModel>(&client, &namespace), config.clone());
-    let store = rec_models.store();
-    let rec_models = rec_models
+    let owned = owned_children();
+    let controller = Controller::new(scoped::<RecModel>(client, namespace), config.clone());
+    let store = controller.store();
+    let results = controller
         // An Experiment starting or concluding changes what its RecModel serves.
         .watches(
-            scoped::<Experiment>(&client, &namespace),
+            scoped::<Experiment>(client, namespace),
             config.clone(),
             |exp| {
                 Some(
@@ -174,15 +230,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             },
         )
-        .owns(scoped::<Deployment>(&client, &namespace), owned.clone())
-        .owns(scoped::<Service>(&client, &namespace), owned.clone())
-        .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
-        .owns(scoped::<NetworkPolicy>(&client, &namespace), owned.clone())
+        .owns(scoped::<Deployment>(client, namespace), owned.clone())
+        .owns(scoped::<Service>(client, namespace), owned.clone())
+        .owns(scoped::<ConfigMap>(client, namespace), owned.clone())
+        .owns(scoped::<NetworkPolicy>(client, namespace), owned)
         // Its own per-version indexes, and an index it refers to, wake a RecModel.
-        .owns(scoped::<ItemIndex>(&client, &namespace), config.clone())
+        .owns(scoped::<ItemIndex>(client, namespace), config.clone())
         .watches(
-            scoped::<ItemIndex>(&client, &namespace),
-            config.clone(),
+            scoped::<ItemIndex>(client, namespace),
+            config,
             move |index| {
                 let ns = index.namespace();
                 store
@@ -197,79 +253,74 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run(
             rec_model::reconcile,
             rec_model::error_policy,
-            Arc::clone(&context),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "recmodel controller event");
-            }
-        });
-    let experiments = Controller::new(scoped::<Experiment>(&client, &namespace), config.clone());
-    let experiment_store = experiments.store();
-    let experiments = experiments
+            Arc::clone(context),
+        );
+    drain(results, "recmodel")
+}
+
+fn experiments(
+    client: &Client,
+    namespace: &Option<String>,
+    context: &Arc<Context>,
+) -> impl std::future::Future<Output = ()> {
+    let config = watcher::Config::default();
+    let controller = Controller::new(scoped::<Experiment>(client, namespace), config.clone());
+    let store = controller.store();
+    let results = controller
         // The RecModel's status says when the treatment is routed and what the control runs.
-        .watches(
-            scoped::<RecModel>(&client, &namespace),
-            config.clone(),
-            move |rm| {
-                let ns = rm.namespace();
-                experiment_store
-                    .state()
-                    .into_iter()
-                    .filter(|e| e.namespace() == ns && e.spec.rec_model == rm.name_any())
-                    .map(|e| ObjectRef::from_obj(&*e))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches(scoped::<RecModel>(client, namespace), config, move |rm| {
+            let ns = rm.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(|e| e.namespace() == ns && e.spec.rec_model == rm.name_any())
+                .map(|e| ObjectRef::from_obj(&*e))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown_signal())
         .run(
             experiment::reconcile,
             experiment::error_policy,
-            Arc::clone(&context),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "experiment controller event");
-            }
-        });
-    let schedules = Controller::new(
-        scoped::<RetrainSchedule>(&client, &namespace),
-        config.clone(),
+            Arc::clone(context),
+        );
+    drain(results, "experiment")
+}
+
+fn schedules(
+    client: &Client,
+    namespace: &Option<String>,
+    context: &Arc<Context>,
+) -> impl std::future::Future<Output = ()> {
+    let results = Controller::new(
+        scoped::<RetrainSchedule>(client, namespace),
+        watcher::Config::default(),
     )
     // A training Job finishing is judged at once, not at the next poll.
-    .owns(scoped::<Job>(&client, &namespace), owned.clone())
+    .owns(scoped::<Job>(client, namespace), owned_children())
     .graceful_shutdown_on(shutdown_signal())
     .run(
         retrain::reconcile,
         retrain::error_policy,
-        Arc::clone(&context),
+        Arc::clone(context),
+    );
+    drain(results, "retrainschedule")
+}
+
+fn item_indexes(
+    client: &Client,
+    namespace: &Option<String>,
+    context: &Arc<Context>,
+) -> impl std::future::Future<Output = ()> {
+    let results = Controller::new(
+        scoped::<ItemIndex>(client, namespace),
+        watcher::Config::default(),
     )
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "retrainschedule controller event");
-        }
-    });
-    let item_indexes = Controller::new(scoped::<ItemIndex>(&client, &namespace), config.clone())
-        .owns(scoped::<Job>(&client, &namespace), owned)
-        .graceful_shutdown_on(shutdown_signal())
-        .run(item_index::reconcile, item_index::error_policy, context)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "itemindex controller event");
-            }
-        });
-    tokio::select! {
-        _ = futures::future::join4(rec_models, item_indexes, experiments, schedules) => tracing::info!("controllers stopped"),
-        _ = election.hold() => {
-            tracing::error!("lost the leader lease; exiting so another replica can lead");
-            std::process::exit(1);
-        }
-    }
-    // Stopped by SIGTERM: hand the lease over now rather than after a lease duration.
-    match election.release().await {
-        Ok(true) => tracing::info!("released the leader lease"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "could not release the leader lease"),
-    }
-    Ok(())
+    .owns(scoped::<Job>(client, namespace), owned_children())
+    .graceful_shutdown_on(shutdown_signal())
+    .run(
+        item_index::reconcile,
+        item_index::error_policy,
+        Arc::clone(context),
+    );
+    drain(results, "itemindex")
 }

@@ -1,6 +1,6 @@
 //! A LightGBM model text checked before LightGBM parses it. LightGBM's loader trusts the
 //! text in ways a corrupt file turns into reads outside its buffers (SIGSEGVs found by
-//! tests/fuzz_inputs.rs): it jumps to each tree by the byte sizes in `tree_sizes`, scans a
+//! tests/it/fuzz_inputs.rs): it jumps to each tree by the byte sizes in `tree_sizes`, scans a
 //! tree's lines for `=` without stopping at the end of the text, sizes arrays by `num_leaves`,
 //! indexes a row by `split_feature`, follows child indices, reads category bitsets by
 //! threshold and divides by `num_tree_per_iteration`. This check accepts exactly the shape

@@ -296,11 +296,11 @@ impl Ranker {
     pub fn load(path: &Path, expected: &[String]) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         // LightGBM's loader can read outside its buffers on a corrupt text (SIGSEGVs found
-        // by tests/fuzz_inputs.rs); only the shape it writes for recsys's rankers goes in.
+        // by tests/it/fuzz_inputs.rs); only the shape it writes for recsys's rankers goes in.
         crate::lgbm_text::check(&text, expected.len())
             .map_err(|reason| ModelError::Invalid(format!("{}: {reason}", path.display())))?;
         // lightgbm3 unwraps LightGBM's error text as UTF-8; on some corrupt model files that
-        // text is not, and the unwrap panics (found by tests/fuzz_inputs.rs). A panic while
+        // text is not, and the unwrap panics (found by tests/it/fuzz_inputs.rs). A panic while
         // parsing a file is a refused file, never a crashed server.
         let parsed = std::panic::catch_unwind(|| -> Result<_, ModelError> {
             let booster = Booster::from_string(&text)?;

@@ -111,7 +111,7 @@ pub fn read_config(dir: &Path) -> Result<TwoTowerConfig, ModelError> {
 /// Refuses a configuration whose shapes are implausible for the weights file beside it: every
 /// size positive, and the user tower (with `item_vocab` item ids, 1 when only the user side is
 /// built) no larger than the file. A corrupt config would otherwise make a loader allocate
-/// the impossible (found by tests/fuzz_inputs.rs).
+/// the impossible (found by tests/it/fuzz_inputs.rs).
 pub fn check_config(
     config: &TwoTowerConfig,
     item_vocab: i64,

@@ -177,18 +177,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
     let feedback = match (feedback_wal_dir, feedback_sink) {
         (Some(dir), Some(location)) => {
-            let wal = Arc::new(
-                Wal::open(&dir, 8 << 20)
-                    .with_context(|| format!("opening the feedback buffer {}", dir.display()))?,
-            );
-            serving = serving.with_wal(Arc::clone(&wal));
-            let sink = Arc::new(FeedbackSink { location, instance });
-            tokio::spawn(feedback_sink::run(
-                Arc::clone(&sink),
-                Arc::clone(&wal),
-                std::time::Duration::from_secs(feedback_flush_secs.max(1)),
-            ));
-            Some((sink, wal))
+            let shipping = ship_feedback(&dir, location, instance, feedback_flush_secs)?;
+            serving = serving.with_wal(Arc::clone(&shipping.1));
+            Some(shipping)
         }
         _ => None,
     };
@@ -252,15 +243,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     grpc_task.await??;
     http_task.await?;
     // Nothing is accepted any more: move every buffered event before exiting.
-    if let Some((sink, wal)) = feedback {
-        let flushed =
-            tokio::task::spawn_blocking(move || sink.flush(&wal, std::time::Duration::ZERO))
-                .await?;
-        match flushed {
-            Ok(f) => eprintln!("feedback flushed: {} events", f.events),
-            Err(e) => eprintln!("feedback kept on disk for the next start: {e:#}"),
-        }
+    if let Some(shipping) = feedback {
+        flush_feedback(shipping).await?;
     }
     eprintln!("drained; bye");
+    Ok(())
+}
+
+/// The durable feedback buffer in `dir`, shipped to `location` every `flush_secs` by a
+/// background task.
+fn ship_feedback(
+    dir: &std::path::Path,
+    location: String,
+    instance: String,
+    flush_secs: u64,
+) -> anyhow::Result<(Arc<FeedbackSink>, Arc<Wal>)> {
+    let wal = Arc::new(
+        Wal::open(dir, 8 << 20)
+            .with_context(|| format!("opening the feedback buffer {}", dir.display()))?,
+    );
+    let sink = Arc::new(FeedbackSink { location, instance });
+    tokio::spawn(feedback_sink::run(
+        Arc::clone(&sink),
+        Arc::clone(&wal),
+        std::time::Duration::from_secs(flush_secs.max(1)),
+    ));
+    Ok((sink, wal))
+}
+
+/// Every buffered event moved to the sink, or kept on disk for the next start.
+async fn flush_feedback((sink, wal): (Arc<FeedbackSink>, Arc<Wal>)) -> anyhow::Result<()> {
+    let flushed =
+        tokio::task::spawn_blocking(move || sink.flush(&wal, std::time::Duration::ZERO)).await?;
+    match flushed {
+        Ok(f) => eprintln!("feedback flushed: {} events", f.events),
+        Err(e) => eprintln!("feedback kept on disk for the next start: {e:#}"),
+    }
     Ok(())
 }

@@ -410,7 +410,7 @@ impl TwoTower {
 
     /// The model `build` describes, once `config`'s shapes are plausible for the weights file
     /// beside it ([`tower::check_config`]). A corrupt config would otherwise make libtorch
-    /// allocate the impossible, and tch panics (found by tests/fuzz_inputs.rs).
+    /// allocate the impossible, and tch panics (found by tests/it/fuzz_inputs.rs).
     fn build_checked(
         build: TwoTowerConfig,
         config: &TwoTowerConfig,

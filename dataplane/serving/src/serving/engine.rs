@@ -335,21 +335,7 @@ impl Engine {
             self.cold.model_for_known_cold_users || self.snapshot.users[u as usize].history_len > 0
         });
         let Some(user) = user else {
-            let list = self.cold.for_user(&self.snapshot, known);
-            let candidates = self.popular_candidates(query, list);
-            let items = finish(candidates, query.n, &rules)
-                .into_iter()
-                .map(|c| (c.item, c.score))
-                .collect();
-            return Ok(Recommendation {
-                items,
-                fallback: true,
-                timings: Vec::new(),
-                cache: None,
-                rows: Vec::new(),
-                online_features: None,
-                predictions: None,
-            });
+            return Ok(self.cold_answer(query, known, &rules));
         };
         let mut timings = Vec::new();
         let mut clock = Instant::now();
@@ -377,26 +363,7 @@ impl Engine {
             }
         }
 
-        let mut inputs = TowerInputs {
-            feature_dim: tower::user_feature_dim(&self.snapshot),
-            ..Default::default()
-        };
-        inputs
-            .ids
-            .push(tower::user_row(&self.snapshot, user, &mut inputs.features));
-        let key = format!("recsys:{}:user-embedding:{}", self.version, query.user_id);
-        let lookup = query.cache.map(|c| c.get(&key));
-        let dim = self.ann.dim();
-        let query_vector = match &lookup {
-            Some(Lookup::Hit(v)) if v.len() == dim && v.iter().all(|x| x.is_finite()) => v.clone(),
-            _ => {
-                let v = self.tower.embed(&inputs)?;
-                if let Some(cache) = query.cache {
-                    cache.put(&key, &v);
-                }
-                v
-            }
-        };
+        let (query_vector, embedding_cache) = self.user_vector(user, query)?;
         lap("embedding", &mut timings);
 
         let mut candidates = retrieve_unseen(
@@ -466,10 +433,65 @@ impl Engine {
             items,
             fallback: false,
             timings,
-            cache: lookup.map(|l| l.label()),
+            cache: embedding_cache,
             online_features: online.map(|o| o.result),
             predictions: prediction.map(|l| l.label()),
         })
+    }
+
+    /// What a user without history (or unknown) gets: the version's cold list (the trending
+    /// items first for unknown users), filtered and finished by the rules.
+    fn cold_answer(
+        &self,
+        query: &Query<'_>,
+        known: Option<u32>,
+        rules: &RuleConfig,
+    ) -> Recommendation {
+        let list = self.cold.for_user(&self.snapshot, known);
+        let candidates = self.popular_candidates(query, list);
+        let items = finish(candidates, query.n, rules)
+            .into_iter()
+            .map(|c| (c.item, c.score))
+            .collect();
+        Recommendation {
+            items,
+            fallback: true,
+            timings: Vec::new(),
+            cache: None,
+            rows: Vec::new(),
+            online_features: None,
+            predictions: None,
+        }
+    }
+
+    /// The user's embedding from the cache when it holds a valid one, else from the user tower
+    /// (and cached); with the cache lookup's outcome.
+    fn user_vector(
+        &self,
+        user: u32,
+        query: &Query<'_>,
+    ) -> Result<(Vec<f32>, Option<&'static str>), EngineError> {
+        let key = format!("recsys:{}:user-embedding:{}", self.version, query.user_id);
+        let lookup = query.cache.map(|c| c.get(&key));
+        let dim = self.ann.dim();
+        let vector = match &lookup {
+            Some(Lookup::Hit(v)) if v.len() == dim && v.iter().all(|x| x.is_finite()) => v.clone(),
+            _ => {
+                let mut inputs = TowerInputs {
+                    feature_dim: tower::user_feature_dim(&self.snapshot),
+                    ..Default::default()
+                };
+                inputs
+                    .ids
+                    .push(tower::user_row(&self.snapshot, user, &mut inputs.features));
+                let v = self.tower.embed(&inputs)?;
+                if let Some(cache) = query.cache {
+                    cache.put(&key, &v);
+                }
+                v
+            }
+        };
+        Ok((vector, lookup.map(|l| l.label())))
     }
 
     /// One ranker row per candidate: declared values from the online store where it had them,

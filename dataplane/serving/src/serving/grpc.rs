@@ -57,10 +57,10 @@ impl Recommender for RecommenderService {
                     .recommend_within(request.into_inner(), deadline)
                     .await
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         self.state.observe("Recommend", started, &result);
-        result.map(Response::new)
+        result.map(Response::new).map_err(Status::from)
     }
 
     async fn feedback(
@@ -70,10 +70,10 @@ impl Recommender for RecommenderService {
         let started = Instant::now();
         let result = match self.auth.feedback.check(authorization(&request)) {
             Ok(()) => self.state.feedback(request.into_inner()).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         self.state.observe("Feedback", started, &result);
-        result.map(Response::new)
+        result.map(Response::new).map_err(Status::from)
     }
 }
 
@@ -197,15 +197,15 @@ mod tests {
     fn bad_requests_are_invalid_argument_with_a_reason() {
         let e = validate(&req("", 10, "")).unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(e.message().contains("user_id"));
+        assert!(e.to_string().contains("user_id"));
         assert!(validate(&req("1", 0, ""))
             .unwrap_err()
-            .message()
+            .to_string()
             .contains("num_items"));
         assert!(validate(&req("1", 101, "")).is_err());
         assert!(validate(&req("1", 10, "moon"))
             .unwrap_err()
-            .message()
+            .to_string()
             .contains("placement"));
         assert!(validate(&req("1", 10, "home")).is_ok());
     }

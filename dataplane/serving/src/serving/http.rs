@@ -126,7 +126,7 @@ async fn handle(
                     });
                     reply(StatusCode::OK, "application/json", body.to_string())
                 }
-                Err(status) => json_error(http_status(status.code()), status.message()),
+                Err(e) => json_error(http_status(e.code()), &e.to_string()),
             }
         }
         _ => json_error(StatusCode::NOT_FOUND, "not found"),

@@ -137,7 +137,7 @@ mod tests {
             grpc_timeout("99999999n"),
             Some(Duration::from_nanos(99_999_999))
         );
-        // "1é": found by tests/fuzz_inputs.rs; splitting off the unit cut the é in two.
+        // "1é": found by tests/it/fuzz_inputs.rs; splitting off the unit cut the é in two.
         for bad in [
             "",
             "m",

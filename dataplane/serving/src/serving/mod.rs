@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod online_features;
 pub mod prediction_cache;
 pub mod recent;
+pub mod recommend;
 pub mod router;
 pub mod state;
 pub mod tls;

@@ -191,11 +191,9 @@ impl Recommender for RouterService {
         self.state
             .authorize(&self.state.auth.recommend, "Recommend", started, &request)?;
         let req = request.into_inner();
-        if let Err(status) = validate(&req) {
-            self.state
-                .metrics
-                .observe("Recommend", started, status.code());
-            return Err(status);
+        if let Err(e) = validate(&req) {
+            self.state.metrics.observe("Recommend", started, e.code());
+            return Err(e.into());
         }
         let table = self.state.table();
         let arm = table.assign(&req.user_id).clone();

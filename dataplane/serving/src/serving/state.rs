@@ -2,29 +2,21 @@
 //! recently-seen store and the feedback log; and the request logic both fronts (gRPC, HTTP)
 //! share.
 
-use super::attributes::Audience;
 use super::cache::{CacheStore, InProcessStore};
-use super::engine::{release_freed_memory, Engine, EngineError, EngineOptions, Query};
+use super::engine::{release_freed_memory, Engine, EngineOptions};
 use super::errors::ServingError;
 use super::feedback::{self, EventLog};
 use super::feedback_wal::Wal;
-use super::item_display;
 use super::limits;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use super::trending::{self, Trending};
 use crate::artifacts::fetch;
-use recsys_api::v1::{
-    FeatureContribution, FeedbackRequest, FeedbackResponse, RecommendRequest, RecommendResponse,
-    RecommendedItem, StageTiming,
-};
-use recsys_core::features::Context;
-use std::collections::HashSet;
+use recsys_api::v1::{FeedbackRequest, FeedbackResponse, RecommendRequest};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tonic::Status;
 
 /// Largest `num_items` a caller may ask for.
 pub const MAX_ITEMS: u32 = 100;
@@ -134,7 +126,7 @@ impl ServingState {
 
     /// Waits for a compute permit, unless `max_queue` requests already wait or `deadline`
     /// passes first.
-    async fn permit(
+    pub(super) async fn permit(
         &self,
         deadline: tokio::time::Instant,
         budget: Duration,
@@ -157,6 +149,10 @@ impl ServingState {
         }
     }
 
+    pub(super) fn limits(&self) -> RequestLimits {
+        self.limits
+    }
+
     /// The version serving right now; requests keep the one they started with.
     pub fn engine(&self) -> Arc<Engine> {
         Arc::clone(&self.engine.read().unwrap_or_else(|p| p.into_inner()))
@@ -173,248 +169,26 @@ impl ServingState {
     }
 
     /// Counts a finished request by method and code, with its latency.
-    pub fn observe<T>(&self, method: &str, started: Instant, result: &Result<T, Status>) {
+    pub fn observe<T>(&self, method: &str, started: Instant, result: &Result<T, ServingError>) {
         let code = result
             .as_ref()
-            .map_or_else(Status::code, |_| tonic::Code::Ok);
+            .map_or_else(ServingError::code, |_| tonic::Code::Ok);
         self.metrics.observe(method, started, code);
-    }
-
-    pub async fn recommend(&self, req: RecommendRequest) -> Result<RecommendResponse, Status> {
-        self.recommend_within(req, None).await
-    }
-
-    /// [`Self::recommend`] within the caller's deadline when it gave one (shorter than the
-    /// server's wins).
-    pub async fn recommend_within(
-        &self,
-        req: RecommendRequest,
-        caller_deadline: Option<Duration>,
-    ) -> Result<RecommendResponse, Status> {
-        let budget = caller_deadline.map_or(self.limits.timeout, |d| d.min(self.limits.timeout));
-        let deadline = tokio::time::Instant::now() + budget;
-        validate(&req)?;
-        let engine = self.engine();
-        let categories: Option<HashSet<u32>> = match req.filters.as_ref() {
-            Some(f) if !f.categories.is_empty() => Some(
-                f.categories
-                    .iter()
-                    .map(|c| {
-                        engine.category_id(c).ok_or_else(|| {
-                            Status::invalid_argument(format!("unknown category {c:?}"))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            _ => None,
-        };
-        let max_age_days = req
-            .filters
-            .as_ref()
-            .map(|f| f.max_age_days)
-            .filter(|&d| d > 0)
-            .map(|d| d as f32);
-        let now = chrono::Utc::now().timestamp();
-        let exclude: HashSet<u32> = req
-            .exclude_item_ids
-            .iter()
-            .cloned()
-            .chain(self.recent.recent(&req.user_id, now))
-            .filter_map(|id| engine.item_by_external_id(&id))
-            .collect();
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let trending = self.trending.current();
-        let worker_engine = Arc::clone(&engine);
-        let user_id = req.user_id.clone();
-        let n = req.num_items as usize;
-        let cache = Arc::clone(&self.cache);
-        let country = req
-            .context
-            .as_ref()
-            .map(|c| c.country.clone())
-            .filter(|c| !c.is_empty());
-        let device = req
-            .context
-            .as_ref()
-            .map(|c| c.device.clone())
-            .filter(|d| !d.is_empty());
-        let placement = if req.placement.is_empty() {
-            "home".to_owned()
-        } else {
-            req.placement.clone()
-        };
-        let request_time = req
-            .context
-            .as_ref()
-            .map(|c| c.timestamp_unix)
-            .filter(|&t| t > 0)
-            .unwrap_or(now);
-        let (max_age_rating, brand_safe_only) = req.filters.as_ref().map_or((None, false), |f| {
-            (
-                (f.max_age_rating > 0).then_some(f.max_age_rating),
-                f.brand_safe_only,
-            )
-        });
-        let explain = req.explain;
-        let queued = Instant::now();
-        let permit = self.permit(deadline, budget).await?;
-        self.metrics
-            .stage_seconds
-            .with_label_values(&["queue"])
-            .observe(queued.elapsed().as_secs_f64());
-        let work = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let rec = worker_engine.recommend(&Query {
-                user_id: &user_id,
-                n,
-                exclude: &exclude,
-                categories: categories.as_ref(),
-                max_age_days,
-                cache: Some(cache.as_ref()),
-                audience: Audience {
-                    country: country.as_deref(),
-                    max_age_rating,
-                    brand_safe_only,
-                },
-                context: Context {
-                    timestamp: request_time,
-                    device: device.as_deref(),
-                    country: country.as_deref(),
-                    placement: Some(&placement),
-                },
-                explain,
-                trending: &trending,
-            })?;
-            let ids: Vec<&str> = rec
-                .items
-                .iter()
-                .map(|&(item, _)| worker_engine.items().external_id(item))
-                .collect();
-            let (displays, lookup) = item_display::fetch(cache.as_ref(), &ids);
-            Ok::<_, EngineError>((rec, displays, cache.shared().then_some(lookup)))
-        });
-        // Past the deadline the caller has gone; the worker finishes and frees its permit.
-        let (rec, displays, display_lookup) = tokio::time::timeout_at(deadline, work)
-            .await
-            .map_err(|_| ServingError::DeadlineExceeded(budget))?
-            .map_err(|e| ServingError::Worker(e.to_string()))?
-            .map_err(ServingError::Engine)?;
-        if let Some(result) = display_lookup {
-            self.metrics
-                .cache
-                .with_label_values(&["item_metadata", result])
-                .inc();
-        }
-        for &(stage, millis) in &rec.timings {
-            self.metrics
-                .stage_seconds
-                .with_label_values(&[stage])
-                .observe(millis / 1e3);
-        }
-        if let Some(result) = rec.cache {
-            self.metrics
-                .cache
-                .with_label_values(&["user_embedding", result])
-                .inc();
-        }
-        if let Some(result) = rec.predictions {
-            self.metrics
-                .cache
-                .with_label_values(&["predictions", result])
-                .inc();
-        }
-        if let Some(result) = rec.online_features {
-            self.metrics
-                .cache
-                .with_label_values(&["online_features", result])
-                .inc();
-        }
-        if rec.fallback {
-            self.metrics
-                .fallbacks
-                .with_label_values(&["unknown_user"])
-                .inc();
-        }
-        let explanations = if req.explain && !rec.fallback {
-            engine.explain(&rec, 3).map_err(ServingError::Engine)?
-        } else {
-            vec![Vec::new(); rec.items.len()]
-        };
-        let items = rec
-            .items
-            .iter()
-            .zip(explanations)
-            .zip(displays)
-            .enumerate()
-            .map(|(rank, ((&(item, score), top), display))| {
-                let meta = engine.items().get(item);
-                // The feed's current values where it has them, else the version's.
-                let display = display.unwrap_or_default();
-                let or_version = |fresh: String, trained: &str| {
-                    if fresh.is_empty() {
-                        trained.to_owned()
-                    } else {
-                        fresh
-                    }
-                };
-                RecommendedItem {
-                    item_id: meta.external_id.to_owned(),
-                    score,
-                    rank: rank as u32 + 1,
-                    title: or_version(display.title, meta.title),
-                    category: or_version(display.category, meta.category),
-                    image_url: display.image_url,
-                    price: display.price.unwrap_or(0.0),
-                    top_features: top
-                        .into_iter()
-                        .map(|(feature, value)| FeatureContribution { feature, value })
-                        .collect(),
-                }
-            })
-            .collect();
-        let timings = if req.explain {
-            rec.timings
-                .iter()
-                .map(|&(stage, millis)| StageTiming {
-                    stage: stage.to_owned(),
-                    millis,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        // The assignment is logged with every response: experiment analysis joins on it.
-        tracing::info!(
-            request_id,
-            user = req.user_id,
-            variant = engine.variant(),
-            model_version = engine.version(),
-            fallback = rec.fallback,
-            "recommend"
-        );
-        Ok(RecommendResponse {
-            items,
-            model_version: engine.version().to_owned(),
-            variant: engine.variant().to_owned(),
-            request_id,
-            fallback: rec.fallback,
-            timings,
-        })
     }
 
     pub async fn feedback(
         self: &Arc<Self>,
         req: FeedbackRequest,
-    ) -> Result<FeedbackResponse, Status> {
+    ) -> Result<FeedbackResponse, ServingError> {
         if req.events.is_empty() {
-            return Err(Status::invalid_argument("no events"));
+            return Err(ServingError::InvalidArgument("no events".into()));
         }
         limits::check_count(
             "events",
             req.events.len(),
             limits::current().max_feedback_events,
         )
-        .map_err(Status::invalid_argument)?;
+        .map_err(ServingError::InvalidArgument)?;
         let state = Arc::clone(self);
         let now = chrono::Utc::now().timestamp();
         let (accepted, rejected) = tokio::task::spawn_blocking(move || {
@@ -487,9 +261,9 @@ pub async fn publish_drift(state: Arc<ServingState>, slot: std::time::Duration) 
     }
 }
 
-pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
+pub fn validate(req: &RecommendRequest) -> Result<(), ServingError> {
     if req.user_id.trim().is_empty() {
-        return Err(Status::invalid_argument("user_id is required"));
+        return Err(ServingError::InvalidArgument("user_id is required".into()));
     }
     let bounded = || -> Result<(), String> {
         limits::check_id("user_id", &req.user_id)?;
@@ -513,15 +287,15 @@ pub fn validate(req: &RecommendRequest) -> Result<(), Status> {
         }
         Ok(())
     };
-    bounded().map_err(Status::invalid_argument)?;
+    bounded().map_err(ServingError::InvalidArgument)?;
     if req.num_items == 0 || req.num_items > MAX_ITEMS {
-        return Err(Status::invalid_argument(format!(
+        return Err(ServingError::InvalidArgument(format!(
             "num_items must be in 1..={MAX_ITEMS}, got {}",
             req.num_items
         )));
     }
     if !req.placement.is_empty() && !PLACEMENTS.contains(&req.placement.as_str()) {
-        return Err(Status::invalid_argument(format!(
+        return Err(ServingError::InvalidArgument(format!(
             "unknown placement {:?}; known: {PLACEMENTS:?}",
             req.placement
         )));
@@ -627,19 +401,11 @@ mod tests {
         assert!(validate(&request("416")).is_ok());
         let e = validate(&request(&"u".repeat(1 << 20))).unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(
-            e.message().contains("user_id is 1048576 bytes"),
-            "{}",
-            e.message()
-        );
+        assert!(e.to_string().contains("user_id is 1048576 bytes"), "{e}");
         let mut r = request("416");
         r.exclude_item_ids = (0..5000).map(|i| i.to_string()).collect();
         let e = validate(&r).unwrap_err();
-        assert!(
-            e.message().contains("exclude_item_ids has 5000"),
-            "{}",
-            e.message()
-        );
+        assert!(e.to_string().contains("exclude_item_ids has 5000"), "{e}");
         let mut r = request("416");
         r.filters = Some(Filters {
             categories: vec!["c".repeat(300)],

@@ -164,47 +164,8 @@ pub fn look(
     }
 
     // Operational guardrails: thresholds, with consecutive breaches carried in status.
-    let mut operational_block: Option<String> = None;
-    let mut operational_rollback: Option<String> = None;
-    for g in spec.guardrails.iter().filter(|g| g.query.is_some()) {
-        match obs.operational.get(&g.name).copied().flatten() {
-            Some((vc, vt)) if vc.is_finite() && vt.is_finite() => {
-                let worse_by = if g.higher_is_better() {
-                    vc - vt
-                } else {
-                    vt - vc
-                };
-                metrics.push(MetricResult {
-                    name: g.name.clone(),
-                    control: vc,
-                    treatment: vt,
-                    diff: vt - vc,
-                    ci_low: None,
-                    ci_high: None,
-                });
-                let count = status.breaches.entry(g.name.clone()).or_insert(0);
-                if worse_by > g.margin {
-                    *count += 1;
-                    operational_block.get_or_insert(format!(
-                        "guardrail {} is worse by {worse_by:.4} (margin {})",
-                        g.name, g.margin
-                    ));
-                    if *count >= g.breach_looks {
-                        operational_rollback.get_or_insert(format!(
-                            "guardrail {} breached its margin {} looks in a row",
-                            g.name, count
-                        ));
-                    }
-                } else {
-                    *count = 0;
-                }
-            }
-            // Missing: neither a breach nor a pass; the count stays as it was.
-            _ => {
-                operational_block.get_or_insert(format!("guardrail {} has no value", g.name));
-            }
-        }
-    }
+    let (operational_block, operational_rollback) =
+        operational_guardrails(spec, obs, status, &mut metrics);
 
     let users = obs.control.n + obs.treatment.n;
     let planned = planned_users(spec);
@@ -252,6 +213,59 @@ pub fn look(
     status.metrics = metrics;
     status.looks += 1;
     decision
+}
+
+/// The threshold guardrails (PromQL queries): each one's values joined to `metrics`, its
+/// consecutive breaches counted in `status`; what blocks a promotion, and what forces a
+/// rollback.
+fn operational_guardrails(
+    spec: &ExperimentSpec,
+    obs: &Observation,
+    status: &mut ExperimentStatus,
+    metrics: &mut Vec<MetricResult>,
+) -> (Option<String>, Option<String>) {
+    let mut operational_block: Option<String> = None;
+    let mut operational_rollback: Option<String> = None;
+    for g in spec.guardrails.iter().filter(|g| g.query.is_some()) {
+        match obs.operational.get(&g.name).copied().flatten() {
+            Some((vc, vt)) if vc.is_finite() && vt.is_finite() => {
+                let worse_by = if g.higher_is_better() {
+                    vc - vt
+                } else {
+                    vt - vc
+                };
+                metrics.push(MetricResult {
+                    name: g.name.clone(),
+                    control: vc,
+                    treatment: vt,
+                    diff: vt - vc,
+                    ci_low: None,
+                    ci_high: None,
+                });
+                let count = status.breaches.entry(g.name.clone()).or_insert(0);
+                if worse_by > g.margin {
+                    *count += 1;
+                    operational_block.get_or_insert(format!(
+                        "guardrail {} is worse by {worse_by:.4} (margin {})",
+                        g.name, g.margin
+                    ));
+                    if *count >= g.breach_looks {
+                        operational_rollback.get_or_insert(format!(
+                            "guardrail {} breached its margin {} looks in a row",
+                            g.name, count
+                        ));
+                    }
+                } else {
+                    *count = 0;
+                }
+            }
+            // Missing: neither a breach nor a pass; the count stays as it was.
+            _ => {
+                operational_block.get_or_insert(format!("guardrail {} has no value", g.name));
+            }
+        }
+    }
+    (operational_block, operational_rollback)
 }
 
 #[cfg(test)]

@@ -163,209 +163,329 @@ pub async fn reconcile_at(
     if exp.metadata.deletion_timestamp.is_some() || old.phase.as_deref() == Some(phase::CONCLUDED) {
         return Ok(Action::await_change());
     }
-    let ns = exp.namespace().ok_or_else(|| Error::MissingNamespace {
-        kind: "Experiment",
-        name: exp.name_any(),
-    })?;
-    let api = Api::<Experiment>::namespaced(ctx.client.clone(), &ns);
-    let spec = &exp.spec;
-    let mut status = old.clone();
-    let interval = Duration::from_secs(u64::from(spec.design.interval_seconds));
-    let running = matches!(
-        old.phase.as_deref(),
-        Some(phase::RUNNING) | Some(phase::PAUSED)
-    );
-
-    let pending = |mut status: ExperimentStatus, why: String| {
-        status.phase = Some(phase::PENDING.into());
-        status.decision = None;
-        status.reason = Some(why);
-        status
+    let run = Run::new(&exp, &ctx, now, old)?;
+    let status = run.old.clone();
+    let (min, max) = match design_durations(&exp.spec) {
+        Ok(d) => d,
+        Err(e) => return run.wait(status, e.clone(), None, Some(&e)).await,
     };
-    let (min, max) = match (
+    let rms = Api::<RecModel>::namespaced(ctx.client.clone(), &run.ns);
+    let Some(rm) = rms.get_opt(&exp.spec.rec_model).await? else {
+        let why = format!("RecModel {} does not exist", exp.spec.rec_model);
+        if run.running {
+            return run.conclude(status, "Aborted", why, None).await;
+        }
+        return run
+            .wait(status, why, Some(Duration::from_secs(30)), None)
+            .await;
+    };
+    let arms = Arms::of(&exp, &rm);
+    if run.running {
+        run.while_running(&rm, status, &arms, (min, max)).await
+    } else {
+        run.start_when_ready(&rm, status, &arms).await
+    }
+}
+
+/// The experiment's design window, or why it is invalid.
+fn design_durations(
+    spec: &crate::crd::v1alpha1::ExperimentSpec,
+) -> Result<(Duration, Duration), String> {
+    match (
         parse_duration(&spec.design.min_duration),
         parse_duration(&spec.design.max_duration),
     ) {
-        (Ok(a), Ok(b)) if a <= b => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            write(&api, &exp, pending(status, e.clone()), Some(&e)).await?;
-            return Ok(Action::await_change());
-        }
-        _ => {
-            let e = "design.minDuration exceeds design.maxDuration".to_owned();
-            write(&api, &exp, pending(status, e.clone()), Some(&e)).await?;
-            return Ok(Action::await_change());
-        }
-    };
+        (Ok(a), Ok(b)) if a <= b => Ok((a, b)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        _ => Err("design.minDuration exceeds design.maxDuration".to_owned()),
+    }
+}
 
-    let rms = Api::<RecModel>::namespaced(ctx.client.clone(), &ns);
-    let Some(rm) = rms.get_opt(&spec.rec_model).await? else {
-        let why = format!("RecModel {} does not exist", spec.rec_model);
-        if running {
-            return conclude(&ctx, &api, &exp, status, now, "Aborted", why, None).await;
+/// What the RecModel routes, read against the experiment.
+struct Arms {
+    salt: String,
+    treatment_version: String,
+    /// The RecModel routes this experiment's share of users to its treatment.
+    routed: bool,
+    control_uri: Option<String>,
+}
+
+impl Arms {
+    fn of(exp: &Experiment, rm: &RecModel) -> Self {
+        let rm_status = rm.status.clone().unwrap_or_default();
+        let treatment_version = version_of(&exp.spec.treatment.model_uri);
+        Self {
+            salt: build::salt(exp),
+            routed: rm_status.experiment.as_deref() == Some(&exp.name_any())
+                && rm_status.canary_version.as_deref() == Some(&treatment_version)
+                && rm_status.canary_weight == exp.spec.traffic_percent,
+            treatment_version,
+            control_uri: rm_status.stable_arm.as_ref().map(|a| a.model_uri.clone()),
         }
-        write(&api, &exp, pending(status, why), None).await?;
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    };
-    let rm_status = rm.status.clone().unwrap_or_default();
-    if !running {
+    }
+}
+
+/// One reconcile of one Experiment: what every step needs.
+struct Run<'a> {
+    exp: &'a Experiment,
+    ctx: &'a Context,
+    api: Api<Experiment>,
+    ns: String,
+    now: Timestamp,
+    /// The status as the last reconcile left it.
+    old: ExperimentStatus,
+    interval: Duration,
+    /// Started (Running or Paused): its numbers are being collected.
+    running: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        exp: &'a Experiment,
+        ctx: &'a Context,
+        now: Timestamp,
+        old: ExperimentStatus,
+    ) -> Result<Self, Error> {
+        let ns = exp.namespace().ok_or_else(|| Error::MissingNamespace {
+            kind: "Experiment",
+            name: exp.name_any(),
+        })?;
+        Ok(Self {
+            exp,
+            ctx,
+            api: Api::<Experiment>::namespaced(ctx.client.clone(), &ns),
+            ns,
+            now,
+            running: matches!(
+                old.phase.as_deref(),
+                Some(phase::RUNNING) | Some(phase::PAUSED)
+            ),
+            interval: Duration::from_secs(u64::from(exp.spec.design.interval_seconds)),
+            old,
+        })
+    }
+
+    /// Pending, with why; looked at again after `requeue` (or on the next change).
+    async fn wait(
+        &self,
+        mut status: ExperimentStatus,
+        why: String,
+        requeue: Option<Duration>,
+        degraded: Option<&str>,
+    ) -> Result<Action, Error> {
+        status.phase = Some(phase::PENDING.into());
+        status.decision = None;
+        status.reason = Some(why);
+        write(&self.api, self.exp, status, degraded).await?;
+        Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    }
+
+    async fn conclude(
+        &self,
+        status: ExperimentStatus,
+        decision: &str,
+        why: String,
+        promotion: Option<(&RecModel, Promotion)>,
+    ) -> Result<Action, Error> {
+        conclude(
+            self.ctx, &self.api, self.exp, status, self.now, decision, why, promotion,
+        )
+        .await
+    }
+
+    /// Starts once the RecModel has no canary of its own, no other experiment holds its second
+    /// arm, and it routes this experiment's treatment.
+    async fn start_when_ready(
+        &self,
+        rm: &RecModel,
+        mut status: ExperimentStatus,
+        arms: &Arms,
+    ) -> Result<Action, Error> {
+        let wait = Some(Duration::from_secs(30));
         if rm.spec.canary.is_some() {
             let why = format!(
                 "RecModel {} has a canary in its spec; the experiment needs its second arm",
                 rm.name_any()
             );
-            write(&api, &exp, pending(status, why), None).await?;
-            return Ok(Action::requeue(Duration::from_secs(30)));
+            return self.wait(status, why, wait, None).await;
         }
-        let all = api.list(&ListParams::default()).await?.items;
+        let all = self.api.list(&ListParams::default()).await?.items;
         if let Some(other) = build::active_for(&rm.name_any(), &all) {
-            if other.uid() != exp.uid() {
+            if other.uid() != self.exp.uid() {
                 let why = format!(
                     "Experiment {} holds RecModel {}'s second arm; this one starts after it",
                     other.name_any(),
                     rm.name_any()
                 );
-                write(&api, &exp, pending(status, why), None).await?;
-                return Ok(Action::requeue(Duration::from_secs(30)));
+                return self.wait(status, why, wait, None).await;
             }
         }
-    }
-    let salt = build::salt(&exp);
-    let treatment_version = version_of(&spec.treatment.model_uri);
-    let routed = rm_status.experiment.as_deref() == Some(&exp.name_any())
-        && rm_status.canary_version.as_deref() == Some(&treatment_version)
-        && rm_status.canary_weight == spec.traffic_percent;
-    let control_uri = rm_status.stable_arm.as_ref().map(|a| a.model_uri.clone());
-
-    if !running {
-        if !routed {
+        let spec = &self.exp.spec;
+        if !arms.routed {
             let why = format!(
-                "waiting for RecModel {} to route {}% of users to {treatment_version}",
+                "waiting for RecModel {} to route {}% of users to {}",
                 rm.name_any(),
-                spec.traffic_percent
+                spec.traffic_percent,
+                arms.treatment_version
             );
-            write(&api, &exp, pending(status, why), None).await?;
-            return Ok(Action::requeue(Duration::from_secs(15)));
+            return self
+                .wait(status, why, Some(Duration::from_secs(15)), None)
+                .await;
         }
+        let rm_status = rm.status.clone().unwrap_or_default();
         status.phase = Some(phase::RUNNING.into());
-        status.started_at = Some(now.to_string());
-        status.control_model_uri = control_uri.clone();
+        status.started_at = Some(self.now.to_string());
+        status.control_model_uri = arms.control_uri.clone();
         status.control_version = rm_status.stable_version.clone();
-        status.treatment_version = Some(treatment_version.clone());
-        status.salt = Some(salt.clone());
+        status.treatment_version = Some(arms.treatment_version.clone());
+        status.salt = Some(arms.salt.clone());
         status.planned_users = Some(look::planned_users(spec));
         status.decision = Some("Continue".into());
         status.reason = Some("started".into());
-        ctx.event(
-            &*exp,
-            false,
-            "Started",
-            format!(
-                "{} vs {treatment_version}, {}% of users, {} users planned",
-                status.control_version.clone().unwrap_or_default(),
-                spec.traffic_percent,
-                status.planned_users.unwrap_or(0)
-            ),
-        )
-        .await;
-        write(&api, &exp, status, None).await?;
-        return Ok(Action::requeue(interval));
+        self.ctx
+            .event(
+                self.exp,
+                false,
+                "Started",
+                format!(
+                    "{} vs {}, {}% of users, {} users planned",
+                    status.control_version.clone().unwrap_or_default(),
+                    arms.treatment_version,
+                    spec.traffic_percent,
+                    status.planned_users.unwrap_or(0)
+                ),
+            )
+            .await;
+        write(&self.api, self.exp, status, None).await?;
+        Ok(Action::requeue(self.interval))
     }
 
-    if control_uri != status.control_model_uri {
-        let why = format!(
-            "the control arm changed mid-experiment ({} → {}); its numbers would mix two models",
-            status.control_model_uri.clone().unwrap_or_default(),
-            control_uri.unwrap_or_default()
-        );
-        return conclude(&ctx, &api, &exp, status, now, "Aborted", why, None).await;
-    }
-    if !routed {
-        status.reason = Some(format!(
-            "treatment arm not routed at the moment (RecModel {}); no look",
-            rm.name_any()
-        ));
-        write(&api, &exp, status, None).await?;
-        return Ok(Action::requeue(Duration::from_secs(15)));
-    }
-    if let Some(since) = old
-        .last_look_at
-        .as_deref()
-        .and_then(|t| seconds_between(t, now))
-    {
-        if since < interval.as_secs_f64() {
-            return Ok(Action::requeue(Duration::from_secs_f64(
-                interval.as_secs_f64() - since,
-            )));
+    /// A running experiment: aborted if its control arm changed, paused looks while its
+    /// treatment is not routed, otherwise a look once per interval.
+    async fn while_running(
+        &self,
+        rm: &RecModel,
+        mut status: ExperimentStatus,
+        arms: &Arms,
+        window: (Duration, Duration),
+    ) -> Result<Action, Error> {
+        if arms.control_uri != status.control_model_uri {
+            let why = format!(
+                "the control arm changed mid-experiment ({} → {}); its numbers would mix two models",
+                status.control_model_uri.clone().unwrap_or_default(),
+                arms.control_uri.clone().unwrap_or_default()
+            );
+            return self.conclude(status, "Aborted", why, None).await;
         }
-    }
-    let Some(base) = spec.prometheus_url.clone().or(ctx.prometheus_url.clone()) else {
-        let e = "no Prometheus URL: set spec.prometheusUrl or the operator's --prometheus-url";
-        status.reason = Some(e.into());
-        write(&api, &exp, status, Some(e)).await?;
-        return Ok(Action::requeue(interval));
-    };
-    let obs = match observe(&base, &exp, &salt).await {
-        Ok(o) => o,
-        Err(e) => {
-            // Keep every number and the phase as they were: an outage never decides.
-            let e = e.to_string();
-            status.reason = Some(format!("no look: {e}"));
-            write(&api, &exp, status, Some(&e)).await?;
-            return Ok(Action::requeue(interval));
+        if !arms.routed {
+            status.reason = Some(format!(
+                "treatment arm not routed at the moment (RecModel {}); no look",
+                rm.name_any()
+            ));
+            write(&self.api, self.exp, status, None).await?;
+            return Ok(Action::requeue(Duration::from_secs(15)));
         }
-    };
-    let started = status.started_at.clone().unwrap_or_else(|| now.to_string());
-    let durations = Durations {
-        elapsed: seconds_between(&started, now).unwrap_or(0.0),
-        min: min.as_secs_f64(),
-        max: max.as_secs_f64(),
-    };
-    let decision = look::look(spec, &mut status, &obs, durations);
-    status.last_look_at = Some(now.to_string());
-    let name = decision_name(&decision);
-    let why = reason_of(&decision).to_owned();
-    tracing::info!(experiment = %exp.name_any(), decision = name, reason = %why, users = ?status.users, lift = ?status.lift, "look");
-    match &decision {
-        Decision::Promote(_) => {
-            let promotion = Promotion {
-                from: rm.spec.model_uri.clone(),
-                to: spec.treatment.model_uri.clone(),
-                experiment: exp.name_any(),
-                at: now.to_string(),
-            };
-            conclude(
-                &ctx,
-                &api,
-                &exp,
-                status,
-                now,
-                name,
-                why,
-                Some((&rm, promotion)),
-            )
-            .await
-        }
-        Decision::Rollback(_) | Decision::Inconclusive(_) => {
-            conclude(&ctx, &api, &exp, status, now, name, why, None).await
-        }
-        Decision::Pause(_) => {
-            if old.phase.as_deref() != Some(phase::PAUSED) {
-                ctx.event(&*exp, true, "SampleRatioMismatch", why.clone())
-                    .await;
+        if let Some(since) = self
+            .old
+            .last_look_at
+            .as_deref()
+            .and_then(|t| seconds_between(t, self.now))
+        {
+            if since < self.interval.as_secs_f64() {
+                return Ok(Action::requeue(Duration::from_secs_f64(
+                    self.interval.as_secs_f64() - since,
+                )));
             }
-            status.phase = Some(phase::PAUSED.into());
-            status.decision = Some(name.into());
-            status.reason = Some(why);
-            write(&api, &exp, status, None).await?;
-            Ok(Action::requeue(interval))
         }
-        Decision::Continue(_) => {
-            status.phase = Some(phase::RUNNING.into());
-            status.decision = Some(name.into());
-            status.reason = Some(why);
-            write(&api, &exp, status, None).await?;
-            Ok(Action::requeue(interval))
+        self.look(rm, status, arms, window).await
+    }
+
+    /// Reads both arms' user-level sums from Prometheus and decides; an outage keeps every
+    /// number and the phase as they were.
+    async fn look(
+        &self,
+        rm: &RecModel,
+        mut status: ExperimentStatus,
+        arms: &Arms,
+        (min, max): (Duration, Duration),
+    ) -> Result<Action, Error> {
+        let spec = &self.exp.spec;
+        let Some(base) = spec
+            .prometheus_url
+            .clone()
+            .or(self.ctx.prometheus_url.clone())
+        else {
+            let e = "no Prometheus URL: set spec.prometheusUrl or the operator's --prometheus-url";
+            status.reason = Some(e.into());
+            write(&self.api, self.exp, status, Some(e)).await?;
+            return Ok(Action::requeue(self.interval));
+        };
+        let obs = match observe(&base, self.exp, &arms.salt).await {
+            Ok(o) => o,
+            Err(e) => {
+                let e = e.to_string();
+                status.reason = Some(format!("no look: {e}"));
+                write(&self.api, self.exp, status, Some(&e)).await?;
+                return Ok(Action::requeue(self.interval));
+            }
+        };
+        let started = status
+            .started_at
+            .clone()
+            .unwrap_or_else(|| self.now.to_string());
+        let durations = Durations {
+            elapsed: seconds_between(&started, self.now).unwrap_or(0.0),
+            min: min.as_secs_f64(),
+            max: max.as_secs_f64(),
+        };
+        let decision = look::look(spec, &mut status, &obs, durations);
+        status.last_look_at = Some(self.now.to_string());
+        tracing::info!(experiment = %self.exp.name_any(), decision = decision_name(&decision), reason = %reason_of(&decision), users = ?status.users, lift = ?status.lift, "look");
+        self.act(rm, status, &decision).await
+    }
+
+    /// Concludes, pauses or continues as the look decided.
+    async fn act(
+        &self,
+        rm: &RecModel,
+        mut status: ExperimentStatus,
+        decision: &Decision,
+    ) -> Result<Action, Error> {
+        let name = decision_name(decision);
+        let why = reason_of(decision).to_owned();
+        match decision {
+            Decision::Promote(_) => {
+                let promotion = Promotion {
+                    from: rm.spec.model_uri.clone(),
+                    to: self.exp.spec.treatment.model_uri.clone(),
+                    experiment: self.exp.name_any(),
+                    at: self.now.to_string(),
+                };
+                self.conclude(status, name, why, Some((rm, promotion)))
+                    .await
+            }
+            Decision::Rollback(_) | Decision::Inconclusive(_) => {
+                self.conclude(status, name, why, None).await
+            }
+            Decision::Pause(_) => {
+                if self.old.phase.as_deref() != Some(phase::PAUSED) {
+                    self.ctx
+                        .event(self.exp, true, "SampleRatioMismatch", why.clone())
+                        .await;
+                }
+                status.phase = Some(phase::PAUSED.into());
+                status.decision = Some(name.into());
+                status.reason = Some(why);
+                write(&self.api, self.exp, status, None).await?;
+                Ok(Action::requeue(self.interval))
+            }
+            Decision::Continue(_) => {
+                status.phase = Some(phase::RUNNING.into());
+                status.decision = Some(name.into());
+                status.reason = Some(why);
+                write(&self.api, self.exp, status, None).await?;
+                Ok(Action::requeue(self.interval))
+            }
         }
     }
 }

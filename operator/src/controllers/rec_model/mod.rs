@@ -299,35 +299,13 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
             remove_arm(&ctx, &rm, &ns, Arm::Canary, &mut collisions).await?
         }
     }
-    let routed_canary = match &canary {
-        CanaryPlan::Apply(arm)
-            if canary_rollout.caught_up
-                && canary_rollout.version.as_deref() == Some(&version_of(&arm.model_uri)) =>
-        {
-            intent
-                .canary
-                .as_ref()
-                .map(|(_, w)| (arm.model_uri.clone(), *w))
-        }
-        _ => None,
-    };
+    let routed_canary = routed_canary(&canary, &canary_rollout, &intent);
     let routed = Routed {
         stable_uri: &stable.model_uri,
         canary: routed_canary.as_ref().map(|(uri, w)| (uri.as_str(), *w)),
         salt: intent.experiment.as_ref().map(|(_, salt)| salt.as_str()),
     };
-    let configmap =
-        router::configmap(&rm, &routed).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let configmaps = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns);
-    collisions.take(apply_owned(&configmaps, &*rm, &configmap).await?);
-    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &ns);
-    let services = Api::<Service>::namespaced(ctx.client.clone(), &ns);
-    let router_rollout = collisions
-        .take(apply_owned(&deployments, &*rm, &router::deployment(&rm)).await?)
-        .as_ref()
-        .map(plan::rollout)
-        .unwrap_or_default();
-    collisions.take(apply_owned(&services, &*rm, &router::service(&rm)).await?);
+    let router_rollout = apply_router(&ctx, &rm, &ns, &routed, &mut collisions).await?;
     apply_scaling(&ctx, &rm, &ns, &mut collisions).await?;
     apply_network_policies(&ctx, &rm, &ns, &mut collisions).await?;
     let mut keep = vec![stable_uri.as_str(), stable.model_uri.as_str()];
@@ -367,6 +345,48 @@ pub async fn reconcile(rm: Arc<RecModel>, ctx: Arc<Context>) -> Result<Action, E
     } else {
         Duration::from_secs(15)
     }))
+}
+
+/// The canary the router may send users to: only once its pods run the wanted version.
+fn routed_canary(
+    canary: &CanaryPlan,
+    rollout: &Rollout,
+    intent: &intent::Intent,
+) -> Option<(String, u32)> {
+    match canary {
+        CanaryPlan::Apply(arm)
+            if rollout.caught_up
+                && rollout.version.as_deref() == Some(&version_of(&arm.model_uri)) =>
+        {
+            intent
+                .canary
+                .as_ref()
+                .map(|(_, w)| (arm.model_uri.clone(), *w))
+        }
+        _ => None,
+    }
+}
+
+/// The routing table, the router's Deployment and its Service; the router's rollout.
+async fn apply_router(
+    ctx: &Context,
+    rm: &RecModel,
+    ns: &str,
+    routed: &Routed<'_>,
+    collisions: &mut Collisions,
+) -> Result<Rollout, Error> {
+    let configmap = router::configmap(rm, routed).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let configmaps = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns);
+    collisions.take(apply_owned(&configmaps, rm, &configmap).await?);
+    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), ns);
+    let services = Api::<Service>::namespaced(ctx.client.clone(), ns);
+    let rollout = collisions
+        .take(apply_owned(&deployments, rm, &router::deployment(rm)).await?)
+        .as_ref()
+        .map(plan::rollout)
+        .unwrap_or_default();
+    collisions.take(apply_owned(&services, rm, &router::service(rm)).await?);
+    Ok(rollout)
 }
 
 /// Retries with a delay; the error is counted by category and logged.

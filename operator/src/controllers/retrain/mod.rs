@@ -195,22 +195,7 @@ pub async fn reconcile_at(
         .image
         .clone()
         .unwrap_or_else(|| ctx.dataplane_image.clone());
-    let secrets: Vec<&str> = rts
-        .spec
-        .job
-        .credentials_secret
-        .as_deref()
-        .into_iter()
-        .collect();
-    let allowed = match ctx.policy.check_image(&image) {
-        Ok(()) => {
-            ctx.policy
-                .check_secret_names(&ctx.client, &ns, &secrets)
-                .await?
-        }
-        Err(r) => Err(r),
-    };
-    if let Err(refusal) = allowed {
+    if let Some(refusal) = refusal(&ctx, &rts, &ns, &image).await? {
         if status
             .common
             .conditions
@@ -223,8 +208,61 @@ pub async fn reconcile_at(
         write(&api, &rts, status, Some((refusal.reason, &refusal.message))).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
-
     let jobs = Api::<Job>::namespaced(ctx.client.clone(), &ns);
+    judge_finished_jobs(&ctx, &rts, &ns, &jobs, &mut status).await?;
+    let degraded = if rts.spec.suspend {
+        status.next_run_time = None;
+        None
+    } else {
+        let degraded = run_when_due(&ctx, &rts, &plan, &jobs, &image, now, &mut status).await?;
+        status.next_run_time = plan.cron.next_after(now, &plan.tz).map(|t| t.to_string());
+        degraded
+    };
+    let requeue = requeue_after(&rts, &status, degraded.is_some(), now);
+    write(
+        &api,
+        &rts,
+        status,
+        degraded.as_ref().map(|(r, m)| (*r, m.as_str())),
+    )
+    .await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Why the Job may not run: its image, or a Secret it names, outside the operator's policy.
+async fn refusal(
+    ctx: &Context,
+    rts: &RetrainSchedule,
+    ns: &str,
+    image: &str,
+) -> Result<Option<super::policy::Refusal>, Error> {
+    let secrets: Vec<&str> = rts
+        .spec
+        .job
+        .credentials_secret
+        .as_deref()
+        .into_iter()
+        .collect();
+    let allowed = match ctx.policy.check_image(image) {
+        Ok(()) => {
+            ctx.policy
+                .check_secret_names(&ctx.client, ns, &secrets)
+                .await?
+        }
+        Err(r) => Err(r),
+    };
+    Ok(allowed.err())
+}
+
+/// Each finished Job of this schedule judged once, oldest first; running ones listed as
+/// active; old ones pruned by the history limits.
+async fn judge_finished_jobs(
+    ctx: &Context,
+    rts: &RetrainSchedule,
+    ns: &str,
+    jobs: &Api<Job>,
+    status: &mut RetrainScheduleStatus,
+) -> Result<(), Error> {
     let uid = rts.uid().unwrap_or_default();
     let selector = format!("{SCHEDULE_LABEL}={}", rts.name_any());
     let mut mine: Vec<Job> = jobs
@@ -235,9 +273,7 @@ pub async fn reconcile_at(
         .filter(|j| is_controlled_by(j, &uid))
         .collect();
     mine.sort_by_key(|j| (scheduled_at(j), j.name_any()));
-
-    // Judge each finished Job once, oldest first.
-    let pods = Api::namespaced(ctx.client.clone(), &ns);
+    let pods = Api::namespaced(ctx.client.clone(), ns);
     let mut finished = Vec::new();
     status.active.clear();
     for job in &mine {
@@ -251,11 +287,25 @@ pub async fn reconcile_at(
         if status.judged.contains(&job.name_any()) {
             continue;
         }
-        judge_one(&ctx, &rts, &ns, job, state, &mut status).await?;
+        judge_one(ctx, rts, ns, job, state, status).await?;
         status.judged.push(job.name_any());
     }
-    prune(&jobs, &rts, &finished, &mut status).await?;
+    prune(jobs, rts, &finished, status).await
+}
 
+/// Starts a run when the schedule (or, between runs, drift) says one is due; what keeps it
+/// from starting, as a Degraded reason and message.
+#[allow(clippy::too_many_arguments)]
+async fn run_when_due(
+    ctx: &Context,
+    rts: &RetrainSchedule,
+    plan: &Plan,
+    jobs: &Api<Job>,
+    image: &str,
+    now: Timestamp,
+    status: &mut RetrainScheduleStatus,
+) -> Result<Option<(&'static str, String)>, Error> {
+    let ns = rts.namespace().unwrap_or_default();
     let rm = Api::<RecModel>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&rts.spec.rec_model_ref)
         .await?;
@@ -267,114 +317,107 @@ pub async fn reconcile_at(
         .as_ref()
         .and_then(|rm| rm.spec.feedback.as_ref())
         .map(|f| f.uri.clone());
-    let mut degraded: Option<(&str, String)> = None;
+    let mut run = scheduled_run(ctx, rts, plan, now, status).await;
+    if run.is_none() {
+        if let (Some(drift), Some(interval)) = (&rts.spec.drift, plan.drift_interval) {
+            run = check_drift(ctx, rts, drift, interval, live_uri.as_deref(), now, status).await;
+        }
+    }
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    if rm.is_none() {
+        return Ok(Some((
+            "RecModelMissing",
+            format!(
+                "RecModel {} does not exist; the run waits",
+                rts.spec.rec_model_ref
+            ),
+        )));
+    }
+    let started = start(
+        ctx,
+        jobs,
+        rts,
+        &run,
+        live_uri.as_deref(),
+        feedback_uri.as_deref(),
+        image,
+        now,
+        status,
+    )
+    .await?;
+    Ok(started.map(|problem| ("NameCollision", problem)))
+}
 
-    if rts.spec.suspend {
-        status.next_run_time = None;
-    } else {
-        let last = parse_time(status.last_schedule_time.as_deref())
-            .or_else(|| rts.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            .unwrap_or(now);
-        let mut run = match due::scheduled(&plan.cron, &plan.tz, last, now, plan.deadline) {
-            Scheduled::Run { at, missed } => {
-                if missed > 1 {
-                    ctx.event(
-                        &*rts,
-                        true,
-                        "MissedSchedule",
-                        format!(
-                            "{}{missed} scheduled runs passed while the operator was away; only the latest ({at}) starts",
-                            if missed >= due::MISSED_CAP { "more than " } else { "" }
-                        ),
-                    )
-                    .await;
-                }
-                Some(Run {
-                    at,
-                    trigger: "schedule",
-                })
-            }
-            Scheduled::TooLate { at, missed } => {
+/// The run the cron schedule makes due now, if any; missed runs are reported as events.
+async fn scheduled_run(
+    ctx: &Context,
+    rts: &RetrainSchedule,
+    plan: &Plan,
+    now: Timestamp,
+    status: &mut RetrainScheduleStatus,
+) -> Option<Run> {
+    let last = parse_time(status.last_schedule_time.as_deref())
+        .or_else(|| rts.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    match due::scheduled(&plan.cron, &plan.tz, last, now, plan.deadline) {
+        Scheduled::Run { at, missed } => {
+            if missed > 1 {
                 ctx.event(
-                    &*rts,
+                    rts,
                     true,
                     "MissedSchedule",
                     format!(
-                        "the run scheduled at {at} ({missed} missed) is past startingDeadlineSeconds {}; skipped",
-                        rts.spec.starting_deadline_seconds.unwrap_or(0)
+                        "{}{missed} scheduled runs passed while the operator was away; only the latest ({at}) starts",
+                        if missed >= due::MISSED_CAP { "more than " } else { "" }
                     ),
                 )
                 .await;
-                status.last_schedule_time = Some(at.to_string());
-                None
             }
-            Scheduled::NotDue => None,
-        };
-        if run.is_none() {
-            if let (Some(drift), Some(interval)) = (&rts.spec.drift, plan.drift_interval) {
-                run = check_drift(
-                    &ctx,
-                    &rts,
-                    drift,
-                    interval,
-                    live_uri.as_deref(),
-                    now,
-                    &mut status,
-                )
-                .await;
-            }
+            Some(Run {
+                at,
+                trigger: "schedule",
+            })
         }
-        if let Some(run) = run {
-            match &rm {
-                None => {
-                    degraded = Some((
-                        "RecModelMissing",
-                        format!(
-                            "RecModel {} does not exist; the run waits",
-                            rts.spec.rec_model_ref
-                        ),
-                    ));
-                }
-                Some(_) => {
-                    if let Some(problem) = start(
-                        &ctx,
-                        &jobs,
-                        &rts,
-                        &run,
-                        live_uri.as_deref(),
-                        feedback_uri.as_deref(),
-                        &image,
-                        now,
-                        &mut status,
-                    )
-                    .await?
-                    {
-                        degraded = Some(("NameCollision", problem));
-                    }
-                }
-            }
+        Scheduled::TooLate { at, missed } => {
+            ctx.event(
+                rts,
+                true,
+                "MissedSchedule",
+                format!(
+                    "the run scheduled at {at} ({missed} missed) is past startingDeadlineSeconds {}; skipped",
+                    rts.spec.starting_deadline_seconds.unwrap_or(0)
+                ),
+            )
+            .await;
+            status.last_schedule_time = Some(at.to_string());
+            None
         }
-        status.next_run_time = plan.cron.next_after(now, &plan.tz).map(|t| t.to_string());
+        Scheduled::NotDue => None,
     }
+}
+
+/// Until the next scheduled run, or sooner while a Job runs, drift is watched or something is
+/// degraded.
+fn requeue_after(
+    rts: &RetrainSchedule,
+    status: &RetrainScheduleStatus,
+    degraded: bool,
+    now: Timestamp,
+) -> Duration {
     let requeue = status
         .next_run_time
         .as_deref()
         .and_then(|t| parse_time(Some(t)))
         .map(|next| Duration::from_secs(next.duration_since(now).as_secs().max(1) as u64))
         .unwrap_or(Duration::from_secs(3600));
-    let poll = !status.active.is_empty() || rts.spec.drift.is_some() || degraded.is_some();
-    write(
-        &api,
-        &rts,
-        status,
-        degraded.as_ref().map(|(r, m)| (*r, m.as_str())),
-    )
-    .await?;
-    Ok(Action::requeue(if poll {
+    let poll = !status.active.is_empty() || rts.spec.drift.is_some() || degraded;
+    if poll {
         requeue.min(POLL)
     } else {
         requeue
-    }))
+    }
 }
 
 /// Reads the drift metric; returns a drift run when it is due, recording why.

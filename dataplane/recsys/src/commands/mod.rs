@@ -1,0 +1,18 @@
+//! One module per `recsys` subcommand: its flags (`Args`) and what it runs (`run`).
+
+pub mod ab;
+pub mod args;
+pub mod bench_serve;
+pub mod build_index;
+pub mod demo;
+pub mod drift;
+pub mod export_movielens;
+pub mod features;
+pub mod generate;
+pub mod materialize;
+pub mod publish_items;
+pub mod route;
+pub mod split;
+pub mod train;
+pub mod train_events;
+pub mod validate;
