@@ -14,7 +14,7 @@ const START: i64 = 1_790_000_000 - 1_790_000_000 % 86_400;
 
 #[test]
 fn a_model_trained_from_events_serves_each_user_their_taste_cluster() {
-    crate::support::libtorch();
+    let _turn = crate::support::training_turn_blocking();
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("events.csv");
     let config = GeneratorConfig {

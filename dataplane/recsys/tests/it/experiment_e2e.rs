@@ -35,6 +35,7 @@ use std::time::Duration;
 const EXP_PATH: &str = "/apis/recsys.dev/v1alpha1/namespaces/recsys/experiments/movies-exp";
 
 async fn train(data_dir: Option<PathBuf>, out: &Path) -> PathBuf {
+    let _turn = crate::support::training_turn().await;
     demo::run(DemoOptions {
         data_dir,
         artifacts_dir: out.to_path_buf(),

@@ -183,7 +183,9 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         .unwrap();
     let mut train_options = demo::train_options(&options, "demo".into());
     train_options.with_mf = false;
+    let turn = crate::support::training_turn().await;
     let summary = train::run(data, &train_options).unwrap();
+    drop(turn);
     assert!(summary.ranker_positives > 0);
 
     let job = evaluation(&models.join("job"));

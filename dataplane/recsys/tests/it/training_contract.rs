@@ -32,6 +32,7 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
 
     // The live version v1 in object storage, as yesterday's run left it: its data ends where
     // today's test window starts (the seed split's last 7 days).
+    let turn = crate::support::training_turn().await;
     let live = demo::run(DemoOptions {
         data_dir: None,
         artifacts_dir: work.path().join("live"),
@@ -44,6 +45,7 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
     })
     .await
     .unwrap();
+    drop(turn);
     let live_uri = "s3://recsys-artifacts/movies/v1";
     let live_dir = version_named(&live.artifact_dir, &work.path().join("sealed"), "v1");
     remote::upload_dir(&live_dir, live_uri).unwrap();

@@ -113,3 +113,19 @@ pub fn libtorch() {
         recsys_two_tower::set_torch_threads(2);
     });
 }
+
+/// libtorch's random generator is process-wide: two trainings in one process at once would
+/// interleave their draws and neither would be the model its seed makes. Every in-process
+/// training holds this turn (trainings by the `recsys` binary run in their own process).
+static TRAINING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn training_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    libtorch();
+    TRAINING.lock().await
+}
+
+/// [`training_turn`] for a test without a runtime.
+pub fn training_turn_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    libtorch();
+    TRAINING.blocking_lock()
+}

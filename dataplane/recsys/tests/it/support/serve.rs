@@ -75,7 +75,7 @@ pub async fn trained_demo_summary() -> &'static DemoSummary {
     static TRAINED: OnceCell<DemoSummary> = OnceCell::const_new();
     TRAINED
         .get_or_init(|| async {
-            crate::support::libtorch();
+            let _turn = crate::support::training_turn().await;
             demo::run(DemoOptions {
                 data_dir: None,
                 artifacts_dir: shared_dir("trained-demo"),
