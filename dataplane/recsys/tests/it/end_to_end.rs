@@ -43,8 +43,8 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         }
     }
     assert_eq!(
-        summary.rows[0].users, 47,
-        "the seed split has 47 evaluated users"
+        summary.rows[0].users, 153,
+        "the 80/10/10 split has 153 evaluated users"
     );
     // Far above chance: a random list of 100 of ~1,600 unseen items recalls about 6 %.
     let two_stage = summary

@@ -1,6 +1,6 @@
 //! An experiment end to end with real processes and no cluster: two `recsys serve` arms with
-//! genuinely different models — the ml-100k version, and a deliberately weaker one trained on
-//! the same ratings with item ids shuffled (so what it learned points at the wrong items) —
+//! genuinely different models — the ml-100k version, and a deliberately weaker copy of it whose
+//! catalog names a fixed permutation of the items (so what it learned points at the wrong items) —
 //! behind `recsys route` with its statistics in a real Redis, a real Prometheus scraping the
 //! router and both arms, and simulated users whose clicks are their own held-out ml-100k
 //! test-window interactions (global 80/10/10 split; relevant = rating ≥ 4, the protocol's
@@ -15,10 +15,11 @@
 use crate::operator_support::fake_api::FakeApi;
 use crate::operator_support::prometheus::Prometheus;
 use crate::operator_support::world::*;
+use crate::support::serve::{permuted_items, trained_demo};
 use crate::support::{free_port, wait_for_port, RedisServer};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use recsys::data::{locate, movielens};
-use recsys::demo::{self, DemoOptions};
+use recsys::demo;
 use recsys::pipeline::labels::relevant_by_user;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
@@ -26,67 +27,13 @@ use recsys_core::{SplitWindows, TimeSplit};
 use recsys_operator::controllers::experiment;
 use recsys_operator::crd::v1alpha1::Experiment;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 const EXP_PATH: &str = "/apis/recsys.dev/v1alpha1/namespaces/recsys/experiments/movies-exp";
-
-async fn train(data_dir: Option<PathBuf>, out: &Path) -> PathBuf {
-    let _turn = crate::support::training_turn().await;
-    demo::run(DemoOptions {
-        data_dir,
-        artifacts_dir: out.to_path_buf(),
-        user: Some("416".into()),
-        max_epochs: 3,
-        split: demo::SplitKind::Global,
-        ranker_trials: 1,
-        publish_state: demo::PublishState::TestStart,
-        seed: 7,
-    })
-    .await
-    .unwrap()
-    .artifact_dir
-}
-
-/// A copy of ml-100k whose ratings point at a fixed random permutation of the items.
-fn shuffled_movielens(into: &Path) -> PathBuf {
-    let src = locate::find_movielens(None).unwrap();
-    let dir = into.join("ml-100k-shuffled");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["ml-100k.user", "ml-100k.item"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let text = std::fs::read_to_string(src.join("ml-100k.inter")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
-    let mut items: Vec<&str> = rows
-        .iter()
-        .map(|r| r[1])
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    items.sort_unstable();
-    let mut permuted = items.clone();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for i in (1..permuted.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        permuted.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    let map: BTreeMap<&str, &str> = items.iter().copied().zip(permuted).collect();
-    let mut out = String::from(header);
-    out.push('\n');
-    for r in rows {
-        out.push_str(&format!("{}\t{}\t{}\t{}\n", r[0], map[r[1]], r[2], r[3]));
-    }
-    std::fs::write(dir.join("ml-100k.inter"), out).unwrap();
-    dir
-}
 
 /// Held-out relevant items of every test-window user (external ids).
 fn test_users() -> Vec<(String, HashSet<String>)> {
@@ -344,21 +291,16 @@ async fn run_experiment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_promotes_the_better_model_rolls_back_the_worse_and_not_an_a_a_test() {
-    crate::support::libtorch();
     let work = tempfile::tempdir().unwrap();
-    let good = train(None, &work.path().join("good")).await;
-    let weak = train(
-        Some(shuffled_movielens(work.path())),
-        &work.path().join("weak"),
-    )
-    .await;
+    let good = trained_demo().await.to_path_buf();
+    let weak = permuted_items(&good, work.path(), "weak");
     let mut users = test_users();
     assert!(users.len() > 100, "{} test users", users.len());
     // A fixed arrival order, independent of the ids' order.
     users.sort_by_key(|(u, _)| recsys_core::routing::bucket("arrival", u));
 
-    let better = run_experiment("better", ("shuffled", &weak), ("ml100k", &good), &users).await;
-    let worse = run_experiment("worse", ("ml100k", &good), ("shuffled", &weak), &users).await;
+    let better = run_experiment("better", ("permuted", &weak), ("ml100k", &good), &users).await;
+    let worse = run_experiment("worse", ("ml100k", &good), ("permuted", &weak), &users).await;
     let aa = run_experiment("a-a", ("ml100k", &good), ("ml100k", &good), &users).await;
     for (name, o) in [("better", &better), ("worse", &worse), ("A/A", &aa)] {
         println!(

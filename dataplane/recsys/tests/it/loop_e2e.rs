@@ -360,7 +360,7 @@ fn stored_rts(fake: &FakeApi) -> Arc<RetrainSchedule> {
 fn train_flags() -> Vec<String> {
     [
         "--max-epochs",
-        "3",
+        "2",
         "--ranker-trials",
         "1",
         "--ranker-windows",
@@ -569,7 +569,7 @@ async fn the_loop_retrains_on_drift_gates_experiments_and_promotes_for_shifted_u
                            "itemsUri": "s3://events/movies-entities/items.csv",
                            "feedbackUri": FEEDBACK,
                            "credentialsSecret": "object-storage",
-                           "hyperParameters": {"max-epochs": "3", "ranker-trials": "1",
+                           "hyperParameters": {"max-epochs": "2", "ranker-trials": "1",
                                "ranker-windows": "2", "ranker-window-days": "2",
                                "validation-days": "6", "test-days": "3", "no-mf": "true"}},
                    "gates": {"minAuc": 0.6, "maxNdcgRegression": 0.05},

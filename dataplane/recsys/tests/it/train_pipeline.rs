@@ -5,8 +5,8 @@
 //! click/purchase events it produces an evaluated version whose ranker had positive labels.
 
 use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
-use recsys::demo::{self, DemoOptions};
-use recsys::pipeline::{compare, train};
+use crate::support::serve::{trained_demo_summary, DEMO_EPOCHS, DEMO_RANKER_TRIALS};
+use recsys::pipeline::compare;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{RecommendRequest, RequestContext};
 use recsys_core::metrics;
@@ -15,10 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const RANKER_TRIALS: &str = "2";
-/// Enough epochs to exercise early stopping's bookkeeping; the two paths' equality and the
-/// server's agreement with the claim do not depend on how long the towers trained.
-const MAX_EPOCHS: &str = "3";
 
 /// Each test trains with every core (libtorch and LightGBM both start a thread per core);
 /// run side by side on a 2-core runner they thrash instead of sharing, so they take turns.
@@ -116,8 +112,10 @@ fn users_in(files: &[PathBuf]) -> HashSet<String> {
 #[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
+    // The in-process side first, so the binary's training below does not share the cores.
+    let summary = trained_demo_summary().await;
     let _turn = take_turn();
-    crate::support::libtorch();
+    let (epochs, trials) = (DEMO_EPOCHS.to_string(), DEMO_RANKER_TRIALS.to_string());
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("ml-100k");
     recsys(&["export-movielens", "--out", path(&files)]);
@@ -156,40 +154,20 @@ async fn train_on_movielens_files_equals_the_demo_and_the_server_confirms_it() {
         "--version",
         "job",
         "--max-epochs",
-        MAX_EPOCHS,
+        &epochs,
         "--ranker-trials",
-        RANKER_TRIALS,
+        &trials,
         "--publish-state",
         "test-start",
-        // MF is a baseline row; the equality and the server's agreement do not need it.
-        "--no-mf",
     ]);
     let printed = recsys(&train_args);
     assert!(printed.contains("two-tower+ranker"), "{printed}");
 
-    // The demo's way: MovieLens read natively, the demo's settings, in process.
-    let demo_root = dir.path().join("demo");
-    let options = DemoOptions {
-        data_dir: None,
-        artifacts_dir: demo_root.clone(),
-        user: None,
-        max_epochs: MAX_EPOCHS.parse().unwrap(),
-        split: demo::SplitKind::Global,
-        ranker_trials: RANKER_TRIALS.parse().unwrap(),
-        publish_state: demo::PublishState::TestStart,
-        seed: 7,
-    };
-    let data = recsys::data::movielens::load(&recsys::data::locate::find_movielens(None).unwrap())
-        .unwrap();
-    let mut train_options = demo::train_options(&options, "demo".into());
-    train_options.with_mf = false;
-    let turn = crate::support::training_turn().await;
-    let summary = train::run(data, &train_options).unwrap();
-    drop(turn);
-    assert!(summary.ranker_positives > 0);
-
+    // The demo's way (MovieLens read natively, the demo's settings, in process) is the shared
+    // demo version above, trained with these same settings.
     let job = evaluation(&models.join("job"));
     let native = evaluation(&summary.artifact_dir);
+    assert!(job["ranker_positives"].as_u64().unwrap() > 0);
     assert_eq!(
         comparable(job.clone()),
         comparable(native),
@@ -319,7 +297,7 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
     let config = GeneratorConfig {
         bots: 0,
         bad_fraction: 0.0,
-        ..GeneratorConfig::new(120_000, start)
+        ..GeneratorConfig::new(60_000, start)
     };
     generate(&events, &config).unwrap();
     let (users, items) = (dir.path().join("users.csv"), dir.path().join("items.csv"));
@@ -347,7 +325,7 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
         args.extend(extra);
         recsys(&args)
     };
-    let printed = train("shop", &["--max-epochs", "4", "--ranker-trials", "2"]);
+    let printed = train("shop", &["--max-epochs", "2", "--ranker-trials", "2"]);
     let e = evaluation(&models.join("shop"));
     assert_eq!(e["labels"], "purchase,add_to_cart");
     let positives = e["ranker_positives"].as_u64().unwrap();

@@ -9,7 +9,6 @@ use crate::support::cluster::{example, run_pod, Secrets};
 use crate::support::moto::{moto, s3_env};
 use crate::support::version_named;
 use recsys::data::remote;
-use recsys::demo::{self, DemoOptions};
 use recsys_operator::builders::training_job::{self, check_hyper_parameters, Run};
 use recsys_operator::controllers::retrain::gates;
 use recsys_operator::crd::v1alpha1::{OfflineGates, RetrainSchedule};
@@ -19,7 +18,10 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_training_job_writes_a_gated_version_to_object_storage() {
-    crate::support::libtorch();
+    // The live version v1, put in object storage below: trained on the global split's first
+    // 90 % and published as of its test start, so its data ends before the Job's test window
+    // (the last 7 days) begins. Trained (or waited for) before the S3 lock is taken.
+    let live = crate::support::serve::trained_demo().await;
     let work = tempfile::tempdir().unwrap();
     let _s3_env = crate::support::moto::exclusive_s3_env().await;
     let s3 = moto(&["recsys-artifacts", "recsys-events"]);
@@ -30,24 +32,8 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
     }
     let secrets: Secrets = BTreeMap::from([("recsys-object-storage".to_owned(), env.clone())]);
 
-    // The live version v1 in object storage, as yesterday's run left it: its data ends where
-    // today's test window starts (the seed split's last 7 days).
-    let turn = crate::support::training_turn().await;
-    let live = demo::run(DemoOptions {
-        data_dir: None,
-        artifacts_dir: work.path().join("live"),
-        user: None,
-        max_epochs: 2,
-        split: demo::SplitKind::Seed,
-        ranker_trials: 1,
-        publish_state: demo::PublishState::TestStart,
-        seed: 7,
-    })
-    .await
-    .unwrap();
-    drop(turn);
     let live_uri = "s3://recsys-artifacts/movies/v1";
-    let live_dir = version_named(&live.artifact_dir, &work.path().join("sealed"), "v1");
+    let live_dir = version_named(live, &work.path().join("sealed"), "v1");
     remote::upload_dir(&live_dir, live_uri).unwrap();
 
     // The event history under the schedule's data prefix; profiles and metadata beside it.

@@ -23,6 +23,9 @@ fn store_for(uri: &str) -> anyhow::Result<(Arc<dyn ObjectStore>, StorePath)> {
     let url = url::Url::parse(uri).with_context(|| format!("{uri}: not a valid URI"))?;
     match url.scheme() {
         "s3" => {
+            // The HTTP client's TLS uses the process's default crypto provider, which a
+            // library caller may not have installed yet (the binaries install the same one).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let store = AmazonS3Builder::from_env()
                 .with_url(uri)
                 .build()

@@ -2,6 +2,8 @@
 //! demo's, trained once per test process: enough to answer, shared by the serving tests).
 
 use super::{free_port, wait_for_port};
+use recsys::artifacts::bundle::{Catalog, CATALOG_FILE};
+use recsys::artifacts::{Manifest, MANIFEST};
 use recsys::demo::{self, DemoOptions, DemoSummary};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,10 +64,17 @@ pub fn serve_with(
     (Process(child), grpc, http)
 }
 
-/// The demo's version of MovieLens 100K (seed split, two epochs, one ranker setting, refit on
-/// every event), trained once for the whole test process and shared read-only by every test
-/// whose subject is serving rather than training. Tests that change a version copy it first
-/// (`support::copy_dir`).
+/// Training settings of [`trained_demo`]; `train_pipeline` gives the binary the same ones.
+pub const DEMO_EPOCHS: usize = 2;
+pub const DEMO_RANKER_TRIALS: usize = 2;
+
+/// The demo's run on MovieLens 100K, on the global 80/10/10 split and published as of the test
+/// window's start (nothing it learned is in the test window), two epochs and two ranker
+/// settings. Trained once per test process and shared read-only by every test whose subject
+/// is not training itself: the serving tests, `end_to_end` (the demo's own test), the better
+/// arm of `experiment_e2e`, the live version `training_contract`'s Job is compared with, and
+/// the in-process side of `train_pipeline`'s equality. Tests that change it copy it first
+/// (`support::copy_dir`). (`make demo` runs the demo's defaults, the seed split.)
 pub async fn trained_demo() -> &'static Path {
     &trained_demo_summary().await.artifact_dir
 }
@@ -80,16 +89,41 @@ pub async fn trained_demo_summary() -> &'static DemoSummary {
                 data_dir: None,
                 artifacts_dir: shared_dir("trained-demo"),
                 user: Some("416".into()),
-                max_epochs: 2,
-                split: demo::SplitKind::Seed,
-                ranker_trials: 1,
-                publish_state: demo::PublishState::Latest,
+                max_epochs: DEMO_EPOCHS,
+                split: demo::SplitKind::Global,
+                ranker_trials: DEMO_RANKER_TRIALS,
+                publish_state: demo::PublishState::TestStart,
                 seed: 7,
             })
             .await
             .unwrap()
         })
         .await
+}
+
+/// A copy of `version` whose catalog names a fixed random permutation of its items: the same
+/// model pointing at the wrong items, a genuinely worse arm that costs no training.
+pub fn permuted_items(version: &Path, into: &Path, name: &str) -> PathBuf {
+    let dir = crate::support::copy_dir(version, into, name);
+    let path = dir.join(CATALOG_FILE);
+    let mut catalog: Catalog = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut ids: Vec<String> = catalog.items.iter().map(|i| i.external_id.clone()).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..ids.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ids.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    for (item, id) in catalog.items.iter_mut().zip(ids) {
+        item.external_id = id;
+    }
+    std::fs::write(&path, serde_json::to_vec(&catalog).unwrap()).unwrap();
+    let mut manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
+    manifest.model_version = name.into();
+    recsys::artifacts::seal(&dir, manifest).unwrap();
+    dir
 }
 
 /// An empty directory under cargo's per-target scratch space for what one test process
