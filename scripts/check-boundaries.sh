@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The crate graph's rules, read from `cargo tree`, and the data plane's import layers.
+# The crate graph's rules, read from `cargo tree`, and the one import rule inside `recsys`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,11 +17,16 @@ if deps_of recsys-serving | grep -xE 'tch|torch-sys|recsys-two-tower|recsys'; th
   fail "recsys-serving must not depend on libtorch or on the training crates"
 fi
 
-echo "data plane layers: serving and the pipeline do not import each other"
-serving=dataplane/serving/src
+for crate in recsys-data recsys-version recsys-scoring; do
+  echo "$crate: no libtorch, no serving, no training code"
+  if deps_of "$crate" | grep -xE 'tch|torch-sys|recsys-two-tower|recsys|recsys-serving'; then
+    fail "$crate must not depend on libtorch, the server or the training crates"
+  fi
+done
+
+echo "training: the pipeline does not import serving"
 pipeline=dataplane/recsys/src/pipeline
-if grep -rnE 'crate::(serving|demo|live_version)|recsys_serving::serving' "$pipeline" \
-  || grep -rnE 'crate::serving' "$serving/artifacts" "$serving/scoring.rs" "$serving/features" "$serving/data"; then
-  fail "serving ↛ pipeline (a crate boundary), pipeline ↛ serving; both read and write versions through artifacts/"
+if grep -rnE 'recsys_serving|crate::(demo|live_version|commands)' "$pipeline"; then
+  fail "the pipeline reads and writes versions through recsys-version and scores through recsys-scoring; only commands, the demo and live_version start or load a server"
 fi
 echo "boundaries hold"

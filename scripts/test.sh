@@ -24,6 +24,7 @@ step "e2e against KUBECONFIG's cluster (skips without one)" env PY=.venv/bin/pyt
 step "rustfmt" cargo fmt --all -- --check
 step "clippy (release profile, all targets)" cargo clippy --release --workspace --all-targets -- -D warnings
 step "crate boundaries" bash scripts/check-boundaries.sh
+step "every declared dependency used" python3 scripts/check-unused-deps.py
 step "paths named in docs exist" .venv/bin/python scripts/check-doc-paths.py
 
 echo "== step times"

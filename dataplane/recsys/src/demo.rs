@@ -2,11 +2,11 @@
 //! `recsys train` pipeline any dataset goes through (with MovieLens's label policy, ratings of
 //! 4 or more), then the published version served over gRPC and asked for one real user.
 
-use crate::data::{locate, movielens};
+use recsys_data::{locate, movielens};
 use crate::pipeline::compare;
 use crate::pipeline::evaluate::MetricRow;
 use crate::pipeline::train::{self, TrainOptions, WindowConfig};
-use crate::serving::{grpc, Engine, ServingState};
+use recsys_serving::serving::{grpc, Engine, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use recsys_core::labels::LabelPolicy;
@@ -74,7 +74,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let version = format!("ml100k-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let trained = train::run(data, &train_options(&options, version))?;
     let artifact_dir = trained.artifact_dir.clone();
-    let manifest = crate::artifacts::verify(&artifact_dir, None)?;
+    let manifest = recsys_version::verify(&artifact_dir, None)?;
 
     // Serve it and ask for one real user's recommendations over gRPC.
     let state = Arc::new(ServingState::new(Engine::load(&artifact_dir)?, None));

@@ -1,8 +1,7 @@
-//! The recsys data plane's batch side: training and evaluation jobs and the version writer,
-//! over the serving crate's data, features and version format (re-exported here, so one path
-//! names each module). Serving never imports this crate.
-
-pub use recsys_serving::{artifacts, data, features, scoring, serving};
+//! The recsys data plane's batch side: training and evaluation jobs (the pipeline, reports,
+//! ab and drift commands) over `recsys-data` (events, features), `recsys-version` (the
+//! version format) and `recsys-serving` (the scoring steps and the server it starts). Serving
+//! never imports this crate.
 
 pub mod demo;
 pub mod live_version;

@@ -7,7 +7,7 @@
 use crate::pipeline::compare::EvaluationRecord;
 use crate::pipeline::evaluate::LIST_LENGTH;
 use crate::pipeline::live::{LiveScore, LiveScorer, Window};
-use crate::serving::{Engine, Query};
+use recsys_serving::serving::{Engine, Query};
 use anyhow::Context;
 use recsys_core::features::Context as RequestContext;
 use recsys_core::{metrics, ItemId, UserId};
@@ -19,7 +19,7 @@ pub struct ServedVersion(pub PathBuf);
 
 impl LiveScorer for ServedVersion {
     fn data_cutoff(&self) -> anyhow::Result<Option<i64>> {
-        let manifest = crate::artifacts::verify(&self.0, None)
+        let manifest = recsys_version::verify(&self.0, None)
             .with_context(|| format!("reading the live version at {}", self.0.display()))?;
         Ok(Some(manifest.data_window.cutoff))
     }
@@ -32,7 +32,7 @@ impl LiveScorer for ServedVersion {
 fn score(dir: &Path, window: &Window<'_>) -> anyhow::Result<LiveScore> {
     let engine = Engine::load(dir)
         .with_context(|| format!("loading the live version at {}", dir.display()))?;
-    let manifest = crate::artifacts::verify(dir, None)?;
+    let manifest = recsys_version::verify(dir, None)?;
     let data = window.data;
     let mut seen: HashMap<UserId, HashSet<u32>> = HashMap::new();
     for r in window.history {

@@ -35,7 +35,7 @@ enum Command {
     Serve(recsys_serving::serve_command::ServeArgs),
 
     /// The sticky experiment router: forwards each user to the arm the routing table assigns.
-    Route(commands::route::Args),
+    Route(recsys_serving::route_command::RouteArgs),
 
     /// Load-test a Recommend endpoint: fixed concurrency (or a fixed rate), Zipf-distributed
     /// users; prints throughput and latency percentiles.
@@ -106,13 +106,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .init();
     recsys_two_tower::set_torch_threads(2);
-    recsys::serving::tls::install_default_provider();
+    recsys_serving::serving::tls::install_default_provider();
     match cli.command {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Train(args) => commands::train::run(args).await,
         Command::Split(args) => commands::split::run(args).await,
         Command::Serve(args) => recsys_serving::serve_command::run(args).await,
-        Command::Route(args) => commands::route::run(args).await,
+        Command::Route(args) => recsys_serving::route_command::run(args).await,
         Command::BenchServe(args) => commands::bench_serve::run(args).await,
         Command::Generate(args) => commands::generate::run(args).await,
         Command::Validate(args) => commands::validate::run(args).await,

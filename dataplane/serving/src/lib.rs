@@ -1,12 +1,10 @@
-//! The recsys serving side: data loading and validation, point-in-time features, the version
-//! format's reader, the scoring steps training shares, and the gRPC/HTTP server. It links no
-//! libtorch (the user tower runs in plain Rust), so `recsys-serve` carries none; training
-//! (`recsys`) imports this crate, never the other way round.
+//! The online path: the engine that answers Recommend (retrieval and ranking through
+//! `recsys-scoring`, then business rules), the gRPC and HTTP server around it (`serve`) and
+//! the experiment router (`route`). It links no libtorch (the user tower runs in plain Rust),
+//! so `recsys-serve` carries none, and no training code. Data and features live in
+//! `recsys-data`, the version format in `recsys-version`.
 
-pub mod artifacts;
-pub mod data;
-pub mod features;
 pub mod front;
-pub mod scoring;
+pub mod route_command;
 pub mod serve_command;
 pub mod serving;

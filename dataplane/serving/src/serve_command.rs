@@ -145,7 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cache: cache_dir.clone(),
     };
     let index_dir = index_dir
-        .map(|uri| crate::artifacts::fetch::fetch_index(&uri, &cache_dir))
+        .map(|uri| recsys_version::fetch::fetch_index(&uri, &cache_dir))
         .transpose()?;
     let options = EngineOptions {
         index_dir,

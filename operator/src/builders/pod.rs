@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 /// Mount path of the model cache volume (an emptyDir): remote versions and indexes land here.
 pub const MODEL_CACHE_DIR: &str = "/var/cache/recsys";
 
-/// The server alone in the data-plane image: `recsys serve`'s flags without libtorch or any
-/// other training-only library (jobs run the image's entrypoint, `recsys`).
+/// The server alone in the data-plane image: `recsys serve`'s flags (and `route` with `recsys
+/// route`'s) without libtorch or any other training-only library. Serving and router pods run
+/// it; jobs run the image's entrypoint, `recsys`.
 pub const SERVE_BINARY: &str = "/usr/local/bin/recsys-serve";
 
 /// UID/GID of the distroless "nonroot" user.

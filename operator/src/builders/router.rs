@@ -148,6 +148,8 @@ pub fn deployment(rm: &RecModel) -> Deployment {
     let container = Container {
         name: "router".into(),
         image: Some(rm.spec.image.clone()),
+        // The lean server binary, as serving pods run it: no libtorch, no training code.
+        command: Some(vec![super::pod::SERVE_BINARY.to_owned()]),
         args: Some(
             [
                 "route".into(),

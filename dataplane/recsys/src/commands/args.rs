@@ -1,6 +1,6 @@
 //! Flag groups several subcommands share: the entity files, the dataset columns, the windows.
 
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::demo::SplitKind;
 use recsys::pipeline::feature_job;
 
@@ -18,9 +18,9 @@ impl DatasetArgs {
         events: &std::path::Path,
         files: &EntityFileArgs,
         scratch: &remote::Scratch,
-    ) -> anyhow::Result<recsys::data::Dataset> {
+    ) -> anyhow::Result<recsys_data::Dataset> {
         let files = files.load(scratch)?;
-        recsys::data::event_dataset::load(events, &files, &self.columns())
+        recsys_data::event_dataset::load(events, &files, &self.columns())
     }
 
     pub fn load(
@@ -28,14 +28,14 @@ impl DatasetArgs {
         events: &str,
         files: &EntityFileArgs,
         scratch: &remote::Scratch,
-    ) -> anyhow::Result<recsys::data::Dataset> {
+    ) -> anyhow::Result<recsys_data::Dataset> {
         let events = remote::fetch(events, &scratch.path().join("events"))?;
         let files = files.load(scratch)?;
-        recsys::data::event_dataset::load(&events, &files, &self.columns())
+        recsys_data::event_dataset::load(&events, &files, &self.columns())
     }
 
-    pub fn columns(&self) -> recsys::data::event_dataset::MetadataColumns {
-        recsys::data::event_dataset::MetadataColumns {
+    pub fn columns(&self) -> recsys_data::event_dataset::MetadataColumns {
+        recsys_data::event_dataset::MetadataColumns {
             category: self.category_column.clone(),
             ..Default::default()
         }

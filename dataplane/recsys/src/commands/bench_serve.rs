@@ -1,7 +1,7 @@
 //! `recsys bench-serve`: load-test a Recommend endpoint: fixed concurrency (or a fixed rate), Zipf-
 //! distributed users; prints throughput and latency percentiles.
 
-use recsys::serving::load;
+use recsys_serving::serving::load;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -34,8 +34,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } = args;
     let users: Vec<String> = match users_from {
         Some(dir) => {
-            let catalog: recsys::artifacts::bundle::Catalog = serde_json::from_slice(
-                &std::fs::read(dir.join(recsys::artifacts::bundle::CATALOG_FILE))?,
+            let catalog: recsys_version::bundle::Catalog = serde_json::from_slice(
+                &std::fs::read(dir.join(recsys_version::bundle::CATALOG_FILE))?,
             )?;
             catalog.user_ids
         }

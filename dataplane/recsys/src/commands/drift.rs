@@ -1,6 +1,6 @@
 //! `recsys drift`: pSI per feature between a reference and a current event window.
 
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::pipeline::drift;
 
 #[derive(clap::Args)]

@@ -16,10 +16,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Args { data_dir, out } = args;
     let data =
-        recsys::data::movielens::load(&recsys::data::locate::find_movielens(data_dir.as_deref())?)?;
+        recsys_data::movielens::load(&recsys_data::locate::find_movielens(data_dir.as_deref())?)?;
     std::fs::create_dir_all(&out)?;
-    recsys::data::movielens::write_events(&data, &out.join("events.csv"))?;
-    let write = recsys::data::entity_files::write_csv;
+    recsys_data::movielens::write_events(&data, &out.join("events.csv"))?;
+    let write = recsys_data::entity_files::write_csv;
     if let (Some(profiles), Some(metadata)) = (&data.profiles, &data.metadata) {
         write(profiles, "user_id", &out.join("users.csv"))?;
         write(metadata, "item_id", &out.join("items.csv"))?;

@@ -2,7 +2,7 @@
 //! of --as-of into the offline store: <store>/date=YYYY-MM-DD/{user,item}.parquet.
 
 use super::args::EntityFileArgs;
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::pipeline::feature_job;
 use std::path::PathBuf;
 

@@ -1,8 +1,8 @@
 //! `recsys generate`: write synthetic events (power-law popularity, taste clusters, daily cycle,
 //! bots and planted defects) as CSV, deterministically from a seed.
 
-use recsys::data::synthetic;
-use recsys::data::synthetic::GeneratorConfig;
+use recsys_data::synthetic;
+use recsys_data::synthetic::GeneratorConfig;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

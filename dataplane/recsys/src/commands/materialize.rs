@@ -2,7 +2,7 @@
 //! definition's TTLs.
 
 use anyhow::Context as _;
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::pipeline::feature_job;
 use std::path::PathBuf;
 

@@ -1,4 +1,6 @@
-//! One module per `recsys` subcommand: its flags (`Args`) and what it runs (`run`).
+//! One module per `recsys` subcommand: its flags (`Args`) and what it runs (`run`). `serve` and
+//! `route` live with the server (`recsys_serving::{serve_command, route_command}`), which
+//! `recsys-serve` runs too.
 
 pub mod ab;
 pub mod args;
@@ -11,7 +13,6 @@ pub mod features;
 pub mod generate;
 pub mod materialize;
 pub mod publish_items;
-pub mod route;
 pub mod split;
 pub mod train;
 pub mod train_events;

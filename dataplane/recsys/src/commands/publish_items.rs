@@ -1,7 +1,7 @@
 //! `recsys publish-items`: publish the catalog feed's display metadata (title, image_url, price,
 //! category by item_id) to Redis for one day, where serving reads it for every response.
 
-use recsys::data::remote;
+use recsys_data::remote;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,9 +22,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } = args;
     let scratch = remote::Scratch::new("publish-items")?;
     let local = remote::fetch(&items, scratch.path())?;
-    let feed = recsys::serving::item_display::read_feed(&local)?;
+    let feed = recsys_serving::serving::item_display::read_feed(&local)?;
     let progress = indicatif::ProgressBar::new(feed.len() as u64);
-    let written = recsys::serving::item_display::publish(
+    let written = recsys_serving::serving::item_display::publish(
         &redis_url,
         &feed,
         std::time::Duration::from_secs(ttl_hours.max(1) * 3600),

@@ -4,7 +4,7 @@
 use super::args::DatasetArgs;
 use super::args::EntityFileArgs;
 use super::args::WindowArgs;
-use recsys::data::remote;
+use recsys_data::remote;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -32,7 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let scratch = remote::Scratch::new("split")?;
     let dataset = data.load(&events, &entity_files, &scratch)?;
     let cut = windows.config().cut(&dataset)?;
-    recsys::data::export::write_split(&dataset, cut, &out)?;
+    recsys_data::export::write_split(&dataset, cut, &out)?;
     println!(
             "wrote     {}/{{train,validation,test}}.csv and cutoffs.json (validation from {}, test from {})",
             out.display(),

@@ -5,7 +5,7 @@ use super::args::DatasetArgs;
 use super::args::EntityFileArgs;
 use super::args::WindowArgs;
 use anyhow::Context as _;
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::demo;
 use recsys::pipeline::validate;
 use recsys_core::validation::ValidationConfig;
@@ -105,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let rows = dataset.interactions.len();
     let live = compare_to
-        .map(|uri| recsys::artifacts::fetch::fetch_version(&uri, &cache_dir))
+        .map(|uri| recsys_version::fetch::fetch_version(&uri, &cache_dir))
         .transpose()?
         .map(|dir| {
             Box::new(recsys::live_version::ServedVersion(dir))
@@ -137,8 +137,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             serde_json::to_vec_pretty(report)?,
         )?;
         // The report is part of the version: reseal so its digest covers it.
-        let manifest = recsys::artifacts::verify(&summary.artifact_dir, None)?;
-        recsys::artifacts::seal(&summary.artifact_dir, manifest)?;
+        let manifest = recsys_version::verify(&summary.artifact_dir, None)?;
+        recsys_version::seal(&summary.artifact_dir, manifest)?;
     }
     output.publish(&version)?;
     if let Some(file) = &result_file {

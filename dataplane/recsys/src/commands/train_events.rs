@@ -4,7 +4,7 @@
 
 use super::args::DatasetArgs;
 use super::args::EntityFileArgs;
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::pipeline::events_model;
 use std::path::PathBuf;
 

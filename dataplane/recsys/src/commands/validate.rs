@@ -3,7 +3,7 @@
 //! level.
 
 use super::args::EntityFileArgs;
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys::pipeline::feature_job;
 use recsys::pipeline::validate;
 use recsys_core::validation::ValidationConfig;

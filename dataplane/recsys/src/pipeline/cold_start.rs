@@ -7,9 +7,9 @@
 //! backed by everyone's list, competes with the one list on the same users.
 
 use super::evaluate::LIST_LENGTH;
-use crate::artifacts::bundle::{ColdStart, SegmentLists};
-use crate::features::profile::ProfileKey;
-use crate::features::FeatureSnapshot;
+use recsys_version::bundle::{ColdStart, SegmentLists};
+use recsys_data::features::profile::ProfileKey;
+use recsys_data::features::FeatureSnapshot;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -724,7 +724,7 @@ mod tests {
         let snapshot = FeatureSnapshot {
             cutoff: (100.0 * DAY) as i64,
             users: (0..80)
-                .map(|u| crate::features::UserFeatures {
+                .map(|u| recsys_data::features::UserFeatures {
                     gender: Some(if u % 2 == 0 { "F" } else { "M" }.into()),
                     history_len: u32::from(u < 40),
                     ..Default::default()
@@ -815,7 +815,7 @@ mod tests {
         FeatureSnapshot {
             cutoff: (100.0 * DAY) as i64,
             users: (0..80)
-                .map(|u| crate::features::UserFeatures {
+                .map(|u| recsys_data::features::UserFeatures {
                     history_len: u32::from(u < 40),
                     ..Default::default()
                 })

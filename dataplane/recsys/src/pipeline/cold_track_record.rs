@@ -6,7 +6,7 @@
 //! looked at are out of its sample.
 
 use super::cold_start::{self, ColdChoice, ColdPolicy, Counted, Scores};
-use crate::features::FeatureSnapshot;
+use recsys_data::features::FeatureSnapshot;
 use recsys_core::Interaction;
 use serde::{Deserialize, Serialize};
 
@@ -154,8 +154,8 @@ impl TrackRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::profile::ProfileKey;
-    use crate::features::UserFeatures;
+    use recsys_data::features::profile::ProfileKey;
+    use recsys_data::features::UserFeatures;
     use recsys_core::validation::EventType;
 
     const DAY: i64 = 86_400;

@@ -5,11 +5,11 @@
 //! `holdout_days`; the ranker learns from a sample of the users active in those days, labelled
 //! by the label policy.
 
-use crate::artifacts::bundle::Catalog;
-use crate::artifacts::DataWindow;
-use crate::data::event_dataset::{self, MetadataColumns};
-use crate::features::FeatureSnapshot;
-use crate::pipeline::bundle_writer::{self, BundleParts};
+use recsys_version::bundle::Catalog;
+use recsys_version::DataWindow;
+use recsys_data::event_dataset::{self, MetadataColumns};
+use recsys_data::features::FeatureSnapshot;
+use recsys_version::writer::{self, BundleParts};
 use crate::pipeline::feature_job::EntityFiles;
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::{self, CandidateRows};
@@ -97,7 +97,7 @@ pub fn train(
     let ranker = Ranker::train(
         rows.grouped(),
         None,
-        crate::features::ranker::feature_names(),
+        recsys_data::features::ranker::feature_names(),
         &params,
     )?;
     println!(
@@ -110,11 +110,11 @@ pub fn train(
     );
 
     let dir = out_root.join(&options.version);
-    bundle_writer::write(
+    writer::write(
         &dir,
         BundleParts {
             version: &options.version,
-            model: &retrieval.model,
+            save_towers: &|dir| Ok(retrieval.model.save(dir)?),
             ann: &retrieval.ann,
             ranker: &ranker,
             snapshot: &snapshot,

@@ -2,9 +2,9 @@
 //! into the offline store (Parquet), and copy the newest partition into the online store
 //! (Redis) with the definition's TTLs.
 
-use crate::data::events_io;
-use crate::features::offline_store::{self, PartitionManifest};
-use crate::features::online_store::OnlineStore;
+use recsys_data::events_io;
+use recsys_data::features::offline_store::{self, PartitionManifest};
+use recsys_data::features::online_store::OnlineStore;
 use anyhow::Context as _;
 use recsys_core::features::{Entity, FeatureEngine, FeatureSpec};
 use recsys_core::validation::check_record;
@@ -23,8 +23,8 @@ pub fn load_spec(path: Option<&Path>) -> anyhow::Result<FeatureSpec> {
     }
 }
 
-pub use crate::data::entity_files::EntityFiles;
-pub use crate::data::events_io::parse_only;
+pub use recsys_data::entity_files::EntityFiles;
+pub use recsys_data::events_io::parse_only;
 
 /// Midnight (UTC) after `date`: the partition for `date` sees every event of that day.
 pub fn as_of_for(date: chrono::NaiveDate) -> i64 {

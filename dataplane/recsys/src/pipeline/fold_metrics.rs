@@ -3,7 +3,7 @@
 //! candidate, or on the list serving would show after the business rules.
 
 use super::ranking::CandidateRows;
-use crate::scoring::rule_score;
+use recsys_scoring::rule_score;
 use recsys_core::metrics;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
 use recsys_models::Objective;

@@ -5,11 +5,11 @@
 //! and the index published to object storage. The result (one JSON line) goes to a file — the
 //! pod's termination message — where the operator reads it.
 
-use crate::artifacts::bundle::SNAPSHOT_FILE;
-use crate::artifacts::index_manifest::{self, IndexManifest};
-use crate::artifacts::{self, fetch};
-use crate::data::remote::{Output, Scratch};
-use crate::features::{tower, FeatureSnapshot};
+use recsys_version::bundle::SNAPSHOT_FILE;
+use recsys_version::index_manifest::{self, IndexManifest};
+use recsys_version::{self, fetch};
+use recsys_data::remote::{Output, Scratch};
+use recsys_data::features::{tower, FeatureSnapshot};
 use anyhow::Context;
 use recsys_models::{AnnIndex, IndexKind};
 use recsys_two_tower::TwoTower;
@@ -52,7 +52,7 @@ pub fn run(options: &IndexBuildOptions) -> anyhow::Result<IndexBuildResult> {
     let model_dir = model_dir.as_path();
     let output = Output::new(&options.output, &scratch);
     let model_manifest =
-        artifacts::verify(model_dir, None).context("refusing an unverified model version")?;
+        recsys_version::verify(model_dir, None).context("refusing an unverified model version")?;
     let snapshot: FeatureSnapshot = serde_json::from_slice(
         &std::fs::read(model_dir.join(SNAPSHOT_FILE)).context("reading the feature snapshot")?,
     )?;

@@ -3,7 +3,7 @@
 //! (the top-level `live_version` module); training only sees this interface.
 
 use super::compare::EvaluationRecord;
-use crate::data::Dataset;
+use recsys_data::Dataset;
 use recsys_core::{Interaction, ItemId, UserId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -3,7 +3,7 @@
 //! (MF has nothing to say about them).
 
 use super::labels::relevant_by_user;
-use crate::features::FeatureSnapshot;
+use recsys_data::features::FeatureSnapshot;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use recsys_models::{ImplicitMf, MfParams, ModelError};
 use std::collections::BTreeMap;

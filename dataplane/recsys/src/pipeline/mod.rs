@@ -2,7 +2,6 @@
 //! catalog, write the version. Nothing here imports the serving path.
 
 pub mod ab;
-pub mod bundle_writer;
 pub mod cold_start;
 pub mod cold_track_plot;
 pub mod cold_track_record;

@@ -1,17 +1,17 @@
 //! Second stage: LightGBM over the retrieval stage's candidates.
 
-use crate::features::ranker::{context_columns, feature_names};
-use crate::features::{ranker_row, FeatureSnapshot};
+use recsys_data::features::ranker::{context_columns, feature_names};
+use recsys_data::features::{ranker_row, FeatureSnapshot};
 use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
-use crate::scoring::{retrieval_rule_score, rule_candidate};
+use recsys_scoring::{retrieval_rule_score, rule_candidate};
 use recsys_core::features::Context;
 use recsys_core::rules::Candidate;
 use recsys_core::Interaction;
 use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
 use std::collections::HashSet;
 
-pub use crate::scoring::{score_rows, CANDIDATES};
+pub use recsys_scoring::{score_rows, CANDIDATES};
 
 /// Feature rows and relevance labels for every (user, candidate) pair.
 #[derive(Debug, Default)]
@@ -156,7 +156,7 @@ pub fn train_ranker(
 /// candidates, and the window's ratings label them — exactly the situation the ranker meets in
 /// production.
 pub fn rolling_window_rows(
-    data: &crate::data::Dataset,
+    data: &recsys_data::Dataset,
     history: &[Interaction],
     cutoff: i64,
     windows: usize,

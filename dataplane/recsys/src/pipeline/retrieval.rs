@@ -1,6 +1,6 @@
 //! First stage: train the two-tower model on a history window and index its item vectors.
 
-use crate::features::{tower, FeatureSnapshot};
+use recsys_data::features::{tower, FeatureSnapshot};
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::CANDIDATES;
 use recsys_core::{metrics, ranking, Interaction};
@@ -44,7 +44,7 @@ impl Retrieval {
     }
 }
 
-pub use crate::scoring::retrieve_unseen;
+pub use recsys_scoring::retrieve_unseen;
 
 /// How the towers train.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -11,9 +11,9 @@ mod test_window;
 
 use super::evaluate::{MetricRow, LIST_LENGTH};
 use super::{cold_start, cold_track_plot, compare, live, recency};
-use crate::data::Dataset;
-use crate::features::FeatureSnapshot;
-use crate::scoring::rule_candidate;
+use recsys_data::Dataset;
+use recsys_data::features::FeatureSnapshot;
+use recsys_scoring::rule_candidate;
 use anyhow::{ensure, Context};
 use recsys_core::labels::LabelPolicy;
 use recsys_core::rules::{finish, RuleConfig};

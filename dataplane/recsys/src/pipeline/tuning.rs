@@ -9,7 +9,7 @@ use super::fold_metrics::{
     judged_ndcg, mean_over_judged, retrieval_order_ndcg, served_ndcg, served_retrieval_ndcg,
 };
 use super::ranking::CandidateRows;
-use crate::features::ranker::feature_names;
+use recsys_data::features::ranker::feature_names;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use recsys_models::{ModelError, Objective, Ranker, RankerParams};

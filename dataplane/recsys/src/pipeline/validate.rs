@@ -3,7 +3,7 @@
 //! volumes for spikes); the second decides every row and writes it either to the clean output
 //! or to the quarantine with its reason. Memory grows with distinct user-days, not rows.
 
-use crate::data::events_io::{self, EventWriter, QuarantineWriter};
+use recsys_data::events_io::{self, EventWriter, QuarantineWriter};
 use anyhow::{ensure, Context};
 use recsys_core::validation::{check_record, Event, Profile, Reason, Tally, ValidationConfig};
 use serde::Serialize;

@@ -144,7 +144,7 @@ async fn feedback_flood(port: u16, token: Option<&str>, accepted: Arc<AtomicU64>
     let mut n = 0u64;
     while Instant::now() < end {
         tick.tick().await;
-        let events = (0..recsys::serving::limits::MAX_FEEDBACK_EVENTS)
+        let events = (0..recsys_serving::serving::limits::MAX_FEEDBACK_EVENTS)
             .map(|i| {
                 n += 1;
                 let item = if i % 2 == 0 {
@@ -155,7 +155,7 @@ async fn feedback_flood(port: u16, token: Option<&str>, accepted: Arc<AtomicU64>
                 FeedbackEvent {
                     user_id: format!(
                         "{n:0>width$}",
-                        width = recsys::serving::limits::MAX_ID_BYTES
+                        width = recsys_serving::serving::limits::MAX_ID_BYTES
                     ),
                     item_id: item,
                     event_type: if i % 3 == 0 { "purchase" } else { "impression" }.into(),
@@ -185,7 +185,7 @@ async fn feedback_flood(port: u16, token: Option<&str>, accepted: Arc<AtomicU64>
 /// Recommends excluding the largest allowed list of catalog items (most of this catalog),
 /// and one past the bound each second.
 async fn exclusion_flood(port: u16) -> (Codes, Codes) {
-    let max = recsys::serving::limits::MAX_EXCLUDED_ITEMS;
+    let max = recsys_serving::serving::limits::MAX_EXCLUDED_ITEMS;
     let mut client = RecommenderClient::new(channel(port).await);
     let mut tick =
         tokio::time::interval(Duration::from_micros(1_000_000 / EXCLUSION_CALLS_PER_SEC));
@@ -402,7 +402,7 @@ async fn a_well_behaved_client_is_served_through_floods_and_memory_stays_bounded
     );
     println!(
         "  recommends excluding {} items: {:?}; one past the bound: {:?}",
-        recsys::serving::limits::MAX_EXCLUDED_ITEMS,
+        recsys_serving::serving::limits::MAX_EXCLUDED_ITEMS,
         at_bound.0,
         past_bound.0
     );
@@ -437,7 +437,7 @@ async fn a_well_behaved_client_is_served_through_floods_and_memory_stays_bounded
     let calls = leaked.0.values().sum::<u64>();
     assert_eq!(
         leaked_accepted.load(Ordering::Relaxed),
-        calls * recsys::serving::limits::MAX_FEEDBACK_EVENTS as u64
+        calls * recsys_serving::serving::limits::MAX_FEEDBACK_EVENTS as u64
     );
     assert!(at_bound.only(tonic::Code::Ok), "{at_bound:?}");
     assert!(

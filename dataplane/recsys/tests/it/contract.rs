@@ -14,7 +14,7 @@ use crate::support::cluster::{example, probe_passes, run_pod, wait_ready, Pod, S
 use crate::support::moto::{moto, s3_env};
 use crate::support::tls::{https_get, pki_for, Trust};
 use crate::support::{version_named, RedisServer};
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
 use recsys_operator::builders::router::{self, Routed};
@@ -406,7 +406,7 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
     let uri = &rm.spec.feedback.as_ref().unwrap().uri;
     let landed = work.path().join("landed");
     remote::download_prefix(uri, &landed).unwrap();
-    let files = recsys::data::events_io::event_files(&landed).unwrap();
+    let files = recsys_data::events_io::event_files(&landed).unwrap();
     assert!(
         files
             .iter()
@@ -415,7 +415,7 @@ async fn every_pod_the_operator_builds_for_the_examples_runs_against_object_stor
         "{files:?}"
     );
     let mut users = BTreeSet::new();
-    let rows = recsys::data::events_io::for_each_row(&landed, |_, row| {
+    let rows = recsys_data::events_io::for_each_row(&landed, |_, row| {
         let row = row.expect("a readable row");
         assert_eq!(row.event_type, Some("click"));
         assert!(row.event_id.is_some_and(|id| id.len() == 36));
@@ -652,7 +652,7 @@ async fn acknowledged_feedback_survives_sigkill_and_validates_to_exactly_once() 
     assert!(server.0.wait().unwrap().success());
 
     let mut landed: BTreeMap<String, usize> = BTreeMap::new();
-    recsys::data::events_io::for_each_row(&sink, |_, row| {
+    recsys_data::events_io::for_each_row(&sink, |_, row| {
         *landed
             .entry(row.unwrap().user_id.unwrap().to_owned())
             .or_default() += 1;
@@ -665,7 +665,7 @@ async fn acknowledged_feedback_survives_sigkill_and_validates_to_exactly_once() 
 
     // At-least-once: a segment uploaded twice (a crash between upload and delete) shows up
     // as a second file with the same events; validation keeps each once.
-    let files = recsys::data::events_io::event_files(&sink).unwrap();
+    let files = recsys_data::events_io::event_files(&sink).unwrap();
     let copy = files[0].with_file_name("part-redelivered.parquet");
     std::fs::copy(&files[0], &copy).unwrap();
     let out = work.path().join("validated");
@@ -680,7 +680,7 @@ async fn acknowledged_feedback_survives_sigkill_and_validates_to_exactly_once() 
         .unwrap();
     assert!(status.code().is_some(), "validate ran");
     let mut clean: BTreeMap<String, usize> = BTreeMap::new();
-    recsys::data::events_io::for_each_row(&out.join("clean.csv"), |_, row| {
+    recsys_data::events_io::for_each_row(&out.join("clean.csv"), |_, row| {
         *clean
             .entry(row.unwrap().user_id.unwrap().to_owned())
             .or_default() += 1;
@@ -696,7 +696,7 @@ async fn acknowledged_feedback_survives_sigkill_and_validates_to_exactly_once() 
             .unwrap();
     let redelivered = {
         let mut n = 0;
-        recsys::data::events_io::for_each_row(&copy, |_, _| {
+        recsys_data::events_io::for_each_row(&copy, |_, _| {
             n += 1;
             Ok(())
         })

@@ -4,7 +4,7 @@
 //! declared values are the defaults) reports a PSI far past the retraining threshold — the
 //! number the RetrainSchedule controller reads from Prometheus.
 
-use recsys::artifacts::bundle::{DriftReference, DRIFT_REFERENCE_FILE};
+use recsys_version::bundle::{DriftReference, DRIFT_REFERENCE_FILE};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use std::io::{Read, Write};
@@ -116,9 +116,9 @@ async fn the_server_reports_small_psi_for_its_training_users_and_large_for_newco
 
     // The users behind the last week's events before the version's cutoff (what its reference
     // holds), one request per event, as in training.
-    let manifest = recsys::artifacts::verify(version, None).unwrap();
+    let manifest = recsys_version::verify(version, None).unwrap();
     let cutoff = manifest.data_window.cutoff;
-    let data = recsys::data::movielens::load(&recsys::data::locate::find_movielens(None).unwrap())
+    let data = recsys_data::movielens::load(&recsys_data::locate::find_movielens(None).unwrap())
         .unwrap();
     let askers: Vec<String> = data
         .interactions

@@ -1,12 +1,12 @@
 //! The whole path on real MovieLens 100K with the real native libraries: train, evaluate,
 //! publish, verify, serve over gRPC, refuse a corrupted version.
 
-use recsys::artifacts::{self, bundle};
+use recsys_version::{self, bundle};
 use recsys::demo;
-use recsys::features::profile::ProfileKey;
-use recsys::features::FeatureSnapshot;
+use recsys_data::features::profile::ProfileKey;
+use recsys_data::features::FeatureSnapshot;
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
+use recsys_serving::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use recsys_models::IndexKind;
@@ -71,14 +71,14 @@ async fn demo_trains_publishes_and_serves_a_real_recommendation() {
         summary.verdict.decision,
         recsys::pipeline::compare::Decision::NoPreviousVersion
     );
-    let manifest = artifacts::verify(&version, None).unwrap();
+    let manifest = recsys_version::verify(&version, None).unwrap();
     for file in [demo::REPORT_FILE, "evaluation.json"] {
         assert!(manifest.files.contains_key(file), "{file} is sealed");
     }
     assert!(summary.recommended_titles.iter().all(|t| !t.is_empty()));
 
     // The published version verifies, serves, and rejects bad requests precisely.
-    artifacts::verify(&version, None).expect("manifest checksums hold");
+    recsys_version::verify(&version, None).expect("manifest checksums hold");
     let state = Arc::new(ServingState::new(Engine::load(&version).unwrap(), None));
     let (addr, server) = grpc::bind(
         state,
@@ -263,7 +263,7 @@ fn profile_segments_reach_known_users_without_history(version: &Path, scratch: &
             serde_json::to_vec(cold).unwrap(),
         )
         .unwrap();
-        artifacts::seal(&dir, artifacts::verify(version, None).unwrap()).unwrap();
+        recsys_version::seal(&dir, recsys_version::verify(version, None).unwrap()).unwrap();
     };
     write_cold(&cold);
 
@@ -271,7 +271,7 @@ fn profile_segments_reach_known_users_without_history(version: &Path, scratch: &
     let exclude = HashSet::new();
     let served = |user: &str| {
         let rec = engine
-            .recommend(&recsys::serving::Query::new(user, 3, &exclude))
+            .recommend(&recsys_serving::serving::Query::new(user, 3, &exclude))
             .unwrap();
         assert!(rec.fallback, "{user} is served a list, not the model");
         let mut items: Vec<u32> = rec.items.iter().map(|x| x.0).collect();

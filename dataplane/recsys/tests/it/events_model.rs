@@ -1,12 +1,12 @@
 //! `recsys train-events` (the unevaluated fast path) end to end at small scale: generated events → validation → a
 //! servable version whose recommendations follow the users' generated taste clusters.
 
-use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
-use recsys::features::FeatureSnapshot;
+use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys_data::features::FeatureSnapshot;
 use recsys::pipeline::events_model::{self, EventsModelOptions};
 use recsys::pipeline::feature_job::EntityFiles;
 use recsys::pipeline::validate;
-use recsys::serving::{Engine, Query};
+use recsys_serving::serving::{Engine, Query};
 use recsys_core::validation::ValidationConfig;
 use std::collections::HashSet;
 

@@ -18,7 +18,7 @@ use crate::operator_support::world::*;
 use crate::support::serve::{permuted_items, trained_demo};
 use crate::support::{free_port, wait_for_port, RedisServer};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use recsys::data::{locate, movielens};
+use recsys_data::{locate, movielens};
 use recsys::demo;
 use recsys::pipeline::labels::relevant_by_user;
 use recsys_api::v1::recommender_client::RecommenderClient;

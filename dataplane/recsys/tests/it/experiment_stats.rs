@@ -2,7 +2,7 @@
 //! same users concurrently end with exactly the sums of the users' final counts.
 
 use crate::support::RedisServer;
-use recsys::serving::experiment_stats::{Counter, ExperimentStats};
+use recsys_serving::serving::experiment_stats::{Counter, ExperimentStats};
 use recsys_core::stats::ArmStats;
 use std::sync::Arc;
 

@@ -3,10 +3,10 @@
 //! Redis) equal the offline job's training rows bit for bit — no training/serving skew.
 
 use crate::support::RedisServer;
-use recsys::data::events_io;
-use recsys::data::synthetic::{generate, GeneratorConfig};
-use recsys::features::offline_store::{latest_partition, PartitionTables};
-use recsys::features::online_store::OnlineStore;
+use recsys_data::events_io;
+use recsys_data::synthetic::{generate, GeneratorConfig};
+use recsys_data::features::offline_store::{latest_partition, PartitionTables};
+use recsys_data::features::online_store::OnlineStore;
 use recsys::pipeline::validate;
 use recsys_core::features::{Context, Entity, FeatureEngine, FeatureSpec};
 use recsys_core::validation::{check_record, EventType, ValidationConfig};
@@ -309,8 +309,8 @@ fn features_computed_during_validation_equal_the_separate_job() {
 /// metadata through the adapter's files) the two are equal bit for bit for every user and item.
 #[test]
 fn a_versions_training_features_equal_the_offline_jobs() {
-    use recsys::data::{entity_files, locate, movielens};
-    use recsys::features::FeatureSnapshot;
+    use recsys_data::{entity_files, locate, movielens};
+    use recsys_data::features::FeatureSnapshot;
     use recsys::pipeline::feature_job;
 
     let data = movielens::load(&locate::find_movielens(None).unwrap()).unwrap();

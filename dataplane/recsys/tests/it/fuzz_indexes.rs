@@ -7,9 +7,9 @@
 
 use crate::support::corrupt::{ask, copy_dir, damage, mutated, version};
 use proptest::prelude::*;
-use recsys::artifacts::index_manifest::{self, IndexManifest, INDEX_MANIFEST};
+use recsys_version::index_manifest::{self, IndexManifest, INDEX_MANIFEST};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys::serving::engine::{Engine, EngineOptions};
+use recsys_serving::serving::engine::{Engine, EngineOptions};
 use recsys_models::IndexKind;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -87,7 +87,7 @@ fn ask_all(engine: &Engine) {
     }
 }
 
-fn serve_with(index_dir: &Path) -> Result<Engine, recsys::serving::EngineError> {
+fn serve_with(index_dir: &Path) -> Result<Engine, recsys_serving::serving::EngineError> {
     Engine::load_with(
         version(),
         EngineOptions {

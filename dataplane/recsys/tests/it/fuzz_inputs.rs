@@ -13,11 +13,11 @@
 use crate::support::corrupt::{ask, loaded_files, mutate_json, mutated, version};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use recsys::artifacts::{self, Manifest, MANIFEST};
-use recsys::serving::engine::Engine;
-use recsys::serving::feedback_wal::{self, FeedbackRecord, Wal};
-use recsys::serving::limits::{self, MAX_CATEGORIES, MAX_EXCLUDED_ITEMS, MAX_ID_BYTES};
-use recsys::serving::{feedback, router, state};
+use recsys_version::{self, Manifest, MANIFEST};
+use recsys_serving::serving::engine::Engine;
+use recsys_serving::serving::feedback_wal::{self, FeedbackRecord, Wal};
+use recsys_serving::serving::limits::{self, MAX_CATEGORIES, MAX_EXCLUDED_ITEMS, MAX_ID_BYTES};
+use recsys_serving::serving::{feedback, router, state};
 use recsys_api::v1::{FeedbackEvent, Filters, RecommendRequest};
 use recsys_core::routing::{bucket, RoutingTable, WeightedArm, BUCKETS};
 use serde_json::Value;
@@ -309,7 +309,7 @@ fn edited(file: &str, into: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
     std::fs::write(dir.join(file), serde_json::to_vec(&v).unwrap()).unwrap();
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
-    artifacts::seal(&dir, manifest).unwrap();
+    recsys_version::seal(&dir, manifest).unwrap();
     dir
 }
 

@@ -81,7 +81,7 @@ async fn https_get(port: u16, ca: &str, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_tokens_bounds_and_a_graceful_stop() {
-    recsys::serving::tls::install_default_provider();
+    recsys_serving::serving::tls::install_default_provider();
     let work = tempfile::tempdir().unwrap();
     let version = trained().await;
     let dir = work.path();

@@ -22,8 +22,8 @@ use crate::support::moto::{moto, s3_env};
 use crate::support::{free_port, wait_for_port, RedisServer};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use recsys::data::remote;
-use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys_data::remote;
+use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
 use recsys_operator::controllers::{experiment, retrain};
@@ -303,7 +303,7 @@ fn feedback_rows() -> u64 {
     let scratch = tempfile::tempdir().unwrap();
     match remote::fetch_prefix(FEEDBACK, scratch.path()).unwrap() {
         None => 0,
-        Some(dir) => recsys::data::events_io::for_each_row(&dir, |_, _| Ok(())).unwrap(),
+        Some(dir) => recsys_data::events_io::for_each_row(&dir, |_, _| Ok(())).unwrap(),
     }
 }
 
@@ -654,12 +654,12 @@ async fn the_loop_retrains_on_drift_gates_experiments_and_promotes_for_shifted_u
     );
     // It read the whole history and every feedback event, in one validation pass.
     let fetched =
-        recsys::artifacts::fetch::fetch_version(&uri(&version), &work.join("fetched")).unwrap();
+        recsys_version::fetch::fetch_version(&uri(&version), &work.join("fetched")).unwrap();
     let report: Value = serde_json::from_slice(
         &std::fs::read(fetched.join(recsys::pipeline::validate::REPORT_FILE)).unwrap(),
     )
     .unwrap();
-    let log_rows = recsys::data::events_io::for_each_row(&b_log, |_, _| Ok(())).unwrap();
+    let log_rows = recsys_data::events_io::for_each_row(&b_log, |_, _| Ok(())).unwrap();
     assert_eq!(
         report["rows_in"].as_u64().unwrap(),
         60_000 + log_rows + sent,

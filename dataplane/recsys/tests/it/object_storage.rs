@@ -3,8 +3,8 @@
 //! every input and output an s3:// URI.
 
 use crate::support::{free_port, wait_for_port, RedisServer};
-use recsys::data::remote;
-use recsys::data::synthetic::{generate, GeneratorConfig};
+use recsys_data::remote;
+use recsys_data::synthetic::{generate, GeneratorConfig};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -5,9 +5,9 @@
 //! request) and a graceful drain on SIGTERM.
 
 use crate::support::RedisServer;
-use recsys::artifacts::{self, Manifest};
-use recsys::features::online_store::OnlineStore;
-use recsys::features::FeatureSnapshot;
+use recsys_version::{self, Manifest};
+use recsys_data::features::online_store::OnlineStore;
+use recsys_data::features::FeatureSnapshot;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest, RequestContext};
 use recsys_core::features::{Entity, FeatureTable};
@@ -90,9 +90,9 @@ fn new_version(from: &Path, root: &Path, name: &str, tamper: bool) {
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
     let mut manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join(artifacts::MANIFEST)).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join(recsys_version::MANIFEST)).unwrap()).unwrap();
     manifest.model_version = name.into();
-    artifacts::seal(&dir, manifest).unwrap();
+    recsys_version::seal(&dir, manifest).unwrap();
     if tamper {
         let ranker = dir.join("ranker.txt");
         let mut text = std::fs::read_to_string(&ranker).unwrap();

@@ -4,7 +4,7 @@
 //! outside by serving the version and asking for every test user over gRPC; on generated
 //! click/purchase events it produces an evaluated version whose ranker had positive labels.
 
-use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
 use crate::support::serve::{trained_demo_summary, DEMO_EPOCHS, DEMO_RANKER_TRIALS};
 use recsys::pipeline::compare;
 use recsys_api::v1::recommender_client::RecommenderClient;
@@ -345,7 +345,7 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
         .map(|i| i["genres"][0].as_str().unwrap())
         .collect();
     assert!(categories.len() > 5, "{categories:?}");
-    assert!(!categories.contains(recsys::data::event_dataset::UNCATEGORIZED));
+    assert!(!categories.contains(recsys_data::event_dataset::UNCATEGORIZED));
     // The version carries its cold-start list, chosen on validation.
     assert!(models.join("shop/cold_start.json").exists());
     assert!(e["cold_start"]["tried"].as_array().unwrap().len() > 5);
@@ -406,8 +406,8 @@ fn train_on_generated_clicks_and_purchases_learns_from_positive_labels() {
 /// quarantined as duplicates), and the next version knows what only the feedback held.
 #[test]
 fn train_learns_from_the_feedback_partitions_validated_with_the_history() {
-    use recsys::serving::feedback_sink::FeedbackSink;
-    use recsys::serving::feedback_wal::{FeedbackRecord, Wal};
+    use recsys_serving::serving::feedback_sink::FeedbackSink;
+    use recsys_serving::serving::feedback_wal::{FeedbackRecord, Wal};
     let _turn = take_turn();
     crate::support::libtorch();
     // Thirty days ending a week ago, so nothing is judged from the future.
@@ -487,7 +487,7 @@ fn train_learns_from_the_feedback_partitions_validated_with_the_history() {
         report["clean"].as_u64().unwrap() + 30
     );
     // Sealed with the version: verification covers the report.
-    let manifest = recsys::artifacts::verify(&version, None).unwrap();
+    let manifest = recsys_version::verify(&version, None).unwrap();
     assert!(manifest
         .files
         .contains_key(recsys::pipeline::validate::REPORT_FILE));

@@ -8,7 +8,7 @@
 use crate::support::cluster::{example, run_pod, Secrets};
 use crate::support::moto::{moto, s3_env};
 use crate::support::version_named;
-use recsys::data::remote;
+use recsys_data::remote;
 use recsys_operator::builders::training_job::{self, check_hyper_parameters, Run};
 use recsys_operator::controllers::retrain::gates;
 use recsys_operator::crd::v1alpha1::{OfflineGates, RetrainSchedule};
@@ -137,7 +137,7 @@ async fn the_training_job_writes_a_gated_version_to_object_storage() {
 
     // The version is in object storage, complete: fetching verifies every file's digest.
     let fetched =
-        recsys::artifacts::fetch::fetch_version(&result.model_uri, &work.path().join("cache"))
+        recsys_version::fetch::fetch_version(&result.model_uri, &work.path().join("cache"))
             .unwrap();
     assert!(fetched.join("evaluation.json").exists());
 

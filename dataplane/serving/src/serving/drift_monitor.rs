@@ -4,7 +4,7 @@
 //! each feature over the ring is what `/metrics` exports. Counting is a few relaxed atomic
 //! adds per request; nothing is computed on the request path.
 
-use crate::artifacts::bundle::DriftReference;
+use recsys_version::bundle::DriftReference;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

@@ -7,15 +7,15 @@ use super::drift_monitor::DriftMonitor;
 use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
 use super::prediction_cache;
-use crate::artifacts::bundle::{
+use recsys_version::bundle::{
     Catalog, ColdStart, DriftReference, CATALOG_FILE, COLD_START_FILE, DRIFT_REFERENCE_FILE,
     RANKER_FILE, SNAPSHOT_FILE,
 };
-use crate::artifacts::{self, ArtifactError};
-use crate::features::online_store::key_prefix;
-use crate::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
-use crate::features::{tower, FeatureSnapshot};
-use crate::scoring::{retrieve_unseen, rule_candidate, rule_score, score_rows, CANDIDATES};
+use recsys_version::{self, ArtifactError};
+use recsys_data::features::online_store::key_prefix;
+use recsys_data::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
+use recsys_data::features::{tower, FeatureSnapshot};
+use recsys_scoring::{retrieve_unseen, rule_candidate, rule_score, score_rows, CANDIDATES};
 use recsys_core::features::Context;
 use recsys_core::ranking;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
@@ -118,13 +118,13 @@ impl Engine {
     /// [`Engine::load`] with deployment settings; a separate index must cover exactly the
     /// model's catalog with vectors of the model's width.
     pub fn load_with(dir: &Path, options: EngineOptions) -> Result<Self, EngineError> {
-        let manifest = artifacts::verify(dir, None)?;
+        let manifest = recsys_version::verify(dir, None)?;
         let snapshot: FeatureSnapshot = read_json(&dir.join(SNAPSHOT_FILE))?;
         snapshot.check().map_err(|message| EngineError::BadFile {
             file: SNAPSHOT_FILE.into(),
             message,
         })?;
-        let expected = artifacts::feature_schema_hash(&snapshot);
+        let expected = recsys_version::feature_schema_hash(&snapshot);
         if manifest.feature_schema_hash != expected {
             return Err(ArtifactError::Schema {
                 dir: dir.to_path_buf(),
@@ -156,7 +156,7 @@ impl Engine {
         // A separate index must hold this very version's vectors (its manifest names the
         // version's manifest digest); the version's own index is covered by its manifest.
         if let Some(index_dir) = options.index_dir.as_deref() {
-            artifacts::index_manifest::verify_for(index_dir, dir, &manifest.model_version)?;
+            recsys_version::index_manifest::verify_for(index_dir, dir, &manifest.model_version)?;
         }
         let ann = AnnIndex::load(options.index_dir.as_deref().unwrap_or(dir))?;
         if let Some(id) = ann.item_ids().iter().find(|&&i| i as usize >= items.len()) {

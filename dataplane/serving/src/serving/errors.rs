@@ -3,7 +3,7 @@
 //! caller without someone choosing its code.
 
 use super::engine::EngineError;
-use crate::artifacts::ArtifactError;
+use recsys_version::ArtifactError;
 use hyper::StatusCode;
 use std::time::Duration;
 use tonic::{Code, Status};

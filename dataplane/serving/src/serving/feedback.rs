@@ -7,7 +7,7 @@ use super::feedback_wal::{FeedbackRecord, Wal};
 use super::limits;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
-use crate::data::events_io::COLUMNS;
+use recsys_data::events_io::COLUMNS;
 use recsys_api::v1::{FeedbackEvent, FeedbackRejection};
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;

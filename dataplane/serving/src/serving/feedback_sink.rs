@@ -6,7 +6,7 @@
 //! `recsys validate` deduplicates on).
 
 use super::feedback_wal::{read_segment, FeedbackRecord, Wal};
-use crate::data::remote;
+use recsys_data::remote;
 use anyhow::Context;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};

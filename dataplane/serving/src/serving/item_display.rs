@@ -5,7 +5,7 @@
 //! every item while Redis is down, shows what its version was trained with.
 
 use super::cache::CacheStore;
-use crate::data::entity_files;
+use recsys_data::entity_files;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

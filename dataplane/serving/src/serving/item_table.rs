@@ -5,7 +5,7 @@
 //! category index, and ids are found by binary search over a sorted permutation (a handful of
 //! lookups per request, for exclusions and feedback).
 
-use crate::data::ItemMeta;
+use recsys_data::ItemMeta;
 
 /// Strings laid end to end: `get(i)` is `text[ends[i - 1]..ends[i]]`.
 #[derive(Debug, Default)]

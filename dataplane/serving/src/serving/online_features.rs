@@ -7,7 +7,7 @@
 //! request is never refused for want of features.
 
 use super::cache::CacheStore;
-use crate::features::online_store::{decode, entity_key, marker_key};
+use recsys_data::features::online_store::{decode, entity_key, marker_key};
 use recsys_core::features::{Entity, FeatureSpec};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -11,7 +11,7 @@ use super::limits;
 use super::metrics::ServingMetrics;
 use super::recent::RecentItems;
 use super::trending::{self, Trending};
-use crate::artifacts::fetch;
+use recsys_version::fetch;
 use recsys_api::v1::{FeedbackRequest, FeedbackResponse, RecommendRequest};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// Largest `num_items` a caller may ask for.
 pub const MAX_ITEMS: u32 = 100;
 pub const PLACEMENTS: [&str; 3] = ["home", "detail", "search"];
-pub use crate::artifacts::fetch::CURRENT_FILE;
+pub use recsys_version::fetch::CURRENT_FILE;
 
 pub struct ServingState {
     engine: RwLock<Arc<Engine>>,

@@ -3,7 +3,7 @@
 //! relevant items per user.
 
 use super::{fmt_time, Labels, TrainOptions};
-use crate::data::Dataset;
+use recsys_data::Dataset;
 use crate::pipeline::labels::relevant_by_user;
 use anyhow::{ensure, Context};
 use recsys_core::{SplitWindows, TimeSplit};

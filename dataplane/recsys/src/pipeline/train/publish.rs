@@ -6,10 +6,10 @@ use super::prepare::Prepared;
 use super::select::Chosen;
 use super::test_window::Tested;
 use super::{cold_test_point, Clock, PublishState, TrainOptions, TrainSummary, REPORT_FILE};
-use crate::artifacts::bundle::Catalog;
-use crate::artifacts::DataWindow;
-use crate::features::{tower, FeatureSnapshot};
-use crate::pipeline::bundle_writer::{self, BundleParts};
+use recsys_version::bundle::Catalog;
+use recsys_version::DataWindow;
+use recsys_data::features::{tower, FeatureSnapshot};
+use recsys_version::writer::{self, BundleParts};
 use crate::pipeline::evaluate::{self, LIST_LENGTH};
 use crate::pipeline::retrieval::{self, Retrieval};
 use crate::pipeline::{cold_start, compare, drift, html_report, ranking, tuning};
@@ -276,11 +276,11 @@ fn write_bundle(
         published.cutoff,
         c.model_for_cold,
     );
-    bundle_writer::write(
+    writer::write(
         artifact_dir,
         BundleParts {
             version: &options.version,
-            model: &published.retrieval.model,
+            save_towers: &|dir| Ok(published.retrieval.model.save(dir)?),
             ann: &published.retrieval.ann,
             ranker: published.ranker(c),
             snapshot: &published.snapshot,

@@ -4,7 +4,7 @@
 
 use super::prepare::Prepared;
 use super::{choose_recent_days, mean_ndcg, Clock, Lists, TrainOptions, DAY};
-use crate::features::FeatureSnapshot;
+use recsys_data::features::FeatureSnapshot;
 use crate::pipeline::evaluate::LIST_LENGTH;
 use crate::pipeline::ranking::{self, CandidateRows};
 use crate::pipeline::recency::{self, RecencyChoice};

@@ -3,9 +3,9 @@
 //! hostile value, a size field inflated, a bit flipped, a truncation), resealed so that only
 //! the parsers can object.
 
-use recsys::artifacts::{self, Manifest, MANIFEST};
-use recsys::data::synthetic::{generate, write_catalog, GeneratorConfig};
-use recsys::serving::engine::{Engine, Query};
+use recsys_version::{self, Manifest, MANIFEST};
+use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys_serving::serving::engine::{Engine, Query};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -180,7 +180,7 @@ pub fn ask(
     engine: &Engine,
     user: &str,
     exclude: &HashSet<u32>,
-) -> Result<recsys::serving::Recommendation, recsys::serving::EngineError> {
+) -> Result<recsys_serving::serving::Recommendation, recsys_serving::serving::EngineError> {
     engine.recommend(&Query::new(user, 10, exclude))
 }
 
@@ -193,6 +193,6 @@ pub fn mutated(file: &str, seed: u64, how: u8, into: &Path) -> PathBuf {
     std::fs::write(&path, bytes).unwrap();
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
-    artifacts::seal(&dir, manifest).unwrap();
+    recsys_version::seal(&dir, manifest).unwrap();
     dir
 }

@@ -94,11 +94,11 @@ pub fn version_named(
     name: &str,
 ) -> std::path::PathBuf {
     let dir = copy_dir(from, into, name);
-    let mut manifest: recsys::artifacts::Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join(recsys::artifacts::MANIFEST)).unwrap())
+    let mut manifest: recsys_version::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(recsys_version::MANIFEST)).unwrap())
             .unwrap();
     manifest.model_version = name.into();
-    recsys::artifacts::seal(&dir, manifest).unwrap();
+    recsys_version::seal(&dir, manifest).unwrap();
     dir
 }
 

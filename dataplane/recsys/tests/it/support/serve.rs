@@ -2,8 +2,8 @@
 //! demo's, trained once per test process: enough to answer, shared by the serving tests).
 
 use super::{free_port, wait_for_port};
-use recsys::artifacts::bundle::{Catalog, CATALOG_FILE};
-use recsys::artifacts::{Manifest, MANIFEST};
+use recsys_version::bundle::{Catalog, CATALOG_FILE};
+use recsys_version::{Manifest, MANIFEST};
 use recsys::demo::{self, DemoOptions, DemoSummary};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -122,7 +122,7 @@ pub fn permuted_items(version: &Path, into: &Path, name: &str) -> PathBuf {
     let mut manifest: Manifest =
         serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
     manifest.model_version = name.into();
-    recsys::artifacts::seal(&dir, manifest).unwrap();
+    recsys_version::seal(&dir, manifest).unwrap();
     dir
 }
 

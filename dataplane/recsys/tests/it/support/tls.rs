@@ -70,7 +70,7 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &recsys::serving::tls::provider().signature_verification_algorithms,
+            &recsys_serving::serving::tls::provider().signature_verification_algorithms,
         )
     }
 
@@ -84,12 +84,12 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &recsys::serving::tls::provider().signature_verification_algorithms,
+            &recsys_serving::serving::tls::provider().signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        recsys::serving::tls::provider()
+        recsys_serving::serving::tls::provider()
             .signature_verification_algorithms
             .supported_schemes()
     }
@@ -110,7 +110,7 @@ pub async fn https_get(
     trust: Trust<'_>,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let builder = rustls::ClientConfig::builder_with_provider(recsys::serving::tls::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(recsys_serving::serving::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap();
     let (mut config, domain) = match trust {

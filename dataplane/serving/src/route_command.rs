@@ -1,20 +1,20 @@
-//! `recsys route`: the sticky experiment router: forwards each user to the arm the routing table
-//! assigns.
+//! `route` (`recsys route`, `recsys-serve route`): the sticky experiment router, which forwards
+//! each user to the arm the routing table assigns.
 
 use anyhow::Context as _;
-use recsys::serving::cache::RedisStore;
-use recsys::serving::experiment_stats::ExperimentStats;
-use recsys::serving::grpc;
-use recsys::serving::http;
-use recsys::serving::router;
-use recsys::serving::router::RouterState;
-use recsys_serving::front;
+use crate::serving::cache::RedisStore;
+use crate::serving::experiment_stats::ExperimentStats;
+use crate::serving::grpc;
+use crate::serving::http;
+use crate::serving::router;
+use crate::serving::router::RouterState;
+use crate::front;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub struct RouteArgs {
     /// The routing table (JSON, as the operator writes it); reloaded when it changes.
     #[arg(long)]
     pub table: PathBuf,
@@ -41,8 +41,8 @@ pub struct Args {
     pub front: front::FrontArgs,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let Args {
+pub async fn run(args: RouteArgs) -> anyhow::Result<()> {
+    let RouteArgs {
         table,
         addr,
         http_addr,
@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let arms = router::ArmCredentials {
         token: arm_token_file
             .as_deref()
-            .map(|p| recsys::serving::auth::TokenFile::open(p).map(Arc::new))
+            .map(|p| crate::serving::auth::TokenFile::open(p).map(Arc::new))
             .transpose()?,
         ca_pem: arm_ca_file
             .as_deref()

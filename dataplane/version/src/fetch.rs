@@ -5,7 +5,7 @@
 
 use super::index_manifest::{self, INDEX_MANIFEST};
 use super::{is_plain_name, Manifest, MANIFEST};
-use crate::data::remote;
+use recsys_data::remote;
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

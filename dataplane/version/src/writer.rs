@@ -1,21 +1,22 @@
-//! The writer of the version format (`recsys_serving::artifacts::bundle` holds the files and
-//! the types serving reads them into): training's models, index, ranker and tables, sealed
-//! with a manifest.
+//! The writer of the version format ([`crate::bundle`] holds the files and the types serving
+//! reads them into): training's models, index, ranker and tables, sealed with a manifest.
 
-use crate::artifacts::bundle::{
+use crate::bundle::{
     Catalog, ColdStart, DriftReference, CATALOG_FILE, COLD_START_FILE, DRIFT_REFERENCE_FILE,
     RANKER_FILE, SNAPSHOT_FILE,
 };
-use crate::artifacts::{self, DataWindow, Manifest};
-use crate::features::FeatureSnapshot;
+use crate::{DataWindow, Manifest};
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::{AnnIndex, Ranker};
-use recsys_two_tower::TwoTower;
 use std::path::Path;
 
 /// Everything needed to write one version directory.
 pub struct BundleParts<'a> {
     pub version: &'a str,
-    pub model: &'a TwoTower,
+    /// Writes the two towers' files into the directory it is given (`two_tower.json` and
+    /// `two_tower.safetensors`, read back by `recsys_models::tower`): the trainer's own save,
+    /// so this crate links no libtorch.
+    pub save_towers: &'a dyn Fn(&Path) -> anyhow::Result<()>,
     /// The ANN index over the version's item vectors.
     pub ann: &'a AnnIndex,
     pub ranker: &'a Ranker,
@@ -31,7 +32,7 @@ pub struct BundleParts<'a> {
 /// Writes the version into `dir` (created) and seals it.
 pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(dir)?;
-    parts.model.save(dir)?;
+    (parts.save_towers)(dir)?;
     parts.ann.save(dir)?;
     parts.ranker.save(&dir.join(RANKER_FILE))?;
     std::fs::write(dir.join(SNAPSHOT_FILE), serde_json::to_vec(parts.snapshot)?)?;
@@ -50,11 +51,11 @@ pub fn write(dir: &Path, parts: BundleParts<'_>) -> anyhow::Result<Manifest> {
         model_version: parts.version.to_owned(),
         created_at: chrono::Utc::now().to_rfc3339(),
         data_window: parts.data_window,
-        feature_schema_hash: artifacts::feature_schema_hash(parts.snapshot),
+        feature_schema_hash: crate::feature_schema_hash(parts.snapshot),
         feature_spec_hash: parts.snapshot.declared.spec.schema_hash(),
         hyper_parameters: parts.hyper_parameters,
         metrics: parts.metrics,
         files: Default::default(),
     };
-    Ok(artifacts::seal(dir, manifest)?)
+    Ok(crate::seal(dir, manifest)?)
 }

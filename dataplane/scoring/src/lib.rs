@@ -2,7 +2,7 @@
 //! retrieval that skips seen items, ranking prepared feature rows, and the score the business
 //! rules see.
 
-use crate::features::FeatureSnapshot;
+use recsys_data::features::FeatureSnapshot;
 use recsys_core::ranking;
 use recsys_core::rules::Candidate;
 use recsys_models::{AnnIndex, ModelError, Objective, Ranker};

@@ -1,7 +1,7 @@
 //! Per-user and per-item statistics as of a cut-off time.
 
 use super::declared::DeclaredFeatures;
-use crate::data::Dataset;
+use crate::Dataset;
 use recsys_core::features::FeatureSpec;
 use recsys_core::Interaction;
 use serde::{Deserialize, Serialize};
@@ -268,7 +268,7 @@ mod tests {
         s.declared.items.clear();
         assert_eq!(s.check(), Ok(()));
     }
-    use crate::data::{ItemMeta, UserProfile};
+    use crate::{ItemMeta, UserProfile};
 
     fn data() -> Dataset {
         Dataset {

@@ -1,10 +1,10 @@
 //! The version format beyond the manifest: the files a servable version holds and the types
-//! serving reads them into. Training writes them (`recsys::pipeline::bundle_writer`); serving
+//! serving reads them into. Training writes them ([`crate::writer`]); serving
 //! never imports training, and this crate links no libtorch.
 
-use crate::data::{Dataset, ItemMeta};
-use crate::features::profile::ProfileKey;
-use crate::features::FeatureSnapshot;
+use recsys_data::{Dataset, ItemMeta};
+use recsys_data::features::profile::ProfileKey;
+use recsys_data::features::FeatureSnapshot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

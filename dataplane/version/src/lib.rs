@@ -2,8 +2,8 @@
 //! needs and a manifest with the data window, the feature schema hash, hyper-parameters,
 //! metrics and a SHA-256 per file. A directory that fails any check is refused whole.
 
-use crate::features::ranker::feature_names_for;
-use crate::features::FeatureSnapshot;
+use recsys_data::features::ranker::feature_names_for;
+use recsys_data::features::FeatureSnapshot;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 pub mod bundle;
 pub mod fetch;
 pub mod index_manifest;
+pub mod writer;
 
 pub const MANIFEST: &str = "manifest.json";
 const FORMAT_VERSION: u32 = 1;

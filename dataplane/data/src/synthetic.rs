@@ -3,7 +3,7 @@
 //! bots, and a known share of defective rows — each defect planted on purpose and remembered,
 //! so validation can be checked row by row.
 
-use crate::data::events_io::COLUMNS;
+use crate::events_io::COLUMNS;
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

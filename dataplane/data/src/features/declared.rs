@@ -4,7 +4,7 @@
 //! the same events and as-of time; serving prefers fresher values from the online store and
 //! falls back to these.
 
-use crate::data::Dataset;
+use crate::Dataset;
 use recsys_core::features::{assemble, Context, FeatureEngine, FeatureSpec, FeatureTable};
 use recsys_core::validation::Event;
 use recsys_core::Interaction;
@@ -125,7 +125,7 @@ fn by_dense_id<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{ItemMeta, UserProfile};
+    use crate::{ItemMeta, UserProfile};
     use recsys_core::validation::EventType;
 
     fn data() -> Dataset {
