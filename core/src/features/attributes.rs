@@ -176,7 +176,7 @@ pub fn with_attributes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use recsys_data::features::{Entity, FeatureSpec};
+    use crate::features::{Entity, FeatureSpec};
 
     fn spec() -> EntitySpec {
         let yaml = r#"

@@ -4,6 +4,7 @@ pub mod entity_files;
 pub mod event_dataset;
 pub mod events_io;
 pub mod export;
+pub mod features;
 pub mod locate;
 pub mod movielens;
 pub mod parquet_events;

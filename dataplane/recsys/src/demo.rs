@@ -2,14 +2,14 @@
 //! `recsys train` pipeline any dataset goes through (with MovieLens's label policy, ratings of
 //! 4 or more), then the published version served over gRPC and asked for one real user.
 
-use recsys_data::{locate, movielens};
 use crate::pipeline::compare;
 use crate::pipeline::evaluate::MetricRow;
 use crate::pipeline::train::{self, TrainOptions, WindowConfig};
-use recsys_serving::serving::{grpc, Engine, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
 use recsys_core::labels::LabelPolicy;
+use recsys_data::{locate, movielens};
+use recsys_serving::serving::{grpc, Engine, ServingState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;

@@ -7,10 +7,10 @@
 use crate::pipeline::compare::EvaluationRecord;
 use crate::pipeline::evaluate::LIST_LENGTH;
 use crate::pipeline::live::{LiveScore, LiveScorer, Window};
-use recsys_serving::serving::{Engine, Query};
 use anyhow::Context;
 use recsys_core::features::Context as RequestContext;
 use recsys_core::{metrics, ItemId, UserId};
+use recsys_serving::serving::{Engine, Query};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 

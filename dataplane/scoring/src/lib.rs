@@ -2,9 +2,9 @@
 //! retrieval that skips seen items, ranking prepared feature rows, and the score the business
 //! rules see.
 
-use recsys_data::features::FeatureSnapshot;
 use recsys_core::ranking;
 use recsys_core::rules::Candidate;
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::{AnnIndex, ModelError, Objective, Ranker};
 
 /// Candidates per user that the ranker sees, offline and online.

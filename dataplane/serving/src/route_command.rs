@@ -1,14 +1,14 @@
 //! `route` (`recsys route`, `recsys-serve route`): the sticky experiment router, which forwards
 //! each user to the arm the routing table assigns.
 
-use anyhow::Context as _;
+use crate::front;
 use crate::serving::cache::RedisStore;
 use crate::serving::experiment_stats::ExperimentStats;
 use crate::serving::grpc;
 use crate::serving::http;
 use crate::serving::router;
 use crate::serving::router::RouterState;
-use crate::front;
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

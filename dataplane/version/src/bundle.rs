@@ -2,9 +2,9 @@
 //! serving reads them into. Training writes them ([`crate::writer`]); serving
 //! never imports training, and this crate links no libtorch.
 
-use recsys_data::{Dataset, ItemMeta};
 use recsys_data::features::profile::ProfileKey;
 use recsys_data::features::FeatureSnapshot;
+use recsys_data::{Dataset, ItemMeta};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -5,8 +5,8 @@
 
 use super::index_manifest::{self, INDEX_MANIFEST};
 use super::{is_plain_name, Manifest, MANIFEST};
-use recsys_data::remote;
 use anyhow::{bail, Context};
+use recsys_data::remote;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 

@@ -8,29 +8,49 @@ use clap::Parser;
 use recsys_serving::route_command::{self, RouteArgs};
 use recsys_serving::serve_command::{self, ServeArgs};
 
+/// `recsys-serve <serve flags>`: the server.
 #[derive(Parser)]
 #[command(
     name = "recsys-serve",
     version,
-    about = "Serve a published recsys model version over gRPC (and HTTP/JSON), or route an experiment",
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    about = "Serve a published recsys model version over gRPC (and HTTP/JSON)",
+    after_help = "The experiment router: recsys-serve route --help"
 )]
-struct Cli {
+struct ServeCli {
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+/// `recsys-serve route <route flags>`: the router. A parser of its own, because the server's
+/// flags have required values that a subcommand beside them could not waive.
+#[derive(Parser)]
+#[command(name = "recsys-serve", version)]
+struct RouteCli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: RouteCommand,
 }
 
 #[derive(clap::Subcommand)]
-enum Command {
+enum RouteCommand {
     /// The sticky experiment router: forwards each user to the arm the routing table assigns.
     Route(RouteArgs),
 }
 
+enum Job {
+    Serve(ServeArgs),
+    Route(RouteArgs),
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let routing = std::env::args_os()
+        .nth(1)
+        .is_some_and(|word| word == "route");
+    let job = if routing {
+        let RouteCommand::Route(args) = RouteCli::parse().command;
+        Job::Route(args)
+    } else {
+        Job::Serve(ServeCli::parse().serve)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -41,8 +61,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
-        Some(Command::Route(args)) => runtime.block_on(route_command::run(args)),
-        None => runtime.block_on(serve_command::run(cli.serve)),
+    match job {
+        Job::Route(args) => runtime.block_on(route_command::run(args)),
+        Job::Serve(args) => runtime.block_on(serve_command::run(args)),
     }
 }

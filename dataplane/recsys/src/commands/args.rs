@@ -1,8 +1,8 @@
 //! Flag groups several subcommands share: the entity files, the dataset columns, the windows.
 
-use recsys_data::remote;
 use recsys::demo::SplitKind;
 use recsys::pipeline::feature_job;
+use recsys_data::remote;
 
 /// The profile and metadata files behind the feature definition's attribute columns.
 #[derive(clap::Args, Debug)]

@@ -34,9 +34,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } = args;
     let users: Vec<String> = match users_from {
         Some(dir) => {
-            let catalog: recsys_version::bundle::Catalog = serde_json::from_slice(
-                &std::fs::read(dir.join(recsys_version::bundle::CATALOG_FILE))?,
-            )?;
+            let catalog: recsys_version::bundle::Catalog = serde_json::from_slice(&std::fs::read(
+                dir.join(recsys_version::bundle::CATALOG_FILE),
+            )?)?;
             catalog.user_ids
         }
         None => (1..=1000).map(|u| u.to_string()).collect(),

@@ -1,7 +1,7 @@
 //! `recsys drift`: pSI per feature between a reference and a current event window.
 
-use recsys_data::remote;
 use recsys::pipeline::drift;
+use recsys_data::remote;
 
 #[derive(clap::Args)]
 pub struct Args {

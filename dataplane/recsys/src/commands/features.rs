@@ -2,8 +2,8 @@
 //! of --as-of into the offline store: <store>/date=YYYY-MM-DD/{user,item}.parquet.
 
 use super::args::EntityFileArgs;
-use recsys_data::remote;
 use recsys::pipeline::feature_job;
+use recsys_data::remote;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

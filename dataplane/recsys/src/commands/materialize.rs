@@ -2,8 +2,8 @@
 //! definition's TTLs.
 
 use anyhow::Context as _;
-use recsys_data::remote;
 use recsys::pipeline::feature_job;
+use recsys_data::remote;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

@@ -5,10 +5,10 @@ use super::args::DatasetArgs;
 use super::args::EntityFileArgs;
 use super::args::WindowArgs;
 use anyhow::Context as _;
-use recsys_data::remote;
 use recsys::demo;
 use recsys::pipeline::validate;
 use recsys_core::validation::ValidationConfig;
+use recsys_data::remote;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

@@ -4,8 +4,8 @@
 
 use super::args::DatasetArgs;
 use super::args::EntityFileArgs;
-use recsys_data::remote;
 use recsys::pipeline::events_model;
+use recsys_data::remote;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

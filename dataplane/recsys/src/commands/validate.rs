@@ -3,10 +3,10 @@
 //! level.
 
 use super::args::EntityFileArgs;
-use recsys_data::remote;
 use recsys::pipeline::feature_job;
 use recsys::pipeline::validate;
 use recsys_core::validation::ValidationConfig;
+use recsys_data::remote;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

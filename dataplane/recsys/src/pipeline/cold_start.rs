@@ -7,10 +7,10 @@
 //! backed by everyone's list, competes with the one list on the same users.
 
 use super::evaluate::LIST_LENGTH;
-use recsys_version::bundle::{ColdStart, SegmentLists};
+use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
 use recsys_data::features::profile::ProfileKey;
 use recsys_data::features::FeatureSnapshot;
-use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
+use recsys_version::bundle::{ColdStart, SegmentLists};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -6,8 +6,8 @@
 //! looked at are out of its sample.
 
 use super::cold_start::{self, ColdChoice, ColdPolicy, Counted, Scores};
-use recsys_data::features::FeatureSnapshot;
 use recsys_core::Interaction;
+use recsys_data::features::FeatureSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// How many windows the record steps back at most (a year of weeks).
@@ -154,9 +154,9 @@ impl TrackRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recsys_core::validation::EventType;
     use recsys_data::features::profile::ProfileKey;
     use recsys_data::features::UserFeatures;
-    use recsys_core::validation::EventType;
 
     const DAY: i64 = 86_400;
 

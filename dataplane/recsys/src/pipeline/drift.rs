@@ -2,12 +2,12 @@
 //! files in the documented schema, typically validated output), with the seed's thresholds;
 //! and the reference distribution a version carries for serving's own PSI.
 
-use recsys_version::bundle::DriftReference;
-use recsys_data::events_io;
-use recsys_data::features::FeatureSnapshot;
 use recsys_core::drift::{psi_categorical, psi_numeric, DriftLevel};
 use recsys_core::validation::{check_record, Reason, ValidationConfig};
 use recsys_core::Interaction;
+use recsys_data::events_io;
+use recsys_data::features::FeatureSnapshot;
+use recsys_version::bundle::DriftReference;
 use serde::Serialize;
 use std::path::Path;
 

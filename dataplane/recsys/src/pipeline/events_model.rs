@@ -5,18 +5,18 @@
 //! `holdout_days`; the ranker learns from a sample of the users active in those days, labelled
 //! by the label policy.
 
-use recsys_version::bundle::Catalog;
-use recsys_version::DataWindow;
-use recsys_data::event_dataset::{self, MetadataColumns};
-use recsys_data::features::FeatureSnapshot;
-use recsys_version::writer::{self, BundleParts};
 use crate::pipeline::feature_job::EntityFiles;
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::{self, CandidateRows};
 use crate::pipeline::retrieval;
 use anyhow::Context;
 use recsys_core::Interaction;
+use recsys_data::event_dataset::{self, MetadataColumns};
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::{Ranker, RankerParams};
+use recsys_version::bundle::Catalog;
+use recsys_version::writer::{self, BundleParts};
+use recsys_version::DataWindow;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,12 +2,12 @@
 //! into the offline store (Parquet), and copy the newest partition into the online store
 //! (Redis) with the definition's TTLs.
 
-use recsys_data::events_io;
-use recsys_data::features::offline_store::{self, PartitionManifest};
-use recsys_data::features::online_store::OnlineStore;
 use anyhow::Context as _;
 use recsys_core::features::{Entity, FeatureEngine, FeatureSpec};
 use recsys_core::validation::check_record;
+use recsys_data::events_io;
+use recsys_data::features::offline_store::{self, PartitionManifest};
+use recsys_data::features::online_store::OnlineStore;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

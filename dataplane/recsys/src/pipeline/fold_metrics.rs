@@ -3,10 +3,10 @@
 //! candidate, or on the list serving would show after the business rules.
 
 use super::ranking::CandidateRows;
-use recsys_scoring::rule_score;
 use recsys_core::metrics;
 use recsys_core::rules::{finish, Candidate, RuleConfig};
 use recsys_models::Objective;
+use recsys_scoring::rule_score;
 use std::collections::HashSet;
 
 /// Each query group of `block`: its rows, and the positions of its relevant rows within it.

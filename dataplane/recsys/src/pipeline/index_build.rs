@@ -5,14 +5,14 @@
 //! and the index published to object storage. The result (one JSON line) goes to a file — the
 //! pod's termination message — where the operator reads it.
 
+use anyhow::Context;
+use recsys_data::features::{tower, FeatureSnapshot};
+use recsys_data::remote::{Output, Scratch};
+use recsys_models::{AnnIndex, IndexKind};
+use recsys_two_tower::TwoTower;
 use recsys_version::bundle::SNAPSHOT_FILE;
 use recsys_version::index_manifest::{self, IndexManifest};
 use recsys_version::{self, fetch};
-use recsys_data::remote::{Output, Scratch};
-use recsys_data::features::{tower, FeatureSnapshot};
-use anyhow::Context;
-use recsys_models::{AnnIndex, IndexKind};
-use recsys_two_tower::TwoTower;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -3,8 +3,8 @@
 //! (the top-level `live_version` module); training only sees this interface.
 
 use super::compare::EvaluationRecord;
-use recsys_data::Dataset;
 use recsys_core::{Interaction, ItemId, UserId};
+use recsys_data::Dataset;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The live version's record on the window, and whether its own data reached into it (then

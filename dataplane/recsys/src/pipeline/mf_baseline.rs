@@ -3,8 +3,8 @@
 //! (MF has nothing to say about them).
 
 use super::labels::relevant_by_user;
-use recsys_data::features::FeatureSnapshot;
 use recsys_core::{metrics, ranking, Interaction, ItemId, UserId};
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::{ImplicitMf, MfParams, ModelError};
 use std::collections::BTreeMap;
 

@@ -1,14 +1,14 @@
 //! Second stage: LightGBM over the retrieval stage's candidates.
 
-use recsys_data::features::ranker::{context_columns, feature_names};
-use recsys_data::features::{ranker_row, FeatureSnapshot};
 use crate::pipeline::labels::{first_event_times, relevant_by_user};
 use crate::pipeline::retrieval::Retrieval;
-use recsys_scoring::{retrieval_rule_score, rule_candidate};
 use recsys_core::features::Context;
 use recsys_core::rules::Candidate;
 use recsys_core::Interaction;
+use recsys_data::features::ranker::{context_columns, feature_names};
+use recsys_data::features::{ranker_row, FeatureSnapshot};
 use recsys_models::{GroupedRows, ModelError, Ranker, RankerParams};
+use recsys_scoring::{retrieval_rule_score, rule_candidate};
 use std::collections::HashSet;
 
 pub use recsys_scoring::{score_rows, CANDIDATES};

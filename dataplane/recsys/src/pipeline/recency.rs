@@ -5,8 +5,8 @@
 //! and years of ratings alike; the winner's half-life in seconds is what later fits use.
 
 use super::retrieval::{self, Retrieval, TowerTraining};
-use recsys_data::features::FeatureSnapshot;
 use recsys_core::Interaction;
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::ModelError;
 use serde::Serialize;
 use std::fmt;

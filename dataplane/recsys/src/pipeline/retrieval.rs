@@ -1,9 +1,9 @@
 //! First stage: train the two-tower model on a history window and index its item vectors.
 
-use recsys_data::features::{tower, FeatureSnapshot};
 use crate::pipeline::labels::relevant_by_user;
 use crate::pipeline::ranking::CANDIDATES;
 use recsys_core::{metrics, ranking, Interaction};
+use recsys_data::features::{tower, FeatureSnapshot};
 use recsys_models::{AnnIndex, IndexKind, ModelError, TwoTowerConfig};
 use recsys_two_tower::Validator;
 use recsys_two_tower::{TowerError, TrainReport, TwoTower};

@@ -11,13 +11,13 @@ mod test_window;
 
 use super::evaluate::{MetricRow, LIST_LENGTH};
 use super::{cold_start, cold_track_plot, compare, live, recency};
-use recsys_data::Dataset;
-use recsys_data::features::FeatureSnapshot;
-use recsys_scoring::rule_candidate;
 use anyhow::{ensure, Context};
 use recsys_core::labels::LabelPolicy;
 use recsys_core::rules::{finish, RuleConfig};
 use recsys_core::{baseline, metrics, ranking as rank_util, ItemId, SplitWindows, UserId};
+use recsys_data::features::FeatureSnapshot;
+use recsys_data::Dataset;
+use recsys_scoring::rule_candidate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

@@ -9,9 +9,9 @@ use super::fold_metrics::{
     judged_ndcg, mean_over_judged, retrieval_order_ndcg, served_ndcg, served_retrieval_ndcg,
 };
 use super::ranking::CandidateRows;
-use recsys_data::features::ranker::feature_names;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use recsys_data::features::ranker::feature_names;
 use recsys_models::{ModelError, Objective, Ranker, RankerParams};
 use serde::Serialize;
 

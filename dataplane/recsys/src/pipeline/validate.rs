@@ -3,9 +3,9 @@
 //! volumes for spikes); the second decides every row and writes it either to the clean output
 //! or to the quarantine with its reason. Memory grows with distinct user-days, not rows.
 
-use recsys_data::events_io::{self, EventWriter, QuarantineWriter};
 use anyhow::{ensure, Context};
 use recsys_core::validation::{check_record, Event, Profile, Reason, Tally, ValidationConfig};
+use recsys_data::events_io::{self, EventWriter, QuarantineWriter};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -14,9 +14,9 @@ use crate::support::cluster::{example, probe_passes, run_pod, wait_ready, Pod, S
 use crate::support::moto::{moto, s3_env};
 use crate::support::tls::{https_get, pki_for, Trust};
 use crate::support::{version_named, RedisServer};
-use recsys_data::remote;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, RecommendRequest};
+use recsys_data::remote;
 use recsys_operator::builders::router::{self, Routed};
 use recsys_operator::builders::serving::{self, Arm};
 use recsys_operator::builders::{derived_index, index_job, version_of};

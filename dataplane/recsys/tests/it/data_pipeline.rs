@@ -1,10 +1,10 @@
 //! Validation on generated data with planted defects, and on MovieLens 100K: every defect is
 //! quarantined with its reason, counts reconcile exactly, and PSI behaves.
 
-use recsys_data::synthetic::{generate, GeneratorConfig, BOT_EVENTS_PER_DAY};
-use recsys_data::{events_io, locate, movielens};
 use recsys::pipeline::{drift, validate};
 use recsys_core::validation::{check_record, Reason, ValidationConfig};
+use recsys_data::synthetic::{generate, GeneratorConfig, BOT_EVENTS_PER_DAY};
+use recsys_data::{events_io, locate, movielens};
 use std::collections::{BTreeMap, HashMap};
 
 const START: i64 = 1_790_000_000 - 1_790_000_000 % 86_400;

@@ -4,9 +4,9 @@
 //! declared values are the defaults) reports a PSI far past the retraining threshold — the
 //! number the RetrainSchedule controller reads from Prometheus.
 
-use recsys_version::bundle::{DriftReference, DRIFT_REFERENCE_FILE};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
+use recsys_version::bundle::{DriftReference, DRIFT_REFERENCE_FILE};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -118,8 +118,8 @@ async fn the_server_reports_small_psi_for_its_training_users_and_large_for_newco
     // holds), one request per event, as in training.
     let manifest = recsys_version::verify(version, None).unwrap();
     let cutoff = manifest.data_window.cutoff;
-    let data = recsys_data::movielens::load(&recsys_data::locate::find_movielens(None).unwrap())
-        .unwrap();
+    let data =
+        recsys_data::movielens::load(&recsys_data::locate::find_movielens(None).unwrap()).unwrap();
     let askers: Vec<String> = data
         .interactions
         .iter()

@@ -1,15 +1,15 @@
 //! The whole path on real MovieLens 100K with the real native libraries: train, evaluate,
 //! publish, verify, serve over gRPC, refuse a corrupted version.
 
-use recsys_version::{self, bundle};
 use recsys::demo;
-use recsys_data::features::profile::ProfileKey;
-use recsys_data::features::FeatureSnapshot;
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys_serving::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::RecommendRequest;
+use recsys_data::features::profile::ProfileKey;
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::IndexKind;
+use recsys_serving::serving::{grpc, Engine, EngineError, EngineOptions, ServingState};
+use recsys_version::{self, bundle};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;

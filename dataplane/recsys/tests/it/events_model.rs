@@ -1,13 +1,13 @@
 //! `recsys train-events` (the unevaluated fast path) end to end at small scale: generated events → validation → a
 //! servable version whose recommendations follow the users' generated taste clusters.
 
-use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
-use recsys_data::features::FeatureSnapshot;
 use recsys::pipeline::events_model::{self, EventsModelOptions};
 use recsys::pipeline::feature_job::EntityFiles;
 use recsys::pipeline::validate;
-use recsys_serving::serving::{Engine, Query};
 use recsys_core::validation::ValidationConfig;
+use recsys_data::features::FeatureSnapshot;
+use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
+use recsys_serving::serving::{Engine, Query};
 use std::collections::HashSet;
 
 const START: i64 = 1_790_000_000 - 1_790_000_000 % 86_400;

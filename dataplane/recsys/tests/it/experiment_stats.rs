@@ -2,8 +2,8 @@
 //! same users concurrently end with exactly the sums of the users' final counts.
 
 use crate::support::RedisServer;
-use recsys_serving::serving::experiment_stats::{Counter, ExperimentStats};
 use recsys_core::stats::ArmStats;
+use recsys_serving::serving::experiment_stats::{Counter, ExperimentStats};
 use std::sync::Arc;
 
 #[test]

@@ -3,13 +3,13 @@
 //! Redis) equal the offline job's training rows bit for bit — no training/serving skew.
 
 use crate::support::RedisServer;
-use recsys_data::events_io;
-use recsys_data::synthetic::{generate, GeneratorConfig};
-use recsys_data::features::offline_store::{latest_partition, PartitionTables};
-use recsys_data::features::online_store::OnlineStore;
 use recsys::pipeline::validate;
 use recsys_core::features::{Context, Entity, FeatureEngine, FeatureSpec};
 use recsys_core::validation::{check_record, EventType, ValidationConfig};
+use recsys_data::events_io;
+use recsys_data::features::offline_store::{latest_partition, PartitionTables};
+use recsys_data::features::online_store::OnlineStore;
+use recsys_data::synthetic::{generate, GeneratorConfig};
 use std::path::Path;
 use std::process::Command;
 
@@ -309,9 +309,9 @@ fn features_computed_during_validation_equal_the_separate_job() {
 /// metadata through the adapter's files) the two are equal bit for bit for every user and item.
 #[test]
 fn a_versions_training_features_equal_the_offline_jobs() {
-    use recsys_data::{entity_files, locate, movielens};
-    use recsys_data::features::FeatureSnapshot;
     use recsys::pipeline::feature_job;
+    use recsys_data::features::FeatureSnapshot;
+    use recsys_data::{entity_files, locate, movielens};
 
     let data = movielens::load(&locate::find_movielens(None).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();

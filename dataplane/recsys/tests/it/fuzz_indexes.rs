@@ -7,10 +7,10 @@
 
 use crate::support::corrupt::{ask, copy_dir, damage, mutated, version};
 use proptest::prelude::*;
-use recsys_version::index_manifest::{self, IndexManifest, INDEX_MANIFEST};
 use recsys::pipeline::index_build::{self, IndexBuildOptions};
-use recsys_serving::serving::engine::{Engine, EngineOptions};
 use recsys_models::IndexKind;
+use recsys_serving::serving::engine::{Engine, EngineOptions};
+use recsys_version::index_manifest::{self, IndexManifest, INDEX_MANIFEST};
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};

@@ -13,13 +13,13 @@
 use crate::support::corrupt::{ask, loaded_files, mutate_json, mutated, version};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use recsys_version::{self, Manifest, MANIFEST};
+use recsys_api::v1::{FeedbackEvent, Filters, RecommendRequest};
+use recsys_core::routing::{bucket, RoutingTable, WeightedArm, BUCKETS};
 use recsys_serving::serving::engine::Engine;
 use recsys_serving::serving::feedback_wal::{self, FeedbackRecord, Wal};
 use recsys_serving::serving::limits::{self, MAX_CATEGORIES, MAX_EXCLUDED_ITEMS, MAX_ID_BYTES};
 use recsys_serving::serving::{feedback, router, state};
-use recsys_api::v1::{FeedbackEvent, Filters, RecommendRequest};
-use recsys_core::routing::{bucket, RoutingTable, WeightedArm, BUCKETS};
+use recsys_version::{self, Manifest, MANIFEST};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;

@@ -5,13 +5,13 @@
 //! request) and a graceful drain on SIGTERM.
 
 use crate::support::RedisServer;
-use recsys_version::{self, Manifest};
-use recsys_data::features::online_store::OnlineStore;
-use recsys_data::features::FeatureSnapshot;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{FeedbackEvent, FeedbackRequest, Filters, RecommendRequest, RequestContext};
 use recsys_core::features::{Entity, FeatureTable};
-use std::collections::HashMap;
+use recsys_data::features::online_store::OnlineStore;
+use recsys_data::features::FeatureSnapshot;
+use recsys_version::{self, Manifest};
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -90,7 +90,8 @@ fn new_version(from: &Path, root: &Path, name: &str, tamper: bool) {
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
     let mut manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join(recsys_version::MANIFEST)).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join(recsys_version::MANIFEST)).unwrap())
+            .unwrap();
     manifest.model_version = name.into();
     recsys_version::seal(&dir, manifest).unwrap();
     if tamper {
@@ -241,6 +242,21 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         })
         .collect();
 
+    // The users the model answers: those with history before the version's cutoff (published
+    // as of its test start, it has none for users who first came in the test window; they get
+    // the cold list, as unknown ids do).
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("v1/snapshot.json")).unwrap()).unwrap();
+    let with_history: HashSet<String> = catalog["user_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(snapshot["users"].as_array().unwrap())
+        .filter(|(_, row)| row["history_len"].as_u64().unwrap() > 0)
+        .map(|(id, _)| id.as_str().unwrap().to_owned())
+        .collect();
+    assert!(with_history.len() > 800, "{} users", with_history.len());
+
     // Shape and business rules on every response, for known and unknown users alike.
     for u in (1..=300)
         .step_by(3)
@@ -279,7 +295,7 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), 20, "no duplicates");
-        assert_eq!(r.fallback, u == "stranger");
+        assert_eq!(r.fallback, !with_history.contains(&u), "user {u}");
         // Never out of stock; without a country, never a region-restricted item.
         assert!(
             r.items.iter().all(|i| id_of(&i.item_id) % 5 != 0),
@@ -652,7 +668,12 @@ async fn a_serving_process_ranks_validates_learns_from_feedback_and_reloads_safe
     // misses and the version's own values are used; materializing exactly those values changes
     // no score (no skew between the two sources); materializing other values changes rankings,
     // so the request path really reads them.
-    let online_users: Vec<String> = (700..740).map(|u| u.to_string()).collect();
+    // Forty users the model answers (cold answers read no features).
+    let online_users: Vec<String> = (700..)
+        .map(|u: u32| u.to_string())
+        .filter(|u| with_history.contains(u))
+        .take(40)
+        .collect();
     let before = scores(&mut client, &online_users).await;
     let online_metric = |result: &str| {
         metric(

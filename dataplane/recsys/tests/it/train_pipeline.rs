@@ -4,17 +4,16 @@
 //! outside by serving the version and asking for every test user over gRPC; on generated
 //! click/purchase events it produces an evaluated version whose ranker had positive labels.
 
-use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
 use crate::support::serve::{trained_demo_summary, DEMO_EPOCHS, DEMO_RANKER_TRIALS};
 use recsys::pipeline::compare;
 use recsys_api::v1::recommender_client::RecommenderClient;
 use recsys_api::v1::{RecommendRequest, RequestContext};
 use recsys_core::metrics;
+use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
 
 /// Each test trains with every core (libtorch and LightGBM both start a thread per core);
 /// run side by side on a 2-core runner they thrash instead of sharing, so they take turns.

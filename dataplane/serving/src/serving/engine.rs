@@ -7,19 +7,21 @@ use super::drift_monitor::DriftMonitor;
 use super::item_table::ItemTable;
 use super::online_features::{self, ItemRowCache, OnlineRows};
 use super::prediction_cache;
+use recsys_core::features::Context;
+use recsys_core::ranking;
+use recsys_core::rules::{finish, Candidate, RuleConfig};
+use recsys_data::features::online_store::key_prefix;
+use recsys_data::features::ranker::{
+    context_columns, feature_names_for, ranker_row_with, Declared,
+};
+use recsys_data::features::{tower, FeatureSnapshot};
+use recsys_models::{AnnIndex, ModelError, Ranker, TowerInputs, UserEncoder};
+use recsys_scoring::{retrieve_unseen, rule_candidate, rule_score, score_rows, CANDIDATES};
 use recsys_version::bundle::{
     Catalog, ColdStart, DriftReference, CATALOG_FILE, COLD_START_FILE, DRIFT_REFERENCE_FILE,
     RANKER_FILE, SNAPSHOT_FILE,
 };
 use recsys_version::{self, ArtifactError};
-use recsys_data::features::online_store::key_prefix;
-use recsys_data::features::ranker::{context_columns, feature_names_for, ranker_row_with, Declared};
-use recsys_data::features::{tower, FeatureSnapshot};
-use recsys_scoring::{retrieve_unseen, rule_candidate, rule_score, score_rows, CANDIDATES};
-use recsys_core::features::Context;
-use recsys_core::ranking;
-use recsys_core::rules::{finish, Candidate, RuleConfig};
-use recsys_models::{AnnIndex, ModelError, Ranker, TowerInputs, UserEncoder};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;

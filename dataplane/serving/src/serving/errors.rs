@@ -3,8 +3,8 @@
 //! caller without someone choosing its code.
 
 use super::engine::EngineError;
-use recsys_version::ArtifactError;
 use hyper::StatusCode;
+use recsys_version::ArtifactError;
 use std::time::Duration;
 use tonic::{Code, Status};
 

@@ -6,13 +6,13 @@
 //! `recsys validate` deduplicates on).
 
 use super::feedback_wal::{read_segment, FeedbackRecord, Wal};
-use recsys_data::remote;
 use anyhow::Context;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use recsys_data::remote;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 //! every item while Redis is down, shows what its version was trained with.
 
 use super::cache::CacheStore;
-use recsys_data::entity_files;
 use anyhow::Context;
+use recsys_data::entity_files;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;

@@ -7,8 +7,8 @@
 //! request is never refused for want of features.
 
 use super::cache::CacheStore;
-use recsys_data::features::online_store::{decode, entity_key, marker_key};
 use recsys_core::features::{Entity, FeatureSpec};
+use recsys_data::features::online_store::{decode, entity_key, marker_key};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

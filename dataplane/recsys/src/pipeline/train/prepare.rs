@@ -3,10 +3,10 @@
 //! relevant items per user.
 
 use super::{fmt_time, Labels, TrainOptions};
-use recsys_data::Dataset;
 use crate::pipeline::labels::relevant_by_user;
 use anyhow::{ensure, Context};
 use recsys_core::{SplitWindows, TimeSplit};
+use recsys_data::Dataset;
 
 pub(super) struct Prepared {
     pub data: Dataset,

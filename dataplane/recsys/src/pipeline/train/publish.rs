@@ -6,16 +6,16 @@ use super::prepare::Prepared;
 use super::select::Chosen;
 use super::test_window::Tested;
 use super::{cold_test_point, Clock, PublishState, TrainOptions, TrainSummary, REPORT_FILE};
-use recsys_version::bundle::Catalog;
-use recsys_version::DataWindow;
-use recsys_data::features::{tower, FeatureSnapshot};
-use recsys_version::writer::{self, BundleParts};
 use crate::pipeline::evaluate::{self, LIST_LENGTH};
 use crate::pipeline::retrieval::{self, Retrieval};
 use crate::pipeline::{cold_start, compare, drift, html_report, ranking, tuning};
 use recsys_core::Interaction;
+use recsys_data::features::{tower, FeatureSnapshot};
 use recsys_models::ranker::Ranker;
 use recsys_models::{AnnIndex, IndexKind};
+use recsys_version::bundle::Catalog;
+use recsys_version::writer::{self, BundleParts};
+use recsys_version::DataWindow;
 use serde_json::{json, Value};
 
 /// The models and state a version serves from.

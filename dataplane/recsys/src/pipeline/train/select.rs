@@ -4,7 +4,6 @@
 
 use super::prepare::Prepared;
 use super::{choose_recent_days, mean_ndcg, Clock, Lists, TrainOptions, DAY};
-use recsys_data::features::FeatureSnapshot;
 use crate::pipeline::evaluate::LIST_LENGTH;
 use crate::pipeline::ranking::{self, CandidateRows};
 use crate::pipeline::recency::{self, RecencyChoice};
@@ -13,6 +12,7 @@ use crate::pipeline::tuning::{self, Tuning};
 use crate::pipeline::{cold_start, mf_baseline};
 use anyhow::ensure;
 use recsys_core::UserId;
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::mf::MfParams;
 use recsys_models::ranker::Ranker;
 

@@ -6,17 +6,17 @@
 use super::prepare::Prepared;
 use super::select::Chosen;
 use super::{lists_from_scores, served_list, Clock, Lists, TrainOptions};
-use recsys_data::features::FeatureSnapshot;
 use crate::pipeline::cold_track_record::{self, TrackRecord};
 use crate::pipeline::evaluate::{self, EvalSet, MetricRow, LIST_LENGTH};
 use crate::pipeline::labels::first_event_times;
 use crate::pipeline::retrieval::{self, Retrieval};
 use crate::pipeline::{cold_start, compare, live, mf_baseline, ranking, report};
-use recsys_scoring::{retrieval_rule_score, rule_score};
 use recsys_core::bootstrap::Interval;
 use recsys_core::features::Context as RequestContext;
 use recsys_core::{baseline, metrics, Interaction, UserId};
+use recsys_data::features::FeatureSnapshot;
 use recsys_models::Objective;
+use recsys_scoring::{retrieval_rule_score, rule_score};
 use std::collections::{HashMap, HashSet};
 
 /// Every system's top-10 lists for the test users.

@@ -3,9 +3,9 @@
 //! hostile value, a size field inflated, a bit flipped, a truncation), resealed so that only
 //! the parsers can object.
 
-use recsys_version::{self, Manifest, MANIFEST};
 use recsys_data::synthetic::{generate, write_catalog, GeneratorConfig};
 use recsys_serving::serving::engine::{Engine, Query};
+use recsys_version::{self, Manifest, MANIFEST};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

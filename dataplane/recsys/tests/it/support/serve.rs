@@ -2,9 +2,9 @@
 //! demo's, trained once per test process: enough to answer, shared by the serving tests).
 
 use super::{free_port, wait_for_port};
+use recsys::demo::{self, DemoOptions, DemoSummary};
 use recsys_version::bundle::{Catalog, CATALOG_FILE};
 use recsys_version::{Manifest, MANIFEST};
-use recsys::demo::{self, DemoOptions, DemoSummary};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use tokio::sync::OnceCell;
@@ -107,7 +107,11 @@ pub fn permuted_items(version: &Path, into: &Path, name: &str) -> PathBuf {
     let dir = crate::support::copy_dir(version, into, name);
     let path = dir.join(CATALOG_FILE);
     let mut catalog: Catalog = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let mut ids: Vec<String> = catalog.items.iter().map(|i| i.external_id.clone()).collect();
+    let mut ids: Vec<String> = catalog
+        .items
+        .iter()
+        .map(|i| i.external_id.clone())
+        .collect();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     for i in (1..ids.len()).rev() {
         state ^= state << 13;

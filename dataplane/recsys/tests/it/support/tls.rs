@@ -110,9 +110,10 @@ pub async fn https_get(
     trust: Trust<'_>,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let builder = rustls::ClientConfig::builder_with_provider(recsys_serving::serving::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap();
+    let builder =
+        rustls::ClientConfig::builder_with_provider(recsys_serving::serving::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap();
     let (mut config, domain) = match trust {
         Trust::Ca { pem, domain } => {
             let mut roots = rustls::RootCertStore::empty();
