@@ -37,8 +37,8 @@ enum RouteCommand {
 }
 
 enum Job {
-    Serve(ServeArgs),
-    Route(RouteArgs),
+    Serve(Box<ServeArgs>),
+    Route(Box<RouteArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,9 +47,9 @@ fn main() -> anyhow::Result<()> {
         .is_some_and(|word| word == "route");
     let job = if routing {
         let RouteCommand::Route(args) = RouteCli::parse().command;
-        Job::Route(args)
+        Job::Route(Box::new(args))
     } else {
-        Job::Serve(ServeCli::parse().serve)
+        Job::Serve(Box::new(ServeCli::parse().serve))
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match job {
-        Job::Route(args) => runtime.block_on(route_command::run(args)),
-        Job::Serve(args) => runtime.block_on(serve_command::run(args)),
+        Job::Route(args) => runtime.block_on(route_command::run(*args)),
+        Job::Serve(args) => runtime.block_on(serve_command::run(*args)),
     }
 }
