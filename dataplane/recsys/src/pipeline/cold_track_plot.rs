@@ -2,6 +2,7 @@
 //! chosen list and under most-popular, with the test window's cold users beside them, so a
 //! test window of a handful of cold users is seen against the weeks before it.
 
+use super::chart_axis;
 use super::cold_track_record::{TrackRecord, WindowRecord};
 use plotters::prelude::*;
 
@@ -31,19 +32,17 @@ pub fn svg(
     }
     let day = 86_400.0;
     let x_of = |start: i64| (start - record.test_start) as f64 / day;
-    let oldest = record
-        .windows
-        .iter()
-        .map(|w| x_of(w.start))
-        .fold(0.0, f64::min);
-    let top = record
-        .windows
-        .iter()
-        .flat_map(|w| [w.chosen, w.most_popular])
-        .chain(test.iter().flat_map(|t| [t.served, t.most_popular]))
-        .fold(0.0f64, f64::max)
-        .max(0.05)
-        * 1.1;
+    let oldest =
+        chart_axis::finite(record.windows.iter().map(|w| x_of(w.start))).fold(0.0, f64::min);
+    let y = chart_axis::from_zero(
+        record
+            .windows
+            .iter()
+            .flat_map(|w| [w.chosen, w.most_popular])
+            .chain(test.iter().flat_map(|t| [t.served, t.most_popular])),
+        0.05,
+        1.1,
+    );
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
@@ -57,8 +56,8 @@ pub fn svg(
             .x_label_area_size(36)
             .y_label_area_size(48)
             .build_cartesian_2d(
-                (oldest - record.window_days)..(record.window_days * 1.5),
-                0f64..top,
+                chart_axis::covering([oldest - record.window_days, record.window_days * 1.5]),
+                y.clone(),
             )?;
         chart
             .configure_mesh()
@@ -73,7 +72,7 @@ pub fn svg(
             .find(|w| !w.used_for_choice)
             .map_or(oldest, |w| x_of(w.start) + record.window_days);
         chart.draw_series([Rectangle::new(
-            [(shaded_from, 0.0), (0.0, top)],
+            [(shaded_from, 0.0), (0.0, y.end)],
             BLACK.mix(0.06).filled(),
         )])?;
         let lines: [(&str, RGBColor, ScoreOf); 2] = [

@@ -2,6 +2,7 @@
 //! drawn with plotters), ranker search, feature importance and the verdict against the
 //! previous version.
 
+use super::chart_axis;
 use super::cold_track_plot::{self, TestPoint};
 use super::cold_track_record::TrackRecord;
 use super::compare::Verdict;
@@ -46,17 +47,13 @@ fn recall_curve_svg(curves: &[(String, Vec<f64>)]) -> PlotResult {
         let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
         root.fill(&WHITE)?;
         let max_k = curves.iter().map(|c| c.1.len()).max().unwrap_or(1).max(2);
-        let top = curves
-            .iter()
-            .flat_map(|c| c.1.iter().copied())
-            .fold(0.0f64, f64::max)
-            .max(0.05);
+        let y = chart_axis::from_zero(curves.iter().flat_map(|c| c.1.iter().copied()), 0.05, 1.05);
         let mut chart = ChartBuilder::on(&root)
             .caption("Recall@K, all evaluated users", ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(1f64..max_k as f64, 0f64..top * 1.05)?;
+            .build_cartesian_2d(1f64..max_k as f64, y)?;
         chart
             .configure_mesh()
             .x_desc("K")
@@ -86,7 +83,12 @@ fn recall_curve_svg(curves: &[(String, Vec<f64>)]) -> PlotResult {
 /// Reliability diagram: mean predicted probability against the observed positive rate in ten
 /// equal-count bins.
 fn calibration_svg(scores: &[f32], labels: &[bool]) -> PlotResult {
-    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    let mut pairs: Vec<(f32, bool)> = scores
+        .iter()
+        .copied()
+        .zip(labels.iter().copied())
+        .filter(|p| p.0.is_finite())
+        .collect();
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let bins = 10.min(pairs.len().max(1));
     let points: Vec<(f64, f64)> = pairs
@@ -98,12 +100,7 @@ fn calibration_svg(scores: &[f32], labels: &[bool]) -> PlotResult {
             (predicted, observed)
         })
         .collect();
-    let top = points
-        .iter()
-        .map(|p| p.0.max(p.1))
-        .fold(0.0f64, f64::max)
-        .max(0.01)
-        * 1.1;
+    let top = chart_axis::from_zero(points.iter().map(|p| p.0.max(p.1)), 0.01, 1.1).end;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (480, 400)).into_drawing_area();
@@ -140,15 +137,20 @@ fn calibration_svg(scores: &[f32], labels: &[bool]) -> PlotResult {
 /// Score densities of relevant and non-relevant candidates, 40 bins each.
 fn histogram_svg(scores: &[f32], labels: &[bool]) -> PlotResult {
     const BINS: usize = 40;
-    let low = scores.iter().copied().fold(f32::INFINITY, f32::min);
-    let high = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let width = ((high - low) / BINS as f32).max(1e-6);
+    let pairs: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(s, _)| s.is_finite())
+        .map(|(&s, &l)| (f64::from(s), l))
+        .collect();
+    let x = chart_axis::covering(pairs.iter().map(|p| p.0));
+    let width = (x.end - x.start) / BINS as f64;
     let density = |want: bool| -> Vec<f64> {
         let mut counts = vec![0f64; BINS];
         let mut n = 0f64;
-        for (&s, &l) in scores.iter().zip(labels) {
+        for &(s, l) in &pairs {
             if l == want {
-                let b = (((s - low) / width) as usize).min(BINS - 1);
+                let b = (((s - x.start) / width) as usize).min(BINS - 1);
                 counts[b] += 1.0;
                 n += 1.0;
             }
@@ -159,22 +161,22 @@ fn histogram_svg(scores: &[f32], labels: &[bool]) -> PlotResult {
         ("relevant", density(true)),
         ("not relevant", density(false)),
     ];
-    let top = series
-        .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .fold(0.0f64, f64::max)
-        .max(0.01)
-        * 1.1;
+    let y = chart_axis::from_zero(series.iter().flat_map(|s| s.1.iter().copied()), 0.01, 1.1);
+    let caption = if pairs.is_empty() {
+        "Ranker score distribution (no scores to show)"
+    } else {
+        "Ranker score distribution"
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Ranker score distribution", ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(f64::from(low)..f64::from(high.max(low + 1e-6)), 0f64..top)?;
+            .build_cartesian_2d(x.clone(), y)?;
         chart
             .configure_mesh()
             .x_desc("score")
@@ -184,11 +186,8 @@ fn histogram_svg(scores: &[f32], labels: &[bool]) -> PlotResult {
             let color = PALETTE[i * 3];
             chart
                 .draw_series(values.iter().enumerate().map(|(b, &v)| {
-                    let x0 = f64::from(low + b as f32 * width);
-                    Rectangle::new(
-                        [(x0, 0.0), (x0 + f64::from(width), v)],
-                        color.mix(0.45).filled(),
-                    )
+                    let x0 = x.start + b as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, v)], color.mix(0.45).filled())
                 }))?
                 .label(*name)
                 .legend(move |(x, y)| {
@@ -222,7 +221,7 @@ fn comparison_svg(rows: &[MetricRow], verdict: &Verdict) -> PlotResult {
     if let (Some(version), Some(ndcg)) = (&verdict.previous_version, verdict.previous_ndcg_at_10) {
         bars.push((format!("previous ({version})"), ndcg, ndcg, ndcg));
     }
-    let top = bars.iter().map(|b| b.3).fold(0.0f64, f64::max).max(0.01) * 1.15;
+    let x = chart_axis::from_zero(bars.iter().map(|b| b.3), 0.01, 1.15);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 80 + 44 * bars.len() as u32))
@@ -234,10 +233,7 @@ fn comparison_svg(rows: &[MetricRow], verdict: &Verdict) -> PlotResult {
             .x_label_area_size(36)
             .y_label_area_size(200)
             // A segmented 0..n axis has n + 1 segments; the last bar's index is n − 1.
-            .build_cartesian_2d(
-                0f64..top,
-                (0..bars.len().saturating_sub(1)).into_segmented(),
-            )?;
+            .build_cartesian_2d(x, (0..bars.len().saturating_sub(1)).into_segmented())?;
         let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         chart
             .configure_mesh()
@@ -445,4 +441,103 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, Box<dyn std::error::Err
         cold = cold_track_plot::section(input.cold_track, input.cold_test)?,
     );
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recsys_core::bootstrap::Interval;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Runs `draw` on its own thread and fails if it has not returned within `limit`: a chart
+    /// whose axis never ends would otherwise hang the suite (as it hung a training run).
+    fn returns(what: String, draw: impl FnOnce() -> PlotResult + Send + 'static) -> String {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(draw().map_err(|e| e.to_string()));
+        });
+        match finished.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(svg)) => svg,
+            Ok(Err(e)) => panic!("{what}: {e}"),
+            Err(_) => panic!("{what}: still drawing after 10 s (an axis that never ends)"),
+        }
+    }
+
+    fn shapes() -> Vec<(&'static str, Vec<f32>)> {
+        vec![
+            ("empty", vec![]),
+            ("one score", vec![0.3]),
+            ("constant 0", vec![0.0; 50]),
+            ("constant 40", vec![40.0; 50]),
+            ("constant -1e6", vec![-1e6; 50]),
+            ("all NaN", vec![f32::NAN; 10]),
+            ("infinities", vec![f32::INFINITY, f32::NEG_INFINITY, 1.0]),
+            ("NaN among scores", vec![0.1, f32::NAN, 0.9, 0.5]),
+            ("huge range", vec![-f32::MAX, f32::MAX]),
+        ]
+    }
+
+    #[test]
+    fn score_charts_draw_every_degenerate_series() {
+        for (name, scores) in shapes() {
+            let labels: Vec<bool> = (0..scores.len()).map(|i| i % 3 == 0).collect();
+            let (s, l) = (scores.clone(), labels.clone());
+            let svg = returns(format!("histogram of {name}"), move || {
+                histogram_svg(&s, &l)
+            });
+            assert!(svg.contains("<svg"), "{name}");
+            if scores.iter().all(|s| !s.is_finite()) {
+                assert!(svg.contains("no scores to show"), "{name}: labelled empty");
+            }
+            returns(format!("calibration of {name}"), move || {
+                calibration_svg(&scores, &labels)
+            });
+        }
+    }
+
+    #[test]
+    fn metric_charts_draw_nan_infinite_and_empty_values() {
+        for (name, values) in [
+            ("no curve points", vec![]),
+            ("NaN recall", vec![f64::NAN; 5]),
+            ("infinite recall", vec![0.1, f64::INFINITY]),
+            ("zero recall", vec![0.0; 5]),
+        ] {
+            let curves = vec![("two-tower".to_owned(), values.clone())];
+            returns(format!("recall curve, {name}"), move || {
+                recall_curve_svg(&curves)
+            });
+        }
+        for v in [f64::NAN, f64::INFINITY, 0.0] {
+            let interval = Interval {
+                mean: v,
+                low: v,
+                high: v,
+            };
+            let rows = vec![MetricRow {
+                system: "two-tower+ranker".into(),
+                subset: "all".into(),
+                users: 0,
+                recall_at_10: v,
+                recall_at_50: interval,
+                recall_at_100: v,
+                ndcg_at_10: interval,
+                map_at_10: v,
+                hit_rate_at_10: v,
+                coverage_at_10: v,
+                novelty_at_10: v,
+            }];
+            let verdict = Verdict {
+                previous_version: Some("v0".into()),
+                previous_ndcg_at_10: Some(v),
+                common_users: 0,
+                difference: None,
+                decision: super::super::compare::Decision::NoSignificantDifference,
+            };
+            returns(format!("comparison of {v}"), move || {
+                comparison_svg(&rows, &verdict)
+            });
+        }
+    }
 }

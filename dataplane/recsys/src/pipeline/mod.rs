@@ -2,6 +2,7 @@
 //! catalog, write the version. Nothing here imports the serving path.
 
 pub mod ab;
+pub mod chart_axis;
 pub mod cold_start;
 pub mod cold_track_plot;
 pub mod cold_track_record;
