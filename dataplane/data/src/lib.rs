@@ -1,4 +1,7 @@
-//! Loading interaction data and the catalog into dense ids.
+//! Data in, features out. Interaction data and the catalog loaded into dense ids (CSV and
+//! Parquet event files, entity files, MovieLens, the synthetic generator, `s3://` and `file://`
+//! locations) and validated; point-in-time features computed from them ([`features`]: the
+//! snapshot training and serving share, the Parquet offline store, the Redis online store).
 
 pub mod entity_files;
 pub mod event_dataset;

@@ -1,6 +1,8 @@
 //! Versioned artifact directories: one directory per model version holding every file serving
 //! needs and a manifest with the data window, the feature schema hash, hyper-parameters,
-//! metrics and a SHA-256 per file. A directory that fails any check is refused whole.
+//! metrics and a SHA-256 per file. A directory that fails any check is refused whole. The
+//! format's writer ([`writer`]), its reader and verifier (here and [`bundle`]), the fetcher
+//! from object storage ([`fetch`]) and the index manifest ([`index_manifest`]) live together.
 
 use recsys_data::features::ranker::feature_names_for;
 use recsys_data::features::FeatureSnapshot;
